@@ -1,0 +1,392 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"regexp"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/sirupsen/logrus"
+)
+
+// Config tunes a Bridge.
+type Config struct {
+	// Owner is written with every entry and only entries with this owner are
+	// ever changed or removed.
+	Owner string
+	// OnSuccess keeps the services of a container that exited with a failure
+	// (a non-zero code that is not a signal) instead of removing them.
+	OnSuccess bool
+	// Cleanup also removes entries without an owner mark whose ID has the form
+	// registrator used for this host (Hostname:container:port) and whose
+	// container no longer runs: entries left by gliderlabs/registrator.
+	Cleanup  bool
+	Hostname string
+	// Resync is the period of the full reconcile.
+	Resync time.Duration
+	// Workers is how many containers are synced in parallel.
+	Workers int
+	// Retry spaces the retries of a container whose sync failed, and of a
+	// failed full reconcile.
+	Retry Backoff
+	// Timeout bounds every call to the backend and to Docker.
+	Timeout time.Duration
+}
+
+// Bridge applies the plan. Create it with New, feed it with Changed and
+// Resync, and run it with Run.
+type Bridge struct {
+	src     Source
+	backend Backend
+	cfg     Config
+	log     *logrus.Entry
+	q       *queue
+	resync  chan struct{} // buffer 1: a full reconcile is wanted
+
+	mu         sync.Mutex
+	containers map[string]*known             // by container ID
+	actual     map[string]map[string]Service // by container ID, then service ID: what the backend holds
+	seq        uint64                        // counts changes to actual made by workers
+	touched    map[string]uint64             // container ID → seq of its last change
+}
+
+// known is what the bridge remembers of a container it has synced.
+type known struct {
+	fingerprint string    // from the last List that saw it
+	desired     []Service // what its last successful sync decided should exist
+}
+
+// New returns a Bridge; call Run to start it.
+func New(src Source, backend Backend, cfg Config, log *logrus.Entry) *Bridge {
+	if cfg.Workers <= 0 {
+		cfg.Workers = 4
+	}
+	if cfg.Retry == nil {
+		cfg.Retry = ExponentialBackoff(500*time.Millisecond, 30*time.Second)
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 10 * time.Second
+	}
+	if cfg.Resync <= 0 {
+		cfg.Resync = 30 * time.Second
+	}
+	return &Bridge{
+		src:        src,
+		backend:    backend,
+		cfg:        cfg,
+		log:        log,
+		q:          newQueue(cfg.Retry),
+		resync:     make(chan struct{}, 1),
+		containers: map[string]*known{},
+		actual:     map[string]map[string]Service{},
+		touched:    map[string]uint64{},
+	}
+}
+
+// Changed says that something happened to a container. It never blocks.
+func (b *Bridge) Changed(containerID string) { b.q.Add(containerID) }
+
+// Resync asks for a full reconcile. It never blocks; requests made while one
+// is pending are merged.
+func (b *Bridge) Resync() {
+	select {
+	case b.resync <- struct{}{}:
+	default:
+	}
+}
+
+// Run syncs until ctx is done. The first full reconcile happens at the first
+// Resync call, so that the caller can subscribe to events before it.
+func (b *Bridge) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	for range b.cfg.Workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			b.work(ctx)
+		}()
+	}
+	b.reconcileLoop(ctx)
+	wg.Wait()
+	b.q.Stop()
+	return nil
+}
+
+func (b *Bridge) work(ctx context.Context) {
+	for {
+		id, ok := b.q.Get(ctx)
+		if !ok {
+			return
+		}
+		err := b.sync(ctx, id)
+		if err != nil && ctx.Err() == nil {
+			b.log.WithFields(logrus.Fields{"container": short(id), "error": err}).Warn("sync failed, will retry")
+		}
+		b.q.Done(id, err != nil)
+	}
+}
+
+func (b *Bridge) reconcileLoop(ctx context.Context) {
+	tick := time.NewTicker(b.cfg.Resync)
+	defer tick.Stop()
+	failures := 0
+	var retry *time.Timer
+	defer func() {
+		if retry != nil {
+			retry.Stop()
+		}
+	}()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		case <-b.resync:
+		}
+		if retry != nil {
+			retry.Stop()
+			retry = nil
+		}
+		err := b.reconcile(ctx)
+		if err == nil {
+			failures = 0
+			continue
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		failures++
+		wait := min(b.cfg.Retry(failures), b.cfg.Resync)
+		b.log.WithField("error", err).Warnf("full reconcile failed, retrying in %s", wait)
+		retry = time.AfterFunc(wait, b.Resync)
+	}
+}
+
+// reconcile compares everything: it reads every container and every entry,
+// refreshes what the bridge believes the backend holds, and queues each
+// container whose entries may differ from what should exist. It acts on
+// nothing unless both reads succeeded.
+func (b *Bridge) reconcile(ctx context.Context) error {
+	list, err := b.src.List(ctx)
+	if err != nil {
+		return fmt.Errorf("list containers: %w", err)
+	}
+	b.mu.Lock()
+	start := b.seq
+	b.mu.Unlock()
+	var entries []Service
+	err = b.call(ctx, func(ctx context.Context) (err error) {
+		entries, err = b.backend.Services(ctx)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("read registry: %w", err)
+	}
+
+	byContainer := map[string]map[string]Service{}
+	var legacy []Service
+	for _, e := range entries {
+		switch {
+		case e.Owner == b.cfg.Owner && e.Container != "":
+			if byContainer[e.Container] == nil {
+				byContainer[e.Container] = map[string]Service{}
+			}
+			byContainer[e.Container][e.ID] = e
+		case e.Owner == "" && b.cfg.Cleanup:
+			legacy = append(legacy, e)
+		}
+	}
+
+	b.mu.Lock()
+	// What a worker changed after the read started is newer than the read.
+	for id := range b.actual {
+		if _, ok := byContainer[id]; !ok && b.touched[id] <= start {
+			delete(b.actual, id)
+		}
+	}
+	for id, services := range byContainer {
+		if b.touched[id] <= start {
+			b.actual[id] = services
+		}
+	}
+	for id, t := range b.touched {
+		if t <= start {
+			delete(b.touched, id)
+		}
+	}
+
+	listed := make(map[string]Container, len(list))
+	running := map[string]bool{} // by container name, for -cleanup
+	todo := map[string]bool{}
+	for _, c := range list {
+		listed[c.ID] = c
+		if c.Running {
+			running[c.Name] = true
+		}
+		k := b.containers[c.ID]
+		switch {
+		case c.Running && (k == nil || k.fingerprint != c.Fingerprint):
+			todo[c.ID] = true
+		case !c.Running && k != nil && k.fingerprint != c.Fingerprint:
+			todo[c.ID] = true
+		}
+		if k != nil {
+			k.fingerprint = c.Fingerprint
+		}
+	}
+	for id, k := range b.containers {
+		if _, ok := listed[id]; !ok {
+			todo[id] = true // gone while we were not looking
+		}
+		reg, dereg := Plan(b.cfg.Owner, k.desired, slices.Collect(maps.Values(b.actual[id])))
+		if len(reg)+len(dereg) > 0 {
+			todo[id] = true // the backend drifted
+		}
+	}
+	for id := range b.actual {
+		if b.containers[id] == nil {
+			todo[id] = true // entries of a container we never synced: a crash left them
+		}
+	}
+	b.mu.Unlock()
+
+	b.log.WithFields(logrus.Fields{"containers": len(list), "entries": len(entries), "queued": len(todo)}).Debug("full reconcile")
+	for id := range todo {
+		b.q.Add(id)
+	}
+	return b.cleanup(ctx, legacy, running)
+}
+
+// legacyID matches the IDs gliderlabs/registrator gave: host:container:port[:udp].
+var legacyID = regexp.MustCompile(`^(.+?):([a-zA-Z0-9][a-zA-Z0-9_.-]+):[0-9]+(?::udp)?$`)
+
+func (b *Bridge) cleanup(ctx context.Context, legacy []Service, running map[string]bool) error {
+	var errs []error
+	for _, e := range legacy {
+		m := legacyID.FindStringSubmatch(e.ID)
+		if m == nil || m[1] != b.cfg.Hostname || running[m[2]] {
+			continue
+		}
+		err := b.call(ctx, func(ctx context.Context) error { return b.backend.Deregister(ctx, e) })
+		log := b.log.WithFields(logrus.Fields{"service": e.ID, "action": "cleanup"})
+		if err != nil {
+			errs = append(errs, fmt.Errorf("remove dangling %s: %w", e.ID, err))
+			continue
+		}
+		log.Info("removed dangling entry")
+	}
+	return errors.Join(errs...)
+}
+
+// sync makes the entries of one container equal to what should exist now.
+func (b *Bridge) sync(ctx context.Context, id string) error {
+	c, err := b.inspect(ctx, id)
+	gone := errors.Is(err, ErrNotFound)
+	if err != nil && !gone {
+		return fmt.Errorf("inspect: %w", err)
+	}
+	log := b.log.WithField("container", short(id))
+	for _, w := range c.Warnings {
+		log.WithField("error", w).Warnf("container %s: metadata ignored", c.Name)
+	}
+
+	b.mu.Lock()
+	actual := slices.Collect(maps.Values(b.actual[id]))
+	var desired []Service
+	switch {
+	case gone:
+	case c.Running:
+		desired = c.Services
+	case b.cfg.OnSuccess && failed(c.ExitCode):
+		desired = actual // keep them: -deregister on-success
+	}
+	register, deregister := Plan(b.cfg.Owner, desired, actual)
+	b.mu.Unlock()
+
+	var errs []error
+	for _, s := range register {
+		s.Owner = b.cfg.Owner
+		err := b.call(ctx, func(ctx context.Context) error { return b.backend.Register(ctx, s) })
+		if err != nil {
+			errs = append(errs, fmt.Errorf("register %s: %w", s.ID, err))
+			continue
+		}
+		s.Revision = s.Fingerprint()
+		b.record(id, s.ID, &s)
+		log.WithFields(logrus.Fields{"service": s.ID, "action": "register"}).Infof("registered %s at %s:%d", s.Name, s.Address, s.Port)
+	}
+	for _, s := range deregister {
+		err := b.call(ctx, func(ctx context.Context) error { return b.backend.Deregister(ctx, s) })
+		if err != nil {
+			errs = append(errs, fmt.Errorf("deregister %s: %w", s.ID, err))
+			continue
+		}
+		b.record(id, s.ID, nil)
+		log.WithFields(logrus.Fields{"service": s.ID, "action": "deregister"}).Infof("deregistered %s", s.Name)
+	}
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	if len(register)+len(deregister) == 0 {
+		log.Debug("in sync")
+	}
+
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if gone {
+		delete(b.containers, id)
+		return nil
+	}
+	if b.containers[id] == nil {
+		b.containers[id] = &known{}
+	}
+	b.containers[id].desired = desired
+	return nil
+}
+
+func (b *Bridge) inspect(ctx context.Context, id string) (Container, error) {
+	ctx, cancel := context.WithTimeout(ctx, b.cfg.Timeout)
+	defer cancel()
+	return b.src.Inspect(ctx, id)
+}
+
+// record notes a change the backend accepted: s written, or removed if nil.
+func (b *Bridge) record(container, serviceID string, s *Service) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.seq++
+	b.touched[container] = b.seq
+	if s == nil {
+		delete(b.actual[container], serviceID)
+		if len(b.actual[container]) == 0 {
+			delete(b.actual, container)
+		}
+		return
+	}
+	if b.actual[container] == nil {
+		b.actual[container] = map[string]Service{}
+	}
+	b.actual[container][serviceID] = *s
+}
+
+// call runs one backend operation with the configured timeout.
+func (b *Bridge) call(ctx context.Context, op func(context.Context) error) error {
+	ctx, cancel := context.WithTimeout(ctx, b.cfg.Timeout)
+	defer cancel()
+	return op(ctx)
+}
+
+// failed reports whether an exit code is a failure of the program rather
+// than a clean exit or the result of a signal (stop, kill: 128+n).
+func failed(code int) bool { return code != 0 && code&128 == 0 }
+
+func short(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}

@@ -1,0 +1,149 @@
+// Package bridge keeps a service registry equal to the containers running on
+// one Docker host.
+//
+// Docker is the truth and the registry holds a copy that we own. A Source
+// says what should exist (the services derived from containers), a Backend
+// says what does exist, Plan computes the difference, and the Bridge applies
+// it: per container when an event arrives, for everything at start, after a
+// reconnect and on a resync tick.
+//
+// bridge imports nothing else of this module: docker/ and every registry
+// adapter import it, and only cmd/registrator imports them all.
+package bridge
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"maps"
+	"slices"
+)
+
+// Service is one registration: one port of one container.
+type Service struct {
+	ID      string
+	Name    string
+	Address string
+	Port    int
+	Tags    []string          // in the order the user gave them
+	Meta    map[string]string // the container's attributes (SERVICE_<KEY> that is not a known key)
+	Checks  []Check
+
+	// Container is the full ID of the Docker container the service comes from.
+	Container string
+	// Owner identifies the registrator instance that wrote the entry (the
+	// Docker engine ID). Adapters store it with the entry and return it on read;
+	// an entry without an owner mark reads back with Owner "".
+	Owner string
+	// Revision is set on entries read back from a backend: the Fingerprint of
+	// the definition the entry was written from, "" if the backend kept none.
+	Revision string
+}
+
+// Check is a health check attached to a service. Exactly one of HTTP, TCP,
+// GRPC, TTL and Args says what kind it is.
+type Check struct {
+	HTTP          string   `json:",omitempty"` // full URL (http or https)
+	Method        string   `json:",omitempty"` // HTTP method, "" for GET
+	TCP           string   `json:",omitempty"` // host:port
+	GRPC          string   `json:",omitempty"` // host:port[/service]
+	GRPCUseTLS    bool     `json:",omitempty"`
+	TLSSkipVerify bool     `json:",omitempty"`
+	TTL           string   `json:",omitempty"` // the application reports within this period
+	Args          []string `json:",omitempty"` // a script the backend's agent runs
+
+	Interval        string `json:",omitempty"`
+	Timeout         string `json:",omitempty"`
+	InitialStatus   string `json:",omitempty"` // passing, warning or critical
+	DeregisterAfter string `json:",omitempty"` // remove the service once critical this long
+}
+
+// Fingerprint digests everything about s that a backend stores, so that Plan
+// can tell an unchanged entry from a changed one without reading checks back.
+// Owner and Revision are not part of it.
+func (s Service) Fingerprint() string {
+	s.Owner, s.Revision = "", ""
+	b, err := json.Marshal(s) // maps are marshalled with sorted keys
+	if err != nil {
+		panic("bridge: fingerprint: " + err.Error()) // cannot happen: plain data
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:12])
+}
+
+// Backend is a service registry. Every method may be called concurrently and
+// must return when ctx is done.
+type Backend interface {
+	// Services returns every entry the backend holds in the namespace this
+	// registrator writes to, as stored, with Owner and Revision read back from
+	// the owner mark. Entries that carry no mark read back with Owner "".
+	Services(ctx context.Context) ([]Service, error)
+	// Register creates or replaces s, marking it as written by s.Owner with
+	// revision s.Fingerprint(). It is idempotent.
+	Register(ctx context.Context, s Service) error
+	// Deregister removes s. An entry that is already gone is not an error.
+	Deregister(ctx context.Context, s Service) error
+	// Ping checks that the backend can be reached.
+	Ping(ctx context.Context) error
+	Close() error
+}
+
+// Container is what the bridge knows of one Docker container.
+type Container struct {
+	ID   string
+	Name string // without the leading slash
+	// Running is false for a container that exited, is being restarted or was
+	// only created.
+	Running  bool
+	ExitCode int
+	// Fingerprint, from List, changes whenever anything that could change the
+	// container's services changes (state, name, ports, networks, labels).
+	Fingerprint string
+	// Services are set by Inspect for a running container; a container whose
+	// metadata has faults still yields every service it can, and Warnings say
+	// what was skipped, naming the key.
+	Services []Service
+	Warnings []error
+}
+
+// ErrNotFound is returned by Source.Inspect for a container that does not exist.
+var ErrNotFound = errors.New("no such container")
+
+// Source says what should exist.
+type Source interface {
+	// List returns every container the engine knows, running or not, without
+	// Services.
+	List(ctx context.Context) ([]Container, error)
+	// Inspect returns one container with its Services derived, or an error
+	// wrapping ErrNotFound when the container is gone.
+	Inspect(ctx context.Context, id string) (Container, error)
+}
+
+// Plan returns the entries to write and the entries to remove so that actual
+// becomes equal to desired. Services are matched by ID; an entry whose
+// Revision equals the desired service's Fingerprint and whose Owner is owner
+// is unchanged and is not written again. The result is in a stable order.
+func Plan(owner string, desired, actual []Service) (register, deregister []Service) {
+	want := make(map[string]Service, len(desired))
+	for _, s := range desired {
+		want[s.ID] = s
+	}
+	have := make(map[string]Service, len(actual))
+	for _, s := range actual {
+		have[s.ID] = s
+	}
+	for _, id := range slices.Sorted(maps.Keys(want)) {
+		s := want[id]
+		if a, ok := have[id]; !ok || a.Owner != owner || a.Revision != s.Fingerprint() {
+			register = append(register, s)
+		}
+	}
+	for _, id := range slices.Sorted(maps.Keys(have)) {
+		if _, ok := want[id]; !ok {
+			deregister = append(deregister, have[id])
+		}
+	}
+	return register, deregister
+}

@@ -1,0 +1,139 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/sirupsen/logrus"
+)
+
+// options is the command line.
+type options struct {
+	hostIP         string
+	internal       bool
+	explicit       bool
+	useIPFromLabel string
+	tags           string
+	resync         time.Duration
+	onSuccess      bool
+	cleanup        bool
+	ttl, ttlEvery  time.Duration
+	retryAttempts  int
+	retryInterval  time.Duration
+	logLevel       logrus.Level
+	logJSON        bool
+	version        bool
+	uri            string
+}
+
+// errHelp asks for the usage text: -h or -help.
+var errHelp = flag.ErrHelp
+
+// defaultResync applies when -resync is 0, registrator's "never".
+const defaultResync = 30 * time.Second
+
+var hostname = regexp.MustCompile(`^[a-zA-Z0-9]([a-zA-Z0-9.-]*[a-zA-Z0-9])?$`)
+
+// parseFlags reads the command line. Its errors are one line each.
+func parseFlags(args []string, usage io.Writer) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("registrator", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&o.hostIP, "ip", "", "address to register for published ports (beats the bind IP and the hostname's address)")
+	fs.BoolVar(&o.internal, "internal", false, "register the container's address and exposed port instead of the host's; unpublished ports count")
+	fs.BoolVar(&o.explicit, "explicit", false, "only register services that have a name (SERVICE_NAME or SERVICE_<port>_NAME)")
+	fs.StringVar(&o.useIPFromLabel, "useIpFromLabel", "", "take the address from this container `label` (a /cidr suffix is dropped)")
+	fs.StringVar(&o.tags, "tags", "", "comma `list` of tags added to every service; a Go template over the container's inspect data")
+	resync := fs.Int("resync", int(defaultResync/time.Second), "`seconds` between full reconciles (0 means the default, 30)")
+	deregister := fs.String("deregister", "always", "always, or on-success: keep the services of a container that exited with a failure")
+	fs.BoolVar(&o.cleanup, "cleanup", false, "also remove dangling entries without an owner mark that registrator left for this host")
+	ttl := fs.Int("ttl", 0, "`seconds` an entry lives in TTL-capable backends (with -ttl-refresh)")
+	ttlEvery := fs.Int("ttl-refresh", 0, "`seconds` between TTL refreshes; must be less than -ttl")
+	fs.IntVar(&o.retryAttempts, "retry-attempts", 0, "more attempts to reach the backend at start; -1 retries forever")
+	retryMS := fs.Int("retry-interval", 2000, "`milliseconds` between those attempts")
+	level := fs.String("log-level", "info", "debug, info, warn or error")
+	format := fs.String("log-format", "text", "text or json")
+	fs.BoolVar(&o.version, "version", false, "print the version and exit")
+
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			printUsage(fs, usage)
+		}
+		return o, err
+	}
+	if o.version {
+		return o, nil
+	}
+	switch fs.NArg() {
+	case 0:
+		return o, errors.New("missing registry URI, e.g. consul://127.0.0.1:8500")
+	case 1:
+		o.uri = fs.Arg(0)
+	default:
+		return o, fmt.Errorf("unexpected argument %q after the registry URI (options go before it)", fs.Arg(1))
+	}
+	if o.hostIP != "" && net.ParseIP(o.hostIP) == nil && !hostname.MatchString(o.hostIP) {
+		return o, fmt.Errorf("-ip %q is neither an IP address nor a host name", o.hostIP)
+	}
+	switch *deregister {
+	case "always":
+	case "on-success":
+		o.onSuccess = true
+	default:
+		return o, fmt.Errorf("-deregister %q: must be always or on-success", *deregister)
+	}
+	if *resync < 0 {
+		return o, fmt.Errorf("-resync %d: must not be negative", *resync)
+	}
+	o.resync = time.Duration(*resync) * time.Second
+	if o.resync == 0 {
+		o.resync = defaultResync
+	}
+	switch {
+	case *ttl < 0 || *ttlEvery < 0:
+		return o, errors.New("-ttl and -ttl-refresh must not be negative")
+	case (*ttl == 0) != (*ttlEvery == 0):
+		return o, errors.New("-ttl and -ttl-refresh must be given together or not at all")
+	case *ttl > 0 && *ttl <= *ttlEvery:
+		return o, errors.New("-ttl must be greater than -ttl-refresh")
+	}
+	o.ttl, o.ttlEvery = time.Duration(*ttl)*time.Second, time.Duration(*ttlEvery)*time.Second
+	if o.retryAttempts < -1 {
+		return o, fmt.Errorf("-retry-attempts %d: must be -1 (forever) or more", o.retryAttempts)
+	}
+	if *retryMS <= 0 {
+		return o, fmt.Errorf("-retry-interval %d: must be positive", *retryMS)
+	}
+	o.retryInterval = time.Duration(*retryMS) * time.Millisecond
+	lvl, err := logrus.ParseLevel(*level)
+	if err != nil {
+		return o, fmt.Errorf("-log-level %q: must be debug, info, warn or error", *level)
+	}
+	o.logLevel = lvl
+	switch *format {
+	case "text":
+	case "json":
+		o.logJSON = true
+	default:
+		return o, fmt.Errorf("-log-format %q: must be text or json", *format)
+	}
+	return o, nil
+}
+
+func printUsage(fs *flag.FlagSet, w io.Writer) {
+	fmt.Fprintln(w, "Usage: registrator [options] <registry URI>")
+	fmt.Fprintln(w, "Registry URIs: consul://host:port, consul-tls://host:port, consul-unix:///path.sock")
+	fmt.Fprintln(w, "Options:")
+	fs.SetOutput(w)
+	fs.PrintDefaults()
+	fs.SetOutput(io.Discard)
+	fmt.Fprintln(w, strings.TrimSpace(`
+Docker: DOCKER_HOST, DOCKER_TLS_VERIFY, DOCKER_CERT_PATH (default /var/run/docker.sock, else /tmp/docker.sock).
+Consul: CONSUL_HTTP_ADDR, CONSUL_HTTP_TOKEN, CONSUL_HTTP_AUTH, CONSUL_HTTP_SSL*, CONSUL_CACERT, CONSUL_CLIENT_CERT, CONSUL_CLIENT_KEY.`))
+}

@@ -1,0 +1,142 @@
+// Command registrator keeps a service registry equal to the containers
+// running on this Docker host. See README.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/registrator/registrator/bridge"
+	"github.com/registrator/registrator/docker"
+	"github.com/registrator/registrator/registry"
+)
+
+// version is set at build time: -ldflags "-X main.version=v1.2.3".
+var version = "dev"
+
+// Exit codes: 0 after SIGTERM/SIGINT, 2 for a misconfiguration at start.
+const exitMisconfigured = 2
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	o, err := parseFlags(args, os.Stdout)
+	switch {
+	case errors.Is(err, errHelp):
+		return 0
+	case err != nil:
+		fmt.Fprintf(os.Stderr, "registrator: %v (see registrator -h)\n", err)
+		return exitMisconfigured
+	case o.version:
+		fmt.Println("registrator", version)
+		return 0
+	}
+	log := newLogger(o)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	fail := func(err error) int {
+		fmt.Fprintf(os.Stderr, "registrator: %v\n", err)
+		return exitMisconfigured
+	}
+	tags, err := docker.ParseTags(o.tags)
+	if err != nil {
+		log.WithField("error", err).Error("-tags is not a valid template; no tags are added from it")
+	}
+	backend, err := registry.Open(o.uri)
+	if err != nil {
+		return fail(err)
+	}
+	defer backend.Close()
+	api, err := docker.Connect()
+	if err != nil {
+		return fail(err)
+	}
+	defer api.Close()
+	if err := reach(ctx, backend, o, log); err != nil {
+		if ctx.Err() != nil {
+			return 0
+		}
+		return fail(err)
+	}
+	owner, err := docker.EngineID(ctx, api, func(n int, err error) time.Duration {
+		log.WithField("error", err).Warn("waiting for the Docker engine")
+		return min(time.Duration(n)*time.Second, 10*time.Second)
+	})
+	if err != nil { // only when stopped while waiting
+		return 0
+	}
+	host, _ := os.Hostname()
+	cfg := docker.Config{Hostname: host, HostIP: o.hostIP, Internal: o.internal, Explicit: o.explicit,
+		UseIPFromLabel: o.useIPFromLabel, Tags: tags}
+	if o.hostIP == "" && !o.internal {
+		cfg.HostAddr = hostAddress(host, log)
+	}
+	b := bridge.New(&docker.Source{API: api, Config: cfg}, backend, bridge.Config{
+		Owner: owner, OnSuccess: o.onSuccess, Cleanup: o.cleanup, Hostname: host, Resync: o.resync,
+	}, log)
+	log.WithFields(logrus.Fields{"owner": owner, "registry": o.uri, "version": version}).Info("registrator started")
+	go docker.Watch(ctx, api, log, b.Changed, b.Resync)
+	b.Run(ctx)
+	log.Info("stopped; registrations are left in place")
+	return 0
+}
+
+// reach pings the backend, with the -retry-attempts policy.
+func reach(ctx context.Context, backend bridge.Backend, o options, log *logrus.Entry) error {
+	for attempt := 0; ; attempt++ {
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := backend.Ping(pctx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if o.retryAttempts != -1 && attempt >= o.retryAttempts {
+			return fmt.Errorf("cannot reach the registry after %d attempt(s): %w", attempt+1, err)
+		}
+		log.WithField("error", err).Warnf("registry not reachable, retrying in %s", o.retryInterval)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(o.retryInterval):
+		}
+	}
+}
+
+// hostAddress is the address the host name resolves to, preferring IPv4,
+// as registrator did for ports published on every interface.
+func hostAddress(host string, log *logrus.Entry) string {
+	ips, err := net.LookupIP(host)
+	if err != nil || len(ips) == 0 {
+		log.WithField("error", err).Warnf("cannot resolve host name %q: ports published on all interfaces are registered without an address; set -ip", host)
+		return ""
+	}
+	for _, ip := range ips {
+		if ip.To4() != nil {
+			return ip.String()
+		}
+	}
+	return ips[0].String()
+}
+
+func newLogger(o options) *logrus.Entry {
+	l := logrus.New()
+	l.SetOutput(os.Stderr)
+	l.SetLevel(o.logLevel)
+	if o.logJSON {
+		l.SetFormatter(&logrus.JSONFormatter{})
+	} else {
+		l.SetFormatter(&logrus.TextFormatter{FullTimestamp: true, DisableColors: true})
+	}
+	return logrus.NewEntry(l)
+}

@@ -1,0 +1,106 @@
+package docker
+
+import (
+	"strings"
+)
+
+// entry is one piece of metadata with the key as the user wrote it, so that
+// warnings can name it.
+type entry struct{ key, value string }
+
+// metadata is every SERVICE_* key of a container, generic and per port.
+type metadata struct {
+	generic map[string]entry            // by lower-cased key
+	ports   map[string]map[string]entry // by exposed port, then key
+}
+
+// readMetadata reads env ("K=V") and labels; a label beats an env var.
+func readMetadata(env []string, labels map[string]string) metadata {
+	md := metadata{generic: map[string]entry{}, ports: map[string]map[string]entry{}}
+	for _, kv := range env {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			md.add(k, v)
+		}
+	}
+	for k, v := range labels {
+		md.add(k, v)
+	}
+	return md
+}
+
+func (md metadata) add(full, value string) {
+	rest, ok := strings.CutPrefix(full, Prefix)
+	if !ok || rest == "" {
+		return
+	}
+	rest = strings.ToLower(rest)
+	if p, key, ok := strings.Cut(rest, "_"); ok && key != "" && digits(p) {
+		if md.ports[p] == nil {
+			md.ports[p] = map[string]entry{}
+		}
+		md.ports[p][key] = entry{full, value}
+		return
+	}
+	md.generic[rest] = entry{full, value}
+}
+
+func digits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// portMetadata is the metadata that applies to one exposed port.
+type portMetadata struct{ generic, port map[string]entry }
+
+func (md metadata) forPort(p string) portMetadata {
+	return portMetadata{generic: md.generic, port: md.ports[p]}
+}
+
+func (m portMetadata) get(key string) (entry, bool) {
+	if e, ok := m.port[key]; ok {
+		return e, true
+	}
+	e, ok := m.generic[key]
+	return e, ok
+}
+
+// value is the value of key, "" if unset.
+func (m portMetadata) value(key string) string {
+	e, _ := m.get(key)
+	return e.value
+}
+
+// key is the key as the user wrote it.
+func (m portMetadata) key(key string) string {
+	if e, ok := m.get(key); ok {
+		return e.key
+	}
+	return Prefix + strings.ToUpper(key)
+}
+
+func (m portMetadata) fromPort(key string) bool {
+	_, ok := m.port[key]
+	return ok
+}
+
+// attributes are the keys that are not known keys, for the backend to store.
+func (m portMetadata) attributes() map[string]string {
+	var attrs map[string]string
+	for _, src := range []map[string]entry{m.generic, m.port} {
+		for k, e := range src {
+			switch {
+			case k == KeyName, k == KeyID, k == KeyTags, k == KeyIgnore, strings.HasPrefix(k, KeyCheckPrefix):
+				continue
+			}
+			if attrs == nil {
+				attrs = map[string]string{}
+			}
+			attrs[k] = e.value
+		}
+	}
+	return attrs
+}

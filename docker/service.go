@@ -1,0 +1,343 @@
+package docker
+
+import (
+	"cmp"
+	"fmt"
+	"net"
+	"net/url"
+	"path"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/go-connections/nat"
+	"github.com/mattn/go-shellwords"
+
+	"github.com/registrator/registrator/bridge"
+)
+
+// Config is what the command line says about deriving services.
+type Config struct {
+	Hostname string // first part of the default service ID
+	// HostIP (-ip) is the address registered for published ports; it beats
+	// the bind IP of the port and HostAddr.
+	HostIP string
+	// HostAddr is this host's own address, used for ports published on every
+	// interface when HostIP is empty ("" lets the backend choose).
+	HostAddr       string
+	Internal       bool   // -internal
+	Explicit       bool   // -explicit
+	UseIPFromLabel string // -useIpFromLabel
+	Tags           *Tags  // -tags
+}
+
+// Services derives the services of a running container, following the
+// compatibility contract. It never fails: each piece of metadata it cannot use
+// is skipped and reported in warnings, naming the key.
+func Services(c container.InspectResponse, cfg Config) (services []bridge.Service, warnings []error) {
+	if c.ContainerJSONBase == nil || c.Config == nil {
+		return nil, nil
+	}
+	md := readMetadata(c.Config.Env, c.Config.Labels)
+	ports := servicePorts(c, cfg.Internal)
+	group := len(ports) > 1
+
+	var forced string
+	if cfg.Tags != nil {
+		var err error
+		if forced, err = cfg.Tags.For(c); err != nil {
+			warnings = append(warnings, err)
+		}
+	}
+
+	name := strings.TrimPrefix(c.Name, "/")
+	for _, p := range ports {
+		m := md.forPort(p.exposed.Port())
+		if isSet(m.value(KeyIgnore)) {
+			continue
+		}
+		s := bridge.Service{Container: c.ID, Name: m.value(KeyName)}
+		if s.Name == "" {
+			if cfg.Explicit {
+				continue
+			}
+			s.Name = defaultName(c)
+		}
+		if group && !m.fromPort(KeyName) {
+			s.Name += "-" + p.exposed.Port()
+		}
+		s.ID = cfg.Hostname + ":" + name + ":" + p.exposed.Port()
+		if p.exposed.Proto() == "udp" {
+			s.ID += ":udp"
+		}
+		if id := m.value(KeyID); id != "" {
+			s.ID = id
+		}
+		s.Address, s.Port = address(c, p, cfg)
+		s.Tags = joinTags(splitTags(m.value(KeyTags)), splitTags(forced))
+		if p.exposed.Proto() == "udp" {
+			s.Tags = joinTags(s.Tags, []string{"udp"})
+		}
+		s.Meta = m.attributes()
+		var w []error
+		s.Checks, w = checks(m, s.Address, s.Port)
+		warnings = append(warnings, w...)
+		services = append(services, s)
+	}
+	return services, warnings
+}
+
+// port is one exposed port and where the host publishes it.
+type port struct {
+	exposed  nat.Port
+	hostIP   string
+	hostPort string // "" when not published
+}
+
+// servicePorts lists the ports that can be registered, ordered by number and
+// protocol. An exposed port counts as published on the same port unless the
+// runtime port map says otherwise (--net=host has no runtime port map).
+func servicePorts(c container.InspectResponse, internal bool) []port {
+	all := map[nat.Port]port{}
+	for p := range c.Config.ExposedPorts {
+		all[p] = port{exposed: p, hostPort: p.Port()}
+	}
+	if c.NetworkSettings != nil {
+		for p, bindings := range c.NetworkSettings.Ports {
+			b := firstBinding(bindings)
+			all[p] = port{exposed: p, hostIP: b.HostIP, hostPort: b.HostPort}
+		}
+	}
+	var out []port
+	for _, p := range all {
+		if p.hostPort != "" || internal {
+			out = append(out, p)
+		}
+	}
+	slices.SortFunc(out, func(a, b port) int {
+		return cmp.Or(cmp.Compare(a.exposed.Int(), b.exposed.Int()), cmp.Compare(a.exposed.Proto(), b.exposed.Proto()))
+	})
+	return out
+}
+
+// firstBinding prefers the first IPv4 binding: the engine lists a port
+// published on every interface once for 0.0.0.0 and once for ::.
+func firstBinding(bs []nat.PortBinding) nat.PortBinding {
+	for _, b := range bs {
+		if ip := net.ParseIP(b.HostIP); b.HostIP == "" || ip.To4() != nil {
+			return b
+		}
+	}
+	if len(bs) > 0 {
+		return bs[0]
+	}
+	return nat.PortBinding{}
+}
+
+func address(c container.InspectResponse, p port, cfg Config) (string, int) {
+	var addr string
+	var num int
+	if cfg.Internal {
+		addr, num = containerIP(c), p.exposed.Int()
+	} else {
+		addr = p.hostIP
+		if ip := net.ParseIP(addr); addr == "" || ip.IsUnspecified() {
+			addr = cfg.HostAddr
+		}
+		if cfg.HostIP != "" {
+			addr = cfg.HostIP
+		}
+		num, _ = strconv.Atoi(p.hostPort)
+	}
+	if cfg.UseIPFromLabel != "" {
+		if v := c.Config.Labels[cfg.UseIPFromLabel]; v != "" {
+			addr, _, _ = strings.Cut(v, "/")
+		}
+	}
+	return addr, num
+}
+
+// containerIP is the container's address: on the network its network mode
+// names, else on the default bridge, else on the first network by name.
+func containerIP(c container.InspectResponse) string {
+	if c.NetworkSettings == nil {
+		return ""
+	}
+	nets := c.NetworkSettings.Networks
+	var mode string
+	if c.HostConfig != nil {
+		mode = string(c.HostConfig.NetworkMode)
+	}
+	for _, n := range []string{mode, "bridge"} {
+		if e := nets[n]; e != nil && e.IPAddress != "" {
+			return e.IPAddress
+		}
+	}
+	names := make([]string, 0, len(nets))
+	for n := range nets {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		if e := nets[n]; e != nil && e.IPAddress != "" {
+			return e.IPAddress
+		}
+	}
+	return ""
+}
+
+var hexID = regexp.MustCompile(`^[0-9a-f]{12,64}$`)
+
+// defaultName is the image's base name without registry, path, tag or digest.
+// A container whose image was given by ID is named after its compose service,
+// else after the container.
+func defaultName(c container.InspectResponse) string {
+	image := c.Config.Image
+	image, _, _ = strings.Cut(image, "@")
+	if strings.HasPrefix(image, "sha256:") || (hexID.MatchString(image) && strings.HasPrefix(strings.TrimPrefix(c.Image, "sha256:"), image)) {
+		if s := c.Config.Labels[LabelComposeService]; s != "" {
+			return s
+		}
+		return strings.TrimPrefix(c.Name, "/")
+	}
+	base := path.Base(image)
+	base, _, _ = strings.Cut(base, ":")
+	return base
+}
+
+// splitTags splits a comma list; "\," is a comma inside a tag. Tags are
+// trimmed and empty ones dropped.
+func splitTags(s string) []string {
+	var tags []string
+	var cur strings.Builder
+	flush := func() {
+		if t := strings.TrimSpace(cur.String()); t != "" {
+			tags = append(tags, t)
+		}
+		cur.Reset()
+	}
+	for i := 0; i < len(s); i++ {
+		switch {
+		case s[i] == '\\' && i+1 < len(s) && s[i+1] == ',':
+			cur.WriteByte(',')
+			i++
+		case s[i] == ',':
+			flush()
+		default:
+			cur.WriteByte(s[i])
+		}
+	}
+	flush()
+	return tags
+}
+
+// joinTags appends extra to tags, in order, leaving out repeats.
+func joinTags(tags, extra []string) []string {
+	for _, t := range extra {
+		if !slices.Contains(tags, t) {
+			tags = append(tags, t)
+		}
+	}
+	return tags
+}
+
+// isSet reads a flag-like value: empty, "false", "0", "no" and "off" are off;
+// anything else is on (registrator ignored a container for any value).
+func isSet(v string) bool {
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case "", "false", "0", "no", "off", "f":
+		return false
+	}
+	return true
+}
+
+var httpMethod = regexp.MustCompile(`^[A-Z]+$`)
+
+// checks builds the checks the metadata asks for, on the registered address.
+func checks(m portMetadata, addr string, num int) ([]bridge.Check, []error) {
+	var warnings []error
+	warn := func(key, format string, args ...any) {
+		warnings = append(warnings, fmt.Errorf("%s=%q: %s", m.key(key), m.value(key), fmt.Sprintf(format, args...)))
+	}
+	duration := func(key string) string {
+		v := strings.TrimSpace(m.value(key))
+		if v == "" {
+			return ""
+		}
+		if d, err := time.ParseDuration(v); err != nil || d <= 0 {
+			warn(key, "not a positive duration such as 10s, ignored")
+			return ""
+		}
+		return v
+	}
+	interval := cmp.Or(duration(KeyCheckInterval), DefaultCheckInterval)
+	timeout := duration(KeyCheckTimeout)
+	deregister := duration(KeyCheckDeregister)
+	status := strings.ToLower(strings.TrimSpace(m.value(KeyCheckInitialStatus)))
+	switch status {
+	case "", "passing", "warning", "critical":
+	default:
+		warn(KeyCheckInitialStatus, "not passing, warning or critical, ignored")
+		status = ""
+	}
+	method := strings.ToUpper(strings.TrimSpace(m.value(KeyCheckHTTPMethod)))
+	if method != "" && !httpMethod.MatchString(method) {
+		warn(KeyCheckHTTPMethod, "not an HTTP method, GET used")
+		method = ""
+	}
+	hostport := net.JoinHostPort(addr, strconv.Itoa(num))
+
+	var out []bridge.Check
+	add := func(c bridge.Check) {
+		if c.TTL == "" {
+			c.Interval, c.Timeout = interval, timeout
+		}
+		c.InitialStatus, c.DeregisterAfter = status, deregister
+		out = append(out, c)
+	}
+	for _, k := range []struct{ key, scheme string }{{KeyCheckHTTP, "http"}, {KeyCheckHTTPS, "https"}} {
+		p := strings.TrimSpace(m.value(k.key))
+		if p == "" {
+			continue
+		}
+		if !strings.HasPrefix(p, "/") {
+			p = "/" + p
+		}
+		u := k.scheme + "://" + hostport + p
+		if _, err := url.ParseRequestURI(u); err != nil {
+			warn(k.key, "not a URL path, check left out")
+			continue
+		}
+		add(bridge.Check{HTTP: u, Method: method, TLSSkipVerify: isSet(m.value(KeyCheckTLSSkipVerify))})
+	}
+	if isSet(m.value(KeyCheckTCP)) {
+		add(bridge.Check{TCP: hostport})
+	}
+	if v := strings.TrimSpace(m.value(KeyCheckGRPC)); isSet(v) {
+		target := hostport
+		if _, err := strconv.ParseBool(v); err != nil {
+			target += "/" + v // a gRPC service name
+		}
+		add(bridge.Check{GRPC: target, GRPCUseTLS: isSet(m.value(KeyCheckGRPCUseTLS)), TLSSkipVerify: isSet(m.value(KeyCheckTLSSkipVerify))})
+	}
+	if ttl := duration(KeyCheckTTL); ttl != "" {
+		add(bridge.Check{TTL: ttl})
+	}
+	if script := strings.TrimSpace(m.value(KeyCheckScript)); script != "" {
+		script = strings.ReplaceAll(script, ScriptIP, addr)
+		script = strings.ReplaceAll(script, ScriptPort, strconv.Itoa(num))
+		args, err := shellwords.Parse(script)
+		switch {
+		case err != nil:
+			warn(KeyCheckScript, "cannot split into arguments (%v), check left out", err)
+		case len(args) == 0:
+			warn(KeyCheckScript, "empty command, check left out")
+		default:
+			add(bridge.Check{Args: args})
+		}
+	}
+	return out, warnings
+}

@@ -1,0 +1,143 @@
+// Package docker reads containers from the Docker engine and derives the
+// services they should have.
+package docker
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/client"
+	"github.com/docker/docker/errdefs"
+
+	"github.com/registrator/registrator/bridge"
+)
+
+// Connect returns a client for the engine named by DOCKER_HOST,
+// DOCKER_TLS_VERIFY and DOCKER_CERT_PATH; without DOCKER_HOST it uses
+// /var/run/docker.sock, or /tmp/docker.sock where only that exists. The API
+// version is negotiated with the engine.
+func Connect() (*client.Client, error) {
+	opts := []client.Opt{client.FromEnv, client.WithAPIVersionNegotiation()}
+	if os.Getenv("DOCKER_HOST") == "" {
+		if _, err := os.Stat("/var/run/docker.sock"); err != nil {
+			if _, err := os.Stat("/tmp/docker.sock"); err == nil {
+				opts = append(opts, client.WithHost("unix:///tmp/docker.sock"))
+			}
+		}
+	}
+	c, err := client.NewClientWithOpts(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("docker: %w", err)
+	}
+	return c, nil
+}
+
+// EngineID returns the engine's ID, the owner mark of every entry this host
+// writes. It waits, retrying, until the engine answers or ctx is done.
+func EngineID(ctx context.Context, api client.APIClient, retry func(attempt int, err error) time.Duration) (string, error) {
+	for attempt := 1; ; attempt++ {
+		info, err := api.Info(ctx)
+		if err == nil && info.ID != "" {
+			return info.ID, nil
+		}
+		if err == nil {
+			err = errors.New("engine reported no ID")
+		}
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-time.After(retry(attempt, err)):
+		}
+	}
+}
+
+// Source is a bridge.Source reading the Docker engine.
+type Source struct {
+	API    client.APIClient
+	Config Config
+}
+
+var _ bridge.Source = (*Source)(nil)
+
+// List returns every container, running or not.
+func (s *Source) List(ctx context.Context) ([]bridge.Container, error) {
+	list, err := s.API.ContainerList(ctx, container.ListOptions{All: true})
+	if err != nil {
+		return nil, fmt.Errorf("docker: list containers: %w", err)
+	}
+	out := make([]bridge.Container, 0, len(list))
+	for _, c := range list {
+		var name string
+		if len(c.Names) > 0 {
+			name = strings.TrimPrefix(c.Names[0], "/")
+		}
+		out = append(out, bridge.Container{
+			ID:          c.ID,
+			Name:        name,
+			Running:     c.State == container.StateRunning || c.State == container.StatePaused,
+			Fingerprint: fingerprint(c),
+		})
+	}
+	return out, nil
+}
+
+// fingerprint digests what the list tells of a container that could change
+// its services. The status text ("Up 3 minutes") is left out: it changes
+// all the time.
+func fingerprint(c container.Summary) string {
+	ports := slices.Clone(c.Ports)
+	slices.SortFunc(ports, func(a, b container.Port) int {
+		return strings.Compare(fmt.Sprint(a), fmt.Sprint(b))
+	})
+	nets := map[string]string{}
+	if c.NetworkSettings != nil {
+		for n, e := range c.NetworkSettings.Networks {
+			if e != nil {
+				nets[n] = e.IPAddress + " " + e.GlobalIPv6Address
+			}
+		}
+	}
+	b, _ := json.Marshal(struct {
+		Names  []string
+		Image  string
+		State  string
+		Ports  []container.Port
+		Nets   map[string]string
+		Labels map[string]string
+	}{c.Names, c.Image, string(c.State), ports, nets, c.Labels})
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:12])
+}
+
+// Inspect reads one container and derives its services.
+func (s *Source) Inspect(ctx context.Context, id string) (bridge.Container, error) {
+	c, err := s.API.ContainerInspect(ctx, id)
+	if errdefs.IsNotFound(err) {
+		return bridge.Container{ID: id}, fmt.Errorf("docker: inspect %.12s: %w", id, bridge.ErrNotFound)
+	}
+	if err != nil {
+		return bridge.Container{ID: id}, fmt.Errorf("docker: inspect %.12s: %w", id, err)
+	}
+	if c.ContainerJSONBase == nil || c.State == nil {
+		return bridge.Container{ID: id}, fmt.Errorf("docker: inspect %.12s: incomplete answer", id)
+	}
+	out := bridge.Container{
+		ID:       c.ID,
+		Name:     strings.TrimPrefix(c.Name, "/"),
+		Running:  c.State.Running && !c.State.Restarting,
+		ExitCode: c.State.ExitCode,
+	}
+	if out.Running {
+		out.Services, out.Warnings = Services(c, s.Config)
+	}
+	return out, nil
+}

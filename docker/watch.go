@@ -1,0 +1,89 @@
+package docker
+
+import (
+	"context"
+	"time"
+
+	"github.com/docker/docker/api/types/events"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/client"
+	"github.com/sirupsen/logrus"
+)
+
+// containerActions are the container events that can change what a
+// container should have registered. health_status matches
+// "health_status: healthy" and the others. exec_* events (one per health
+// probe) are left out.
+var containerActions = []events.Action{
+	events.ActionStart, events.ActionRestart, events.ActionDie, events.ActionStop,
+	events.ActionKill, events.ActionDestroy, events.ActionRename, events.ActionPause,
+	events.ActionUnPause, events.ActionUpdate, events.ActionHealthStatus,
+}
+
+// networkActions are the network events that name a container.
+var networkActions = []events.Action{events.ActionConnect, events.ActionDisconnect}
+
+// Watch follows the engine's events until ctx is done and never returns
+// earlier. For every event that concerns a container it calls changed with
+// the container's ID; changed must not block. Each time the stream is
+// (re)established it calls connected, after the subscription, so that the
+// full list the caller then makes misses nothing: the subscription starts at
+// the engine's clock as read before subscribing. A broken stream (engine
+// restart, socket gone) is re-established with capped backoff.
+func Watch(ctx context.Context, api client.APIClient, log *logrus.Entry, changed func(id string), connected func()) {
+	f := filters.NewArgs(filters.Arg("type", string(events.ContainerEventType)), filters.Arg("type", string(events.NetworkEventType)))
+	for _, a := range append(containerActions, networkActions...) {
+		f.Add("event", string(a))
+	}
+	const minWait, maxWait = 250 * time.Millisecond, 5 * time.Second
+	wait := minWait
+	for ctx.Err() == nil {
+		err := watchOnce(ctx, api, f, changed, connected, func() { wait = minWait })
+		if ctx.Err() != nil {
+			return
+		}
+		log.WithField("error", err).Warnf("docker: event stream lost, reconnecting in %s", wait)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, maxWait)
+	}
+}
+
+// watchOnce subscribes and reads the stream until it breaks.
+func watchOnce(ctx context.Context, api client.APIClient, f filters.Args, changed func(string), connected, healthy func()) error {
+	info, err := api.Info(ctx)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	msgs, errs := api.Events(ctx, events.ListOptions{Since: info.SystemTime, Filters: f})
+	connected()
+	stable := time.NewTimer(30 * time.Second) // a stream that lasted resets the backoff
+	defer stable.Stop()
+	for {
+		select {
+		case m := <-msgs:
+			if id := containerOf(m); id != "" {
+				changed(id)
+			}
+		case err := <-errs:
+			return err
+		case <-stable.C:
+			healthy()
+		}
+	}
+}
+
+func containerOf(m events.Message) string {
+	switch m.Type {
+	case events.ContainerEventType:
+		return m.Actor.ID
+	case events.NetworkEventType:
+		return m.Actor.Attributes["container"]
+	}
+	return ""
+}

@@ -1,0 +1,77 @@
+// Command testsvc is the program inside the e2e test images (FROM scratch).
+// It listens on the ports given as arguments ("80", "53/udp"): on TCP it
+// serves HTTP, GET /health answering 200, or the code in HEALTH_STATUS; on
+// UDP it echoes. It exits 0 on SIGTERM, and with EXIT_CODE after EXIT_AFTER.
+package main
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	status := http.StatusOK
+	if s := os.Getenv("HEALTH_STATUS"); s != "" {
+		status, _ = strconv.Atoi(s)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/health", func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(status)
+		fmt.Fprintln(w, "health", status)
+	})
+	for _, arg := range os.Args[1:] {
+		port, proto, _ := strings.Cut(arg, "/")
+		switch proto {
+		case "", "tcp":
+			l, err := net.Listen("tcp", ":"+port)
+			if err != nil {
+				fail(err)
+			}
+			go http.Serve(l, mux)
+		case "udp":
+			c, err := net.ListenPacket("udp", ":"+port)
+			if err != nil {
+				fail(err)
+			}
+			go echo(c)
+		default:
+			fail(fmt.Errorf("bad port %q", arg))
+		}
+	}
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	var exit <-chan time.Time
+	if d, err := time.ParseDuration(os.Getenv("EXIT_AFTER")); err == nil {
+		exit = time.After(d)
+	}
+	select {
+	case <-sig:
+		os.Exit(0)
+	case <-exit:
+		code, _ := strconv.Atoi(os.Getenv("EXIT_CODE"))
+		os.Exit(code)
+	}
+}
+
+func echo(c net.PacketConn) {
+	buf := make([]byte, 2048)
+	for {
+		n, addr, err := c.ReadFrom(buf)
+		if err != nil {
+			return
+		}
+		c.WriteTo(buf[:n], addr)
+	}
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "testsvc:", err)
+	os.Exit(1)
+}

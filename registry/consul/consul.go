@@ -1,0 +1,255 @@
+// Package consul registers services with the local Consul agent.
+//
+// URIs: consul://host:port, consul-tls://host:port, consul-unix:///path.sock.
+// The ACL token and TLS files come from Consul's own environment variables
+// (CONSUL_HTTP_TOKEN, CONSUL_CACERT, CONSUL_CLIENT_CERT, ...), and
+// CONSUL_HTTP_ADDR gives the address when the URI has no host.
+package consul
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"slices"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/hashicorp/consul/api"
+
+	"github.com/registrator/registrator/bridge"
+)
+
+// Meta keys that mark an entry as ours. They are written beside the
+// container's attributes and never taken from them.
+const (
+	MetaOwner     = "registrator-owner"
+	MetaContainer = "registrator-container"
+	MetaRevision  = "registrator-rev"
+	metaReserved  = "registrator-"
+)
+
+// Limits Consul puts on service Meta.
+const (
+	maxMetaPairs     = 64
+	maxMetaKeyLen    = 128
+	maxMetaValueLen  = 512
+	reservedByConsul = "consul-"
+)
+
+// Backend is the Consul agent's service catalog.
+type Backend struct {
+	client *api.Client
+	addr   string
+}
+
+var _ bridge.Backend = (*Backend)(nil)
+
+// Open configures a client for the agent the URI names. It does not connect.
+func Open(u *url.URL) (*Backend, error) {
+	cfg := api.DefaultConfig() // reads the CONSUL_* environment
+	switch u.Scheme {
+	case "consul-unix":
+		p := u.Path
+		if p == "" {
+			p = u.Opaque
+		}
+		if p == "" {
+			return nil, fmt.Errorf("consul: %s: no socket path (consul-unix:///path/to/consul.sock)", u)
+		}
+		cfg.Address = "unix://" + p
+	case "consul-tls":
+		cfg.Scheme = "https"
+		// registrator read the client certificate from these.
+		if cfg.TLSConfig.CertFile == "" {
+			cfg.TLSConfig.CertFile = os.Getenv("CONSUL_TLSCERT")
+		}
+		if cfg.TLSConfig.KeyFile == "" {
+			cfg.TLSConfig.KeyFile = os.Getenv("CONSUL_TLSKEY")
+		}
+		fallthrough
+	default:
+		if u.Host != "" {
+			cfg.Address = u.Host
+		}
+		if u.Path != "" && u.Path != "/" {
+			return nil, fmt.Errorf("consul: %s: unexpected path %q: the consul backend takes no prefix", u.Redacted(), u.Path)
+		}
+	}
+	for k := range u.Query() {
+		return nil, fmt.Errorf("consul: %s: unknown option %q", u.Redacted(), k)
+	}
+	c, err := api.NewClient(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("consul: %w", err)
+	}
+	return &Backend{client: c, addr: cfg.Address}, nil
+}
+
+// Ping asks the agent for the cluster leader, which needs no ACL rights.
+func (b *Backend) Ping(ctx context.Context) error {
+	_, err := b.client.Status().LeaderWithQueryOptions((&api.QueryOptions{}).WithContext(ctx))
+	if err != nil {
+		return fmt.Errorf("consul: agent at %s: %w", b.addr, err)
+	}
+	return nil
+}
+
+// Services returns every service of the local agent.
+func (b *Backend) Services(ctx context.Context) ([]bridge.Service, error) {
+	m, err := b.client.Agent().ServicesWithFilterOpts("", (&api.QueryOptions{}).WithContext(ctx))
+	if err != nil {
+		return nil, fmt.Errorf("consul: list services: %w", err)
+	}
+	out := make([]bridge.Service, 0, len(m))
+	for _, s := range m {
+		meta := map[string]string{}
+		for k, v := range s.Meta {
+			if !strings.HasPrefix(k, metaReserved) {
+				meta[k] = v
+			}
+		}
+		out = append(out, bridge.Service{
+			ID:        s.ID,
+			Name:      s.Service,
+			Address:   s.Address,
+			Port:      s.Port,
+			Tags:      s.Tags,
+			Meta:      meta,
+			Container: s.Meta[MetaContainer],
+			Owner:     s.Meta[MetaOwner],
+			Revision:  s.Meta[MetaRevision],
+		})
+	}
+	slices.SortFunc(out, func(a, b bridge.Service) int { return strings.Compare(a.ID, b.ID) })
+	return out, nil
+}
+
+// Register creates or replaces the service and its checks.
+func (b *Backend) Register(ctx context.Context, s bridge.Service) error {
+	reg := registration(s)
+	opts := api.ServiceRegisterOpts{ReplaceExistingChecks: true}.WithContext(ctx)
+	if err := b.client.Agent().ServiceRegisterOpts(reg, opts); err != nil {
+		return fmt.Errorf("consul: register %s: %w", s.ID, err)
+	}
+	return nil
+}
+
+// registration is what Register sends for s.
+func registration(s bridge.Service) *api.AgentServiceRegistration {
+	meta := Meta(s.Meta)
+	meta[MetaOwner] = s.Owner
+	meta[MetaContainer] = s.Container
+	meta[MetaRevision] = s.Fingerprint()
+	reg := &api.AgentServiceRegistration{
+		ID:      s.ID,
+		Name:    s.Name,
+		Tags:    s.Tags,
+		Port:    s.Port,
+		Address: s.Address,
+		Meta:    meta,
+	}
+	checks := make(api.AgentServiceChecks, 0, len(s.Checks))
+	for _, c := range s.Checks {
+		checks = append(checks, &api.AgentServiceCheck{
+			HTTP:                           c.HTTP,
+			Method:                         c.Method,
+			TCP:                            c.TCP,
+			GRPC:                           c.GRPC,
+			GRPCUseTLS:                     c.GRPCUseTLS,
+			TLSSkipVerify:                  c.TLSSkipVerify,
+			TTL:                            c.TTL,
+			Args:                           c.Args,
+			Interval:                       c.Interval,
+			Timeout:                        c.Timeout,
+			Status:                         c.InitialStatus,
+			DeregisterCriticalServiceAfter: c.DeregisterAfter,
+		})
+	}
+	// One check keeps Consul's ID "service:<id>", which applications that
+	// update a TTL check rely on; several get "service:<id>:<n>".
+	switch len(checks) {
+	case 0:
+	case 1:
+		reg.Check = checks[0]
+	default:
+		reg.Checks = checks
+	}
+	return reg
+}
+
+// Deregister removes the service; one the agent does not know is not an error.
+func (b *Backend) Deregister(ctx context.Context, s bridge.Service) error {
+	err := b.client.Agent().ServiceDeregisterOpts(s.ID, (&api.QueryOptions{}).WithContext(ctx))
+	var se api.StatusError
+	if errors.As(err, &se) && se.Code == http.StatusNotFound {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("consul: deregister %s: %w", s.ID, err)
+	}
+	return nil
+}
+
+// Close does nothing: the agent API holds no session.
+func (b *Backend) Close() error { return nil }
+
+// Meta turns a container's attributes into service Meta that Consul
+// accepts: characters other than letters, digits, '_' and '-' become '_',
+// keys and values are cut to Consul's limits (values on a rune boundary),
+// Consul's reserved "consul-" prefix and our own "registrator-" prefix get a
+// leading '_', and past Consul's limit of pairs (less the 3 of our mark) the
+// rest are left out, in key order. Where two keys become one, the first in
+// key order wins.
+func Meta(attrs map[string]string) map[string]string {
+	out := make(map[string]string, len(attrs)+3)
+	keys := make([]string, 0, len(attrs))
+	for k := range attrs {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		if len(out) >= maxMetaPairs-3 {
+			break
+		}
+		nk := metaKey(k)
+		if nk == "" {
+			continue
+		}
+		if _, dup := out[nk]; dup {
+			continue
+		}
+		out[nk] = cut(attrs[k], maxMetaValueLen)
+	}
+	return out
+}
+
+func metaKey(k string) string {
+	var b strings.Builder
+	for _, r := range k {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '_', r == '-':
+			b.WriteRune(r)
+		default:
+			b.WriteByte('_')
+		}
+	}
+	nk := b.String()
+	if strings.HasPrefix(nk, reservedByConsul) || strings.HasPrefix(nk, metaReserved) {
+		nk = "_" + nk
+	}
+	return cut(nk, maxMetaKeyLen)
+}
+
+// cut shortens s to at most n bytes without splitting a rune.
+func cut(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
