@@ -81,11 +81,12 @@ func Open(u *url.URL) (*Backend, error) {
 	for k := range u.Query() {
 		return nil, fmt.Errorf("consul: %s: unknown option %q", u.Redacted(), k)
 	}
+	addr := cfg.Address // NewClient rewrites a unix:// address
 	c, err := api.NewClient(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("consul: %w", err)
 	}
-	return &Backend{client: c, addr: cfg.Address}, nil
+	return &Backend{client: c, addr: addr}, nil
 }
 
 // Ping asks the agent for the cluster leader, which needs no ACL rights.

@@ -1,0 +1,48 @@
+# Newcomer's commands: make setup, make run, make test. See README.md.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X main.version=$(VERSION)
+
+.PHONY: build install setup run test unit check fuzz image clean
+
+## build: a static binary at build/registrator
+build:
+	CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS)" -o build/registrator ./cmd/registrator
+
+## install: registrator into $(go env GOPATH)/bin
+install:
+	CGO_ENABLED=0 go install -trimpath -ldflags "$(LDFLAGS)" ./cmd/registrator
+
+## setup: Docker engine installed and running, Consul built and cached
+setup:
+	scripts/setup.sh
+
+## run: a local dev Consul on 127.0.0.1:8500 and the daemon against it
+run: build
+	scripts/run-dev.sh
+
+## test: every test, the end-to-end suite included (needs a running engine; builds Consul if not cached)
+test:
+	CONSUL_BIN="$$(scripts/get-consul.sh)" go test -race -count=1 -timeout 45m ./...
+
+## unit: the tests that need neither Docker nor Consul
+unit:
+	go test -race -count=1 ./bridge/... ./docker/... ./cmd/...
+
+## check: formatting and vet
+check:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
+	go vet ./...
+
+## fuzz: each fuzz target for FUZZTIME (default 20s)
+FUZZTIME ?= 20s
+fuzz:
+	go test -run='^$$' -fuzz='^FuzzServices$$' -fuzztime=$(FUZZTIME) ./docker
+	go test -run='^$$' -fuzz='^FuzzSplitTags$$' -fuzztime=$(FUZZTIME) ./docker
+
+## image: the registrator image (FROM scratch) from build/registrator
+image: build
+	cp /etc/ssl/certs/ca-certificates.crt build/ca-certificates.crt
+	DOCKER_BUILDKIT=0 docker build -t registrator:$(VERSION) -t registrator:latest .
+
+clean:
+	rm -rf build

@@ -1,0 +1,339 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sirupsen/logrus"
+)
+
+// fakeSource is an engine in memory.
+type fakeSource struct {
+	mu         sync.Mutex
+	containers map[string]Container
+	listErr    error
+}
+
+func (f *fakeSource) set(c Container) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c.Fingerprint = fmt.Sprint(c.Running, c.ExitCode, len(c.Services), c.Name)
+	f.containers[c.ID] = c
+}
+
+func (f *fakeSource) remove(id string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.containers, id)
+}
+
+func (f *fakeSource) List(context.Context) ([]Container, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.listErr != nil {
+		return nil, f.listErr
+	}
+	var out []Container
+	for _, c := range f.containers {
+		c.Services = nil
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+func (f *fakeSource) Inspect(_ context.Context, id string) (Container, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c, ok := f.containers[id]
+	if !ok {
+		return Container{ID: id}, ErrNotFound
+	}
+	return c, nil
+}
+
+// fakeBackend is a registry in memory that counts writes and can fail them.
+type fakeBackend struct {
+	mu                sync.Mutex
+	entries           map[string]Service
+	registers, deregs int
+	failWrites        int // the next n writes fail
+}
+
+func (f *fakeBackend) Services(context.Context) ([]Service, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Collect(maps.Values(f.entries)), nil
+}
+
+func (f *fakeBackend) Register(_ context.Context, s Service) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.failWrites > 0 {
+		f.failWrites--
+		return errors.New("backend down")
+	}
+	s.Revision = s.Fingerprint()
+	f.entries[s.ID] = s
+	f.registers++
+	return nil
+}
+
+func (f *fakeBackend) Deregister(_ context.Context, s Service) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.failWrites > 0 {
+		f.failWrites--
+		return errors.New("backend down")
+	}
+	delete(f.entries, s.ID)
+	f.deregs++
+	return nil
+}
+
+func (f *fakeBackend) Ping(context.Context) error { return nil }
+func (f *fakeBackend) Close() error               { return nil }
+
+func (f *fakeBackend) ids() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Sorted(maps.Keys(f.entries))
+}
+
+func (f *fakeBackend) writes() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.registers + f.deregs
+}
+
+func (f *fakeBackend) put(s Service) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.entries[s.ID] = s
+}
+
+const owner = "engine-1"
+
+func running(id string, ports ...int) Container {
+	c := Container{ID: id, Name: "n" + id, Running: true}
+	for _, p := range ports {
+		c.Services = append(c.Services, Service{ID: fmt.Sprintf("%s:%d", id, p), Name: "web", Port: p, Container: id})
+	}
+	return c
+}
+
+type env struct {
+	src *fakeSource
+	be  *fakeBackend
+	b   *Bridge
+}
+
+func start(t *testing.T, cfg Config, setup func(*fakeSource, *fakeBackend)) *env {
+	t.Helper()
+	e := &env{src: &fakeSource{containers: map[string]Container{}}, be: &fakeBackend{entries: map[string]Service{}}}
+	if setup != nil {
+		setup(e.src, e.be)
+	}
+	cfg.Owner = owner
+	if cfg.Retry == nil {
+		cfg.Retry = ExponentialBackoff(time.Millisecond, 20*time.Millisecond)
+	}
+	if cfg.Resync == 0 {
+		cfg.Resync = time.Hour // tests call Resync themselves
+	}
+	log := logrus.New()
+	log.SetOutput(io.Discard)
+	e.b = New(e.src, e.be, cfg, logrus.NewEntry(log))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { e.b.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	e.b.Resync()
+	return e
+}
+
+// settle waits until the registry holds exactly want.
+func (e *env) settle(t *testing.T, want ...string) {
+	t.Helper()
+	slices.Sort(want)
+	if want == nil {
+		want = []string{}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		got := e.be.ids()
+		if got == nil {
+			got = []string{}
+		}
+		if slices.Equal(got, want) && e.b.q.Len() == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("registry holds %v, want %v", got, want)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// quiet waits for the loop to have nothing queued, then a little more.
+func (e *env) quiet() {
+	for range 3 {
+		for e.b.q.Len() > 0 {
+			time.Sleep(time.Millisecond)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestStartRegistersRunningContainersAndRemovesOurLeftovers(t *testing.T) {
+	e := start(t, Config{}, func(src *fakeSource, be *fakeBackend) {
+		src.set(running("c1", 80, 443))
+		src.set(Container{ID: "c2", Name: "stopped"})
+		be.put(stored(Service{ID: "gone:80", Container: "gone"}, owner))       // ours, container gone: a crash left it
+		be.put(Service{ID: "foreign"})                                         // not ours: no mark
+		be.put(stored(Service{ID: "other:80", Container: "gone"}, "engine-2")) // another host's
+	})
+	e.settle(t, "c1:80", "c1:443", "foreign", "other:80")
+}
+
+func TestUnchangedServicesAreNeverWrittenAgain(t *testing.T) {
+	e := start(t, Config{}, func(src *fakeSource, _ *fakeBackend) { src.set(running("c1", 80)) })
+	e.settle(t, "c1:80")
+	e.quiet()
+	before := e.be.writes()
+	for range 5 {
+		e.b.Resync()
+		e.b.Changed("c1")
+		e.quiet()
+	}
+	if n := e.be.writes() - before; n != 0 {
+		t.Fatalf("%d writes for an unchanged container", n)
+	}
+}
+
+func TestEventsSyncOneContainer(t *testing.T) {
+	e := start(t, Config{}, nil)
+	e.settle(t)
+	e.src.set(running("c1", 80))
+	e.b.Changed("c1")
+	e.settle(t, "c1:80")
+	e.src.set(running("c1", 80, 81)) // e.g. a network connect
+	e.b.Changed("c1")
+	e.settle(t, "c1:80", "c1:81")
+	e.src.remove("c1")
+	e.b.Changed("c1")
+	e.settle(t)
+}
+
+func TestFailedWritesAreRetriedUntilTheySucceed(t *testing.T) {
+	e := start(t, Config{}, func(src *fakeSource, be *fakeBackend) {
+		src.set(running("c1", 80))
+		be.failWrites = 5
+	})
+	e.settle(t, "c1:80")
+}
+
+func TestFailedRemovalIsRetriedEvenIfTheContainerIsGone(t *testing.T) {
+	e := start(t, Config{}, func(src *fakeSource, _ *fakeBackend) { src.set(running("c1", 80)) })
+	e.settle(t, "c1:80")
+	e.be.mu.Lock()
+	e.be.failWrites = 3
+	e.be.mu.Unlock()
+	e.src.remove("c1")
+	e.b.Changed("c1")
+	e.settle(t)
+}
+
+func TestRegistryThatLostItsStateIsRepairedByResync(t *testing.T) {
+	e := start(t, Config{}, func(src *fakeSource, _ *fakeBackend) { src.set(running("c1", 80)) })
+	e.settle(t, "c1:80")
+	e.be.mu.Lock()
+	e.be.entries = map[string]Service{} // agent restarted empty
+	e.be.mu.Unlock()
+	e.b.Resync()
+	e.settle(t, "c1:80")
+}
+
+func TestResyncCatchesAMissedEvent(t *testing.T) {
+	e := start(t, Config{}, func(src *fakeSource, _ *fakeBackend) { src.set(running("c1", 80)) })
+	e.settle(t, "c1:80")
+	e.src.remove("c1")
+	e.src.set(running("c2", 90))
+	e.b.Resync() // no event for either
+	e.settle(t, "c2:90")
+}
+
+func TestNothingIsRemovedWhenTheListFails(t *testing.T) {
+	e := start(t, Config{}, func(src *fakeSource, _ *fakeBackend) { src.set(running("c1", 80)) })
+	e.settle(t, "c1:80")
+	e.src.mu.Lock()
+	e.src.listErr = errors.New("engine restarting")
+	delete(e.src.containers, "c1")
+	e.src.mu.Unlock()
+	e.b.Resync()
+	e.quiet()
+	if got := e.be.ids(); !slices.Equal(got, []string{"c1:80"}) {
+		t.Fatalf("registry %v after a failed list, want it untouched", got)
+	}
+}
+
+func TestDeregisterOnSuccess(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		exit int
+		keep bool
+	}{
+		{"exit 0 deregisters", 0, false},
+		{"failure keeps", 3, true},
+		{"SIGTERM (143) deregisters", 143, false},
+		{"SIGKILL (137) deregisters", 137, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := start(t, Config{OnSuccess: true}, func(src *fakeSource, _ *fakeBackend) { src.set(running("c1", 80)) })
+			e.settle(t, "c1:80")
+			e.src.set(Container{ID: "c1", Name: "nc1", ExitCode: tc.exit})
+			e.b.Changed("c1")
+			if tc.keep {
+				e.quiet()
+				e.b.Resync()
+				e.settle(t, "c1:80")
+			} else {
+				e.settle(t)
+			}
+			e.src.remove("c1") // docker rm: always deregisters
+			e.b.Changed("c1")
+			e.settle(t)
+		})
+	}
+}
+
+func TestDeregisterAlwaysRemovesAFailedContainer(t *testing.T) {
+	e := start(t, Config{}, func(src *fakeSource, _ *fakeBackend) { src.set(running("c1", 80)) })
+	e.settle(t, "c1:80")
+	e.src.set(Container{ID: "c1", Name: "nc1", ExitCode: 3})
+	e.b.Changed("c1")
+	e.settle(t)
+}
+
+func TestCleanupRemovesRegistratorLeftoversOfThisHostOnly(t *testing.T) {
+	e := start(t, Config{Cleanup: true, Hostname: "h1"}, func(src *fakeSource, be *fakeBackend) {
+		src.set(running("c1", 80))             // named nc1
+		be.put(Service{ID: "h1:old:80"})       // registrator's, container gone: removed
+		be.put(Service{ID: "h1:nc1:8080:udp"}) // registrator's, container still runs: kept
+		be.put(Service{ID: "h2:old:80"})       // another host's: kept
+		be.put(Service{ID: "custom-id"})       // not registrator's form: kept
+	})
+	e.settle(t, "c1:80", "h1:nc1:8080:udp", "h2:old:80", "custom-id")
+}
+
+func TestWithoutCleanupUnmarkedEntriesStay(t *testing.T) {
+	e := start(t, Config{Hostname: "h1"}, func(_ *fakeSource, be *fakeBackend) { be.put(Service{ID: "h1:old:80"}) })
+	e.quiet()
+	e.settle(t, "h1:old:80")
+}

@@ -1,0 +1,131 @@
+package consul
+
+import (
+	"context"
+	"net/url"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/hashicorp/consul/api"
+
+	"github.com/registrator/registrator/bridge"
+	"github.com/registrator/registrator/internal/consultest"
+	"github.com/registrator/registrator/registry/registrytest"
+)
+
+var agent *consultest.Agent
+
+func TestMain(m *testing.M) {
+	a, err := consultest.Start()
+	if err != nil {
+		os.Stderr.WriteString("consul tests need a Consul binary: " + err.Error() + "\n")
+		os.Exit(1)
+	}
+	agent = a
+	code := m.Run()
+	a.Stop()
+	os.Exit(code)
+}
+
+func TestContract(t *testing.T) {
+	registrytest.Run(t, registrytest.Harness{
+		Open: func(t *testing.T) bridge.Backend {
+			if err := agent.Reset(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			b, err := Open(&url.URL{Scheme: "consul", Host: agent.Addr})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return b
+		},
+		WriteUnmarked: func(t *testing.T, id string) {
+			err := agent.Client().Agent().ServiceRegister(&api.AgentServiceRegistration{ID: id, Name: "other", Port: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+		},
+	})
+}
+
+func TestOpen(t *testing.T) {
+	for _, tc := range []struct {
+		uri, addr, scheme, err string
+	}{
+		{uri: "consul://10.0.0.1:8500", addr: "10.0.0.1:8500", scheme: "http"},
+		{uri: "consul://10.0.0.1:8500/", addr: "10.0.0.1:8500", scheme: "http"},
+		{uri: "consul-tls://consul.example:8501", addr: "consul.example:8501", scheme: "https"},
+		{uri: "consul-unix:///var/run/consul.sock", addr: "unix:///var/run/consul.sock", scheme: "http"},
+		{uri: "consul-unix://", err: "no socket path"},
+		{uri: "consul://h:1/prefix", err: "takes no prefix"},
+		{uri: "consul://h:1?prefix=x", err: `unknown option "prefix"`},
+	} {
+		t.Run(tc.uri, func(t *testing.T) {
+			u, err := url.Parse(tc.uri)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := Open(u)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("Open(%s) error = %v, want one containing %q", tc.uri, err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if b.addr != tc.addr {
+				t.Errorf("address %q, want %q", b.addr, tc.addr)
+			}
+		})
+	}
+}
+
+func TestMeta(t *testing.T) {
+	long := strings.Repeat("k", 200)
+	for _, tc := range []struct {
+		name string
+		in   map[string]string
+		want map[string]string
+	}{
+		{"valid keys kept", map[string]string{"region": "eu", "a-b_C9": "x"}, map[string]string{"region": "eu", "a-b_C9": "x"}},
+		{"dots and other characters become underscores", map[string]string{"com.example.tier": "1", "ké y": "v"}, map[string]string{"com_example_tier": "1", "k__y": "v"}},
+		{"reserved prefixes escaped", map[string]string{"consul-version": "1", "registrator-owner": "me"}, map[string]string{"_consul-version": "1", "_registrator-owner": "me"}},
+		{"long key cut to 128", map[string]string{long: "v"}, map[string]string{long[:128]: "v"}},
+		{"long value cut to 512 on a rune boundary", map[string]string{"v": strings.Repeat("é", 300)}, map[string]string{"v": strings.Repeat("é", 256)}},
+		{"first key in order wins a collision", map[string]string{"a.b": "1", "a_b": "2"}, map[string]string{"a_b": "1"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if d := cmp.Diff(tc.want, Meta(tc.in)); d != "" {
+				t.Errorf("Meta (-want +got):\n%s", d)
+			}
+		})
+	}
+	t.Run("at most 61 pairs, leaving room for the owner mark", func(t *testing.T) {
+		in := map[string]string{}
+		for i := range 100 {
+			in[strings.Repeat("x", i+1)] = "v"
+		}
+		if got := len(Meta(in)); got != 61 {
+			t.Errorf("%d pairs, want 61", got)
+		}
+	})
+}
+
+func TestRegistrationChecks(t *testing.T) {
+	one := registration(bridge.Service{ID: "a", Checks: []bridge.Check{{TTL: "30s"}}})
+	if one.Check == nil || one.Check.TTL != "30s" || len(one.Checks) != 0 {
+		t.Errorf("one check should go in Check (ID service:<id>), got Check=%v Checks=%v", one.Check, one.Checks)
+	}
+	two := registration(bridge.Service{ID: "a", Checks: []bridge.Check{{TTL: "30s"}, {TCP: "h:1", Interval: "5s"}}})
+	if two.Check != nil || len(two.Checks) != 2 {
+		t.Errorf("two checks should go in Checks, got Check=%v Checks=%v", two.Check, two.Checks)
+	}
+	s := bridge.Service{ID: "a", Owner: "me", Container: "c1", Meta: map[string]string{"x": "1"}}
+	if m := registration(s).Meta; m[MetaOwner] != "me" || m[MetaContainer] != "c1" || m[MetaRevision] != s.Fingerprint() || m["x"] != "1" {
+		t.Errorf("meta %v lacks the owner mark or the attributes", m)
+	}
+}

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# setup.sh: make this machine ready to build, run and test registrator.
+#  - a Docker engine: installed from Debian's docker.io package when dockerd
+#    is missing, and started in the background when `docker info` fails;
+#  - a Consul binary for the tests and `make run` (scripts/get-consul.sh).
+# Safe to run again: it only does what is missing. Needs root (or sudo) for
+# the install and for starting dockerd.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+if ! command -v dockerd >/dev/null 2>&1; then
+  echo "setup: installing the Docker engine (docker.io)" >&2
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io >&2
+fi
+
+if ! docker info >/dev/null 2>&1; then
+  log=/var/log/dockerd-registrator.log
+  echo "setup: starting dockerd (log: $log)" >&2
+  as_root sh -c "nohup setsid dockerd >>'$log' 2>&1 </dev/null &"
+  for _ in $(seq 1 60); do
+    docker info >/dev/null 2>&1 && break
+    sleep 1
+  done
+  docker info >/dev/null 2>&1 || { echo "setup: dockerd did not come up; see $log" >&2; tail -20 "$log" >&2; exit 1; }
+fi
+echo "setup: Docker engine $(docker version -f '{{.Server.Version}} (API {{.Server.APIVersion}})')" >&2
+
+consul=$(scripts/get-consul.sh)
+echo "setup: Consul at $consul" >&2
