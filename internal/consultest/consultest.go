@@ -28,6 +28,8 @@ type Agent struct {
 	Addr string // host:port of the HTTP API
 	args []string
 
+	api *api.Client // one client, so that polls reuse connections
+
 	mu  sync.Mutex
 	cmd *exec.Cmd
 	log *Buffer
@@ -47,7 +49,7 @@ func Binary() (string, error) {
 	return "", errors.New("no consul binary: set CONSUL_BIN or run `make test` (scripts/get-consul.sh builds one)")
 }
 
-// Start starts a dev agent on free loopback ports with script checks enabled
+// Start starts a dev agent on free loopback ports with script checks enabled (registered over the HTTP API, they need enable_script_checks)
 // and waits until it has elected itself leader. hcl adds configuration.
 func Start(hcl ...string) (*Agent, error) {
 	bin, err := Binary()
@@ -59,11 +61,16 @@ func Start(hcl ...string) (*Agent, error) {
 		return nil, err
 	}
 	a := &Agent{Bin: bin, Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0]))}
+	cfg := api.DefaultConfig()
+	cfg.Address, cfg.Token = a.Addr, ""
+	if a.api, err = api.NewClient(cfg); err != nil {
+		return nil, err
+	}
 	a.args = []string{"agent", "-dev", "-bind", "127.0.0.1", "-client", "127.0.0.1",
 		"-http-port", strconv.Itoa(ports[0]), "-serf-lan-port", strconv.Itoa(ports[1]),
 		"-serf-wan-port", strconv.Itoa(ports[2]), "-server-port", strconv.Itoa(ports[3]),
 		"-dns-port", "-1", "-grpc-port", "-1", "-grpc-tls-port", "-1",
-		"-hcl", "enable_local_script_checks = true"}
+		"-hcl", "enable_script_checks = true"}
 	for _, h := range hcl {
 		a.args = append(a.args, "-hcl", h)
 	}
@@ -81,7 +88,7 @@ func (a *Agent) start() error {
 		return fmt.Errorf("consultest: start %s: %w", a.Bin, err)
 	}
 	a.cmd = cmd
-	c := a.client()
+	c := a.api
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
 		if leader, err := c.Status().Leader(); err == nil && leader != "" {
@@ -119,23 +126,8 @@ func (a *Agent) Restart() error {
 	return a.start()
 }
 
-// Client returns an API client for the agent.
-func (a *Agent) Client() *api.Client {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.client()
-}
-
-func (a *Agent) client() *api.Client {
-	cfg := api.DefaultConfig()
-	cfg.Address = a.Addr
-	cfg.Token = ""
-	c, err := api.NewClient(cfg)
-	if err != nil {
-		panic(err) // only on a malformed config, which this is not
-	}
-	return c
-}
+// Client returns the API client for the agent.
+func (a *Agent) Client() *api.Client { return a.api }
 
 // Log returns what the agent printed so far.
 func (a *Agent) Log() string {

@@ -1,0 +1,114 @@
+package e2e
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Registrator exited when the engine restarted. The daemon must ride it out,
+// reconnect, and leave the registry equal to what runs afterwards.
+func TestEngineRestart(t *testing.T) {
+	clean(t)
+	d := startDaemon(t)
+	pa, pb := freePort(t), freePort(t)
+	run(t, "--name", "comes-back", "--restart", "always", "-p", pub(pa, "80"), imgSvc, "80")
+	run(t, "--name", "stays-down", "-p", pub(pb, "80"), imgSvc, "80")
+	expectIDs(t, id("comes-back", "80"), id("stays-down", "80"))
+
+	start := time.Now()
+	restartEngine(t)
+	t.Logf("engine restarted in %s", time.Since(start))
+	expect(t, map[string]svc{id("comes-back", "80"): {Name: "svc", Address: "127.0.0.1", Port: pa}})
+	t.Logf("registry equal to the running containers %s after the restart began", time.Since(start))
+	if d.gone() {
+		t.Fatal("the daemon exited when the engine restarted")
+	}
+	// The event stream is back: a new container is seen.
+	run(t, "--name", "after", "-p", "127.0.0.1::80", imgSvc, "80")
+	expectIDs(t, id("comes-back", "80"), id("after", "80"))
+}
+
+// A Consul dev agent that restarts has lost every registration; they come
+// back within one resync period.
+func TestConsulAgentRestart(t *testing.T) {
+	clean(t)
+	const resync = 3 * time.Second
+	d := startDaemon(t, "-resync", "3")
+	p := freePort(t)
+	run(t, "--name", "survivor", "-p", pub(p, "80"), "-e", "SERVICE_CHECK_TTL=1h", imgSvc, "80")
+	expectIDs(t, id("survivor", "80"))
+	if err := agent.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if got, _ := registered(); len(got) != 0 {
+		t.Fatalf("agent kept %d registrations over a restart; the test needs it empty", len(got))
+	}
+	expect(t, map[string]svc{id("survivor", "80"): {Name: "svc", Address: "127.0.0.1", Port: p}})
+	if took := time.Since(start); took > resync+2*time.Second {
+		t.Errorf("registrations back after %s, more than one resync period (%s)", took, resync)
+	} else {
+		t.Logf("registrations back %s after the agent restarted", took)
+	}
+	if len(checks(t, id("survivor", "80"))) != 1 {
+		t.Error("the check did not come back with the service")
+	}
+	if d.gone() {
+		t.Fatal("the daemon exited")
+	}
+}
+
+// A daemon killed with -9 leaves its entries; containers removed while it was
+// down are deregistered when it starts again, without -cleanup.
+func TestKill9AndRestart(t *testing.T) {
+	clean(t)
+	d := startDaemon(t)
+	for _, n := range []string{"removed-while-down", "stopped-while-down", "untouched"} {
+		run(t, "--name", n, "-p", "127.0.0.1::80", imgSvc, "80")
+	}
+	expectIDs(t, id("removed-while-down", "80"), id("stopped-while-down", "80"), id("untouched", "80"))
+	before := modifyIndex(t, "svc", id("untouched", "80"))
+	d.kill9(t)
+
+	docker(t, "rm", "-f", "removed-while-down")
+	docker(t, "stop", "stopped-while-down")
+	run(t, "--name", "started-while-down", "-p", "127.0.0.1::80", imgSvc, "80")
+	if got, _ := registered(); len(got) != 3 {
+		t.Fatalf("%d registrations while the daemon was down, want the 3 stale ones", len(got))
+	}
+
+	startDaemon(t)
+	expectIDs(t, id("untouched", "80"), id("started-while-down", "80"))
+	if after := modifyIndex(t, "svc", id("untouched", "80")); after != before {
+		t.Errorf("the unchanged service was rewritten (ModifyIndex %d → %d)", before, after)
+	}
+}
+
+// Consul unreachable for a while: writes fail and are retried, nothing is lost.
+func TestConsulOutageIsRetried(t *testing.T) {
+	clean(t)
+	d := startDaemon(t, "-resync", "2")
+	agent.Stop()
+	restarted := false
+	t.Cleanup(func() {
+		if !restarted {
+			if err := agent.Restart(); err != nil {
+				t.Error(err)
+			}
+		}
+	})
+	run(t, "--name", "during-outage", "-p", "127.0.0.1::80", imgSvc, "80")
+	eventually(t, settle, func() error {
+		if !strings.Contains(d.out.String(), "will retry") {
+			return errors.New("no failed write logged yet")
+		}
+		return nil
+	})
+	if err := agent.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	restarted = true
+	expectIDs(t, id("during-outage", "80"))
+}

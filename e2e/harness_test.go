@@ -1,0 +1,321 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+	"github.com/hashicorp/consul/api"
+
+	"github.com/registrator/registrator/internal/consultest"
+)
+
+// settle is how long the registry may take to follow a change.
+const settle = 20 * time.Second
+
+// clean starts a test from an empty registry and no test containers.
+func clean(t *testing.T) {
+	t.Helper()
+	removeContainers()
+	if err := agent.Reset(context.Background()); err != nil {
+		t.Fatalf("reset consul: %v", err)
+	}
+}
+
+// daemon is one run of the registrator binary.
+type daemon struct {
+	cmd    *exec.Cmd
+	out    *consultest.Buffer
+	exited chan struct{}
+	killed bool
+}
+
+// startDaemon runs registrator with args and the test agent's URI, and stops
+// it when the test ends, failing the test unless it exits 0.
+func startDaemon(t *testing.T, args ...string) *daemon {
+	t.Helper()
+	d := &daemon{out: &consultest.Buffer{}, exited: make(chan struct{})}
+	d.cmd = exec.Command(daemonBin, append(append([]string{"-log-level", "debug"}, args...), "consul://"+agent.Addr)...)
+	d.cmd.Stdout, d.cmd.Stderr = d.out, d.out
+	if err := d.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = d.cmd.Wait(); close(d.exited) }()
+	t.Cleanup(func() {
+		if !d.killed {
+			if err := d.stop(); err != nil {
+				t.Error(err)
+			}
+		}
+		if t.Failed() {
+			t.Logf("daemon log:\n%s", d.out)
+		}
+	})
+	eventually(t, settle, func() error {
+		if d.gone() {
+			return errors.New("daemon exited at start")
+		}
+		if !strings.Contains(d.out.String(), "registrator started") {
+			return errors.New("daemon not started")
+		}
+		return nil
+	})
+	return d
+}
+
+func (d *daemon) gone() bool {
+	select {
+	case <-d.exited:
+		return true
+	default:
+		return false
+	}
+}
+
+// stop sends SIGTERM and expects exit status 0 within 5 seconds.
+func (d *daemon) stop() error {
+	if d.gone() {
+		return fmt.Errorf("daemon had already exited: %v", d.cmd.ProcessState)
+	}
+	start := time.Now()
+	_ = d.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-d.exited:
+	case <-time.After(5 * time.Second):
+		_ = d.cmd.Process.Kill()
+		<-d.exited
+		return errors.New("daemon did not exit within 5s of SIGTERM")
+	}
+	if code := d.cmd.ProcessState.ExitCode(); code != 0 {
+		return fmt.Errorf("daemon exited %d after SIGTERM (%s)", code, time.Since(start))
+	}
+	return nil
+}
+
+// kill9 kills the daemon without a chance to clean up.
+func (d *daemon) kill9(t *testing.T) {
+	t.Helper()
+	d.killed = true
+	_ = d.cmd.Process.Kill()
+	<-d.exited
+}
+
+// docker runs the docker CLI and returns its trimmed output.
+func docker(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := exec.Command("docker", args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("docker %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// run starts a container (docker run -d) and returns its ID; it is removed
+// when the test ends.
+func run(t *testing.T, args ...string) string {
+	t.Helper()
+	id := docker(t, append([]string{"run", "-d", "--label", label + "=1"}, args...)...)
+	t.Cleanup(func() { _ = exec.Command("docker", "rm", "-f", id).Run() })
+	return id
+}
+
+// freePort returns a TCP port free on loopback now.
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func pub(port int, container string) string {
+	return "127.0.0.1:" + strconv.Itoa(port) + ":" + container
+}
+
+// eventually retries f until it returns nil or the timeout passes.
+func eventually(t *testing.T, timeout time.Duration, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %s: %v", timeout, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// svc is a registration as a test expects it.
+type svc struct {
+	Name    string
+	Address string
+	Port    int
+	Tags    []string
+	Meta    map[string]string // without the owner mark
+}
+
+// registered returns the agent's services that carry an owner mark.
+func registered() (map[string]svc, error) {
+	all, err := agent.Client().Agent().Services()
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]svc{}
+	for id, s := range all {
+		if s.Meta["registrator-owner"] == "" {
+			continue
+		}
+		meta := map[string]string{}
+		for k, v := range s.Meta {
+			if !strings.HasPrefix(k, "registrator-") {
+				meta[k] = v
+			}
+		}
+		out[id] = svc{Name: s.Service, Address: s.Address, Port: s.Port, Tags: s.Tags, Meta: meta}
+	}
+	return out, nil
+}
+
+// expect waits until our registrations are exactly want.
+func expect(t *testing.T, want map[string]svc) {
+	t.Helper()
+	eventually(t, settle, func() error {
+		got, err := registered()
+		if err != nil {
+			return err
+		}
+		if d := cmp.Diff(want, got, cmpopts.EquateEmpty()); d != "" {
+			return fmt.Errorf("registrations (-want +got):\n%s", d)
+		}
+		return nil
+	})
+}
+
+// expectIDs waits until the IDs of our registrations are exactly ids.
+func expectIDs(t *testing.T, ids ...string) {
+	t.Helper()
+	slices.Sort(ids)
+	eventually(t, settle, func() error {
+		got, err := registered()
+		if err != nil {
+			return err
+		}
+		have := []string{}
+		for id := range got {
+			have = append(have, id)
+		}
+		slices.Sort(have)
+		if !slices.Equal(have, append([]string{}, ids...)) {
+			return fmt.Errorf("registered %v, want %v", have, ids)
+		}
+		return nil
+	})
+}
+
+// id is the default service ID of a container port on this host.
+func id(container, port string) string { return host + ":" + container + ":" + port }
+
+// checks returns the agent's checks of one service by check ID.
+func checks(t *testing.T, serviceID string) map[string]*api.AgentCheck {
+	t.Helper()
+	all, err := agent.Client().Agent().Checks()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]*api.AgentCheck{}
+	for k, c := range all {
+		if c.ServiceID == serviceID {
+			out[k] = c
+		}
+	}
+	return out
+}
+
+// modifyIndex is the catalog's ModifyIndex of one service instance.
+func modifyIndex(t *testing.T, name, serviceID string) uint64 {
+	t.Helper()
+	entries, _, err := agent.Client().Catalog().Service(name, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.ServiceID == serviceID {
+			return e.ModifyIndex
+		}
+	}
+	t.Fatalf("%s not in the catalog of %s", serviceID, name)
+	return 0
+}
+
+// runningContainers is the set of running containers the suite started, by name.
+func runningContainers(t *testing.T) []string {
+	t.Helper()
+	out := docker(t, "ps", "--filter", "label="+label, "--format", "{{.Names}}")
+	names := strings.Fields(out)
+	slices.Sort(names)
+	return names
+}
+
+var engineMu sync.Mutex
+
+// restartEngine stops dockerd with SIGTERM and starts it again with the same
+// command line, as a host's service manager would.
+func restartEngine(t *testing.T) {
+	t.Helper()
+	engineMu.Lock()
+	defer engineMu.Unlock()
+	raw, err := os.ReadFile("/var/run/docker.pid")
+	if err != nil {
+		t.Fatalf("find dockerd: %v", err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(raw)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	argv := strings.Split(strings.TrimRight(string(cmdline), "\x00"), "\x00")
+	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 60*time.Second, func() error {
+		if err := syscall.Kill(pid, 0); err == nil {
+			return errors.New("dockerd still running")
+		}
+		return nil
+	})
+	logf, err := os.OpenFile("/var/log/dockerd-registrator.log", os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logf.Close()
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start dockerd: %v", err)
+	}
+	_ = cmd.Process.Release()
+	eventually(t, 60*time.Second, func() error {
+		return exec.Command("docker", "info").Run()
+	})
+}
