@@ -1,0 +1,81 @@
+package main
+
+import (
+	"errors"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sirupsen/logrus"
+)
+
+func TestParseFlags(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		args  []string
+		check func(options) bool
+		err   string
+	}{
+		{name: "defaults", args: []string{"consul://h:1"}, check: func(o options) bool {
+			return o.uri == "consul://h:1" && o.resync == 30*time.Second && !o.onSuccess && o.retryAttempts == 0 &&
+				o.retryInterval == 2*time.Second && o.logLevel == logrus.InfoLevel && !o.logJSON
+		}},
+		{name: "every registrator flag", args: []string{"-ip", "10.0.0.5", "-internal", "-explicit", "-useIpFromLabel", "ip",
+			"-tags", "a,b", "-resync", "5", "-deregister", "on-success", "-cleanup", "-ttl", "30", "-ttl-refresh", "10",
+			"-retry-attempts", "-1", "-retry-interval", "500", "consul://h:1"}, check: func(o options) bool {
+			return o.hostIP == "10.0.0.5" && o.internal && o.explicit && o.useIPFromLabel == "ip" && o.tags == "a,b" &&
+				o.resync == 5*time.Second && o.onSuccess && o.cleanup && o.ttl == 30*time.Second && o.ttlEvery == 10*time.Second &&
+				o.retryAttempts == -1 && o.retryInterval == 500*time.Millisecond
+		}},
+		{name: "-resync 0 means the default", args: []string{"-resync", "0", "consul://h:1"}, check: func(o options) bool { return o.resync == 30*time.Second }},
+		{name: "-ip takes a host name", args: []string{"-ip", "node-1.example", "consul://h:1"}, check: func(o options) bool { return o.hostIP == "node-1.example" }},
+		{name: "json logs", args: []string{"-log-level", "debug", "-log-format", "json", "consul://h:1"}, check: func(o options) bool { return o.logJSON && o.logLevel == logrus.DebugLevel }},
+		{name: "-version needs no URI", args: []string{"-version"}, check: func(o options) bool { return o.version }},
+		{name: "no URI", args: nil, err: "missing registry URI"},
+		{name: "flag after the URI", args: []string{"consul://h:1", "-ip", "1.2.3.4"}, err: `unexpected argument "-ip" after the registry URI`},
+		{name: "unknown flag", args: []string{"-nope", "consul://h:1"}, err: "flag provided but not defined: -nope"},
+		{name: "bad -ip", args: []string{"-ip", "not an ip", "consul://h:1"}, err: "-ip"},
+		{name: "bad -deregister", args: []string{"-deregister", "never", "consul://h:1"}, err: "-deregister"},
+		{name: "negative -resync", args: []string{"-resync", "-1", "consul://h:1"}, err: "-resync"},
+		{name: "-ttl alone", args: []string{"-ttl", "30", "consul://h:1"}, err: "together"},
+		{name: "-ttl not above -ttl-refresh", args: []string{"-ttl", "10", "-ttl-refresh", "10", "consul://h:1"}, err: "greater"},
+		{name: "-retry-attempts below -1", args: []string{"-retry-attempts", "-2", "consul://h:1"}, err: "-retry-attempts"},
+		{name: "zero -retry-interval", args: []string{"-retry-interval", "0", "consul://h:1"}, err: "-retry-interval"},
+		{name: "bad -log-level", args: []string{"-log-level", "loud", "consul://h:1"}, err: "-log-level"},
+		{name: "bad -log-format", args: []string{"-log-format", "xml", "consul://h:1"}, err: "-log-format"},
+		{name: "non-numeric -resync", args: []string{"-resync", "soon", "consul://h:1"}, err: "-resync"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o, err := parseFlags(tc.args, io.Discard)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("error %v, want one containing %q", err, tc.err)
+				}
+				if strings.Contains(err.Error(), "\n") {
+					t.Fatalf("error %q is more than one line", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !tc.check(o) {
+				t.Fatalf("options %+v", o)
+			}
+		})
+	}
+}
+
+func TestHelpPrintsUsage(t *testing.T) {
+	var b strings.Builder
+	_, err := parseFlags([]string{"-h"}, &b)
+	if !errors.Is(err, errHelp) {
+		t.Fatalf("error %v, want errHelp", err)
+	}
+	for _, want := range []string{"Usage: registrator [options] <registry URI>", "-retry-attempts", "-useIpFromLabel", "DOCKER_HOST"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("usage lacks %q", want)
+		}
+	}
+}
