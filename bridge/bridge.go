@@ -231,6 +231,10 @@ func (b *Bridge) reconcile(ctx context.Context) error {
 		switch {
 		case c.Running && (k == nil || k.fingerprint != c.Fingerprint):
 			todo[c.ID] = true
+			if k == nil {
+				k = &known{}
+				b.containers[c.ID] = k
+			}
 		case !c.Running && k != nil && k.fingerprint != c.Fingerprint:
 			todo[c.ID] = true
 		}

@@ -19,6 +19,7 @@ type fakeSource struct {
 	mu         sync.Mutex
 	containers map[string]Container
 	listErr    error
+	inspects   int
 }
 
 func (f *fakeSource) set(c Container) {
@@ -51,6 +52,7 @@ func (f *fakeSource) List(context.Context) ([]Container, error) {
 func (f *fakeSource) Inspect(_ context.Context, id string) (Container, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.inspects++
 	c, ok := f.containers[id]
 	if !ok {
 		return Container{ID: id}, ErrNotFound
@@ -336,4 +338,23 @@ func TestWithoutCleanupUnmarkedEntriesStay(t *testing.T) {
 	e := start(t, Config{Hostname: "h1"}, func(_ *fakeSource, be *fakeBackend) { be.put(Service{ID: "h1:old:80"}) })
 	e.quiet()
 	e.settle(t, "h1:old:80")
+}
+
+func TestResyncInspectsOnlyWhatTheListSaysChanged(t *testing.T) {
+	e := start(t, Config{}, func(src *fakeSource, _ *fakeBackend) {
+		for i := range 10 {
+			src.set(running(fmt.Sprint("c", i), 80))
+		}
+	})
+	e.quiet()
+	for range 3 {
+		e.b.Resync()
+		e.quiet()
+	}
+	e.src.mu.Lock()
+	n := e.src.inspects
+	e.src.mu.Unlock()
+	if n != 10 {
+		t.Fatalf("%d inspections for 10 unchanged containers over 4 full passes, want 10", n)
+	}
 }

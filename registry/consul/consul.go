@@ -89,10 +89,13 @@ func Open(u *url.URL) (*Backend, error) {
 	return &Backend{client: c, addr: addr}, nil
 }
 
-// Ping asks the agent for the cluster leader, which needs no ACL rights.
+// Ping asks the agent for the cluster leader, which needs no ACL rights. Any
+// HTTP answer, even "no cluster leader", means the agent is there: it
+// accepts registrations and syncs them to the servers later.
 func (b *Backend) Ping(ctx context.Context) error {
 	_, err := b.client.Status().LeaderWithQueryOptions((&api.QueryOptions{}).WithContext(ctx))
-	if err != nil {
+	var se api.StatusError
+	if err != nil && !errors.As(err, &se) {
 		return fmt.Errorf("consul: agent at %s: %w", b.addr, err)
 	}
 	return nil
