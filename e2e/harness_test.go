@@ -19,7 +19,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/hashicorp/consul/api"
 
-	"github.com/registrator/registrator/internal/consultest"
+	"github.com/registrator/registrator/internal/testproc"
 )
 
 // settle is how long the registry may take to follow a change.
@@ -37,7 +37,7 @@ func clean(t *testing.T) {
 // daemon is one run of the registrator binary.
 type daemon struct {
 	cmd    *exec.Cmd
-	out    *consultest.Buffer
+	out    *testproc.Buffer
 	exited chan struct{}
 	killed bool
 }
@@ -46,7 +46,7 @@ type daemon struct {
 // it when the test ends, failing the test unless it exits 0.
 func startDaemon(t *testing.T, args ...string) *daemon {
 	t.Helper()
-	d := &daemon{out: &consultest.Buffer{}, exited: make(chan struct{})}
+	d := &daemon{out: &testproc.Buffer{}, exited: make(chan struct{})}
 	d.cmd = exec.Command(daemonBin, append(append([]string{"-log-level", "debug"}, args...), "consul://"+agent.Addr)...)
 	d.cmd.Stdout, d.cmd.Stderr = d.out, d.out
 	if err := d.cmd.Start(); err != nil {

@@ -6,7 +6,6 @@
 package consultest
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -14,11 +13,10 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
-	"sync"
-	"syscall"
-	"time"
 
 	"github.com/hashicorp/consul/api"
+
+	"github.com/registrator/registrator/internal/testproc"
 )
 
 // Agent is a running `consul agent -dev`. Its state lives in memory, so a
@@ -26,13 +24,9 @@ import (
 type Agent struct {
 	Bin  string
 	Addr string // host:port of the HTTP API
-	args []string
 
-	api *api.Client // one client, so that polls reuse connections
-
-	mu  sync.Mutex
-	cmd *exec.Cmd
-	log *Buffer
+	api  *api.Client // one client, so that polls reuse connections
+	proc *testproc.Process
 }
 
 // Binary finds the consul binary.
@@ -49,14 +43,15 @@ func Binary() (string, error) {
 	return "", errors.New("no consul binary: set CONSUL_BIN or run `make test` (scripts/get-consul.sh builds one)")
 }
 
-// Start starts a dev agent on free loopback ports with script checks enabled (registered over the HTTP API, they need enable_script_checks)
-// and waits until it has elected itself leader. hcl adds configuration.
+// Start starts a dev agent on free loopback ports with script checks enabled
+// (registered over the HTTP API, they need enable_script_checks) and waits
+// until it has elected itself leader. hcl adds configuration.
 func Start(hcl ...string) (*Agent, error) {
 	bin, err := Binary()
 	if err != nil {
 		return nil, err
 	}
-	ports, err := freePorts(4)
+	ports, err := testproc.FreePorts(4)
 	if err != nil {
 		return nil, err
 	}
@@ -66,59 +61,34 @@ func Start(hcl ...string) (*Agent, error) {
 	if a.api, err = api.NewClient(cfg); err != nil {
 		return nil, err
 	}
-	a.args = []string{"agent", "-dev", "-bind", "127.0.0.1", "-client", "127.0.0.1",
+	args := []string{"agent", "-dev", "-bind", "127.0.0.1", "-client", "127.0.0.1",
 		"-http-port", strconv.Itoa(ports[0]), "-serf-lan-port", strconv.Itoa(ports[1]),
 		"-serf-wan-port", strconv.Itoa(ports[2]), "-server-port", strconv.Itoa(ports[3]),
 		"-dns-port", "-1", "-grpc-port", "-1", "-grpc-tls-port", "-1",
 		"-hcl", "enable_script_checks = true"}
 	for _, h := range hcl {
-		a.args = append(a.args, "-hcl", h)
+		args = append(args, "-hcl", h)
 	}
+	a.proc = &testproc.Process{Bin: bin, Args: args}
 	return a, a.start()
 }
 
 func (a *Agent) start() error {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.log = &Buffer{}
-	cmd := exec.Command(a.Bin, a.args...)
-	cmd.Stdout, cmd.Stderr = a.log, a.log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("consultest: start %s: %w", a.Bin, err)
-	}
-	a.cmd = cmd
-	c := a.api
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		if leader, err := c.Status().Leader(); err == nil && leader != "" {
-			return nil
+	err := a.proc.Start(func() error {
+		leader, err := a.api.Status().Leader()
+		if err == nil && leader == "" {
+			err = errors.New("no leader yet")
 		}
-		time.Sleep(100 * time.Millisecond)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("consultest: %w", err)
 	}
-	_ = cmd.Process.Kill()
-	_ = cmd.Wait()
-	return fmt.Errorf("consultest: agent did not become leader within 60s; log:\n%s", a.log)
+	return nil
 }
 
 // Stop stops the agent (SIGTERM, then SIGKILL after 10s).
-func (a *Agent) Stop() {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.cmd == nil {
-		return
-	}
-	_ = a.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { _ = a.cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		_ = a.cmd.Process.Kill()
-		<-done
-	}
-	a.cmd = nil
-}
+func (a *Agent) Stop() { a.proc.Stop() }
 
 // Restart stops the agent and starts it again on the same ports, empty.
 func (a *Agent) Restart() error {
@@ -130,11 +100,7 @@ func (a *Agent) Restart() error {
 func (a *Agent) Client() *api.Client { return a.api }
 
 // Log returns what the agent printed so far.
-func (a *Agent) Log() string {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.log.String()
-}
+func (a *Agent) Log() string { return a.proc.Log() }
 
 // Reset deregisters every service of the agent except Consul's own.
 func (a *Agent) Reset(ctx context.Context) error {
@@ -152,41 +118,4 @@ func (a *Agent) Reset(ctx context.Context) error {
 		}
 	}
 	return nil
-}
-
-func freePorts(n int) ([]int, error) {
-	var ports []int
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			l.Close()
-		}
-	}()
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
-}
-
-// Buffer collects a process's output; it may be read while written.
-type Buffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *Buffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *Buffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
