@@ -7,35 +7,67 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"time"
+
+	"github.com/sirupsen/logrus"
 
 	"github.com/registrator/registrator/bridge"
 	"github.com/registrator/registrator/registry/consul"
+	"github.com/registrator/registrator/registry/etcd"
+	"github.com/registrator/registrator/registry/skydns2"
 )
 
+// Options are what the command line says to every backend.
+type Options struct {
+	Owner string        // the owner mark of this daemon's entries
+	TTL   time.Duration // -ttl, for backends whose entries expire
+	Log   *logrus.Entry
+}
+
 // schemes maps each URI scheme to the adapter that serves it.
-var schemes = map[string]func(*url.URL) (bridge.Backend, error){
+var schemes = map[string]func(*url.URL, Options) (bridge.Backend, error){
 	"consul":      openConsul,
 	"consul-tls":  openConsul,
 	"consul-unix": openConsul,
+	"etcd":        openEtcd,
+	"etcd+tls":    openEtcd,
+	"skydns2":     openSkyDNS,
+	"skydns2+tls": openSkyDNS,
 }
 
-func openConsul(u *url.URL) (bridge.Backend, error) { return consul.Open(u) }
+func openConsul(u *url.URL, _ Options) (bridge.Backend, error) { return consul.Open(u) }
+
+func openEtcd(u *url.URL, o Options) (bridge.Backend, error) {
+	return etcd.Open(u, etcd.Options(o))
+}
+
+func openSkyDNS(u *url.URL, o Options) (bridge.Backend, error) {
+	return skydns2.Open(u, etcd.Options(o))
+}
 
 // Schemes lists the URI schemes Open knows, sorted.
 func Schemes() []string { return slices.Sorted(maps.Keys(schemes)) }
 
 // Open returns the backend a registry URI names. It does not connect.
-func Open(uri string) (bridge.Backend, error) {
+func Open(uri string, o Options) (bridge.Backend, error) {
 	u, err := url.Parse(uri)
 	if err != nil {
-		return nil, fmt.Errorf("registry URI %q: %w", uri, err)
+		return nil, fmt.Errorf("registry URI: %w", redact(err))
 	}
 	if u.Scheme == "" {
-		return nil, fmt.Errorf("registry URI %q has no scheme (known: %s)", uri, strings.Join(Schemes(), ", "))
+		return nil, fmt.Errorf("registry URI %q has no scheme (known: %s)", u.Redacted(), strings.Join(Schemes(), ", "))
 	}
 	open, ok := schemes[u.Scheme]
 	if !ok {
 		return nil, fmt.Errorf("unknown registry scheme %q in %q (known: %s)", u.Scheme, u.Redacted(), strings.Join(Schemes(), ", "))
 	}
-	return open(u)
+	return open(u, o)
+}
+
+// redact drops the URL from a parse error: it may hold a password.
+func redact(err error) error {
+	if ue, ok := err.(*url.Error); ok {
+		return ue.Err
+	}
+	return err
 }

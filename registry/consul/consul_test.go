@@ -30,17 +30,21 @@ func TestMain(m *testing.M) {
 }
 
 func TestContract(t *testing.T) {
+	open := func(t *testing.T) bridge.Backend {
+		b, err := Open(&url.URL{Scheme: "consul", Host: agent.Addr})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
 	registrytest.Run(t, registrytest.Harness{
 		Open: func(t *testing.T) bridge.Backend {
 			if err := agent.Reset(context.Background()); err != nil {
 				t.Fatal(err)
 			}
-			b, err := Open(&url.URL{Scheme: "consul", Host: agent.Addr})
-			if err != nil {
-				t.Fatal(err)
-			}
-			return b
+			return open(t)
 		},
+		Reopen: open,
 		WriteUnmarked: func(t *testing.T, id string) {
 			err := agent.Client().Agent().ServiceRegister(&api.AgentServiceRegistration{ID: id, Name: "other", Port: 1})
 			if err != nil {

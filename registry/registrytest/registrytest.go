@@ -20,10 +20,19 @@ type Harness struct {
 	// WriteUnmarked writes an entry with this ID the way another program
 	// would: without an owner mark.
 	WriteUnmarked func(t *testing.T, id string)
+	// Reopen returns another backend on the namespace the last Open
+	// returned, as a restarted daemon would, without emptying it.
+	Reopen func(t *testing.T) bridge.Backend
+	// Stored returns the part of a service the backend keeps and reads back
+	// (a key-value layout keeps no checks, for one). nil: all of it.
+	Stored func(bridge.Service) bridge.Service
 }
 
 // Run runs the contract.
 func Run(t *testing.T, h Harness) {
+	if h.Stored == nil {
+		h.Stored = func(s bridge.Service) bridge.Service { return s }
+	}
 	ctx := func(t *testing.T) context.Context {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		t.Cleanup(cancel)
@@ -70,7 +79,7 @@ func Run(t *testing.T, h Harness) {
 		if !ok {
 			t.Fatal("registered entry not listed")
 		}
-		want := s
+		want := h.Stored(s)
 		want.Revision = s.Fingerprint()
 		if d := cmp.Diff(want, got); d != "" {
 			t.Errorf("read back (-want +got):\n%s", d)
@@ -105,8 +114,48 @@ func Run(t *testing.T, h Harness) {
 		s.Checks = []bridge.Check{{TTL: "30s"}}
 		register(t, b, s)
 		got, _ := find(t, b, s.ID)
-		if got.Port != 9090 || !slices.Equal(got.Tags, []string{"c"}) || got.Revision != s.Fingerprint() {
-			t.Errorf("after re-register got port %d tags %v revision %q, want 9090 [c] %q", got.Port, got.Tags, got.Revision, s.Fingerprint())
+		want := h.Stored(s)
+		want.Revision = s.Fingerprint()
+		if d := cmp.Diff(want, got); d != "" {
+			t.Errorf("after re-register (-want +got):\n%s", d)
+		}
+	})
+
+	t.Run("a new name for the same ID replaces the entry", func(t *testing.T) {
+		b := h.Open(t)
+		s := svc("renamed", "owner-a")
+		register(t, b, s)
+		s.Name = "api"
+		register(t, b, s)
+		all, err := b.Services(ctx(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, e := range all {
+			if e.ID == s.ID {
+				names = append(names, e.Name)
+			}
+		}
+		if !slices.Equal(names, []string{"api"}) {
+			t.Errorf("entries with ID %s have names %v, want [api]", s.ID, names)
+		}
+	})
+
+	t.Run("a restarted daemon reads its entries back unchanged", func(t *testing.T) {
+		b := h.Open(t)
+		s := svc("restart", "owner-a")
+		register(t, b, s)
+		again := h.Reopen(t)
+		got, ok := find(t, again, s.ID)
+		if !ok || got.Owner != "owner-a" || got.Revision != s.Fingerprint() {
+			t.Fatalf("after reopening: listed %v, owner %q, revision %q; want owner-a, %q", ok, got.Owner, got.Revision, s.Fingerprint())
+		}
+		if err := again.Deregister(ctx(t), got); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := find(t, again, s.ID); ok {
+			t.Error("entry still listed after the reopened backend deregistered it")
 		}
 	})
 

@@ -1,0 +1,127 @@
+// Package etcdtest runs a real etcd server on loopback for tests.
+//
+// The binary comes from ETCD_BIN, else from PATH (Debian's etcd-server
+// package, which `make setup` installs). A missing binary is an error, never
+// a skipped test.
+package etcdtest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
+	"github.com/registrator/registrator/internal/testproc"
+)
+
+// Server is a single-member etcd cluster with its data in a temporary
+// directory. Stop and Start keep the data; Wipe starts over empty.
+type Server struct {
+	Addr string // host:port of the client API
+
+	dir  string
+	cli  *clientv3.Client
+	proc *testproc.Process
+}
+
+// Binary finds the etcd binary.
+func Binary() (string, error) {
+	if b := os.Getenv("ETCD_BIN"); b != "" {
+		if _, err := os.Stat(b); err != nil {
+			return "", fmt.Errorf("ETCD_BIN=%s: %w", b, err)
+		}
+		return b, nil
+	}
+	if b, err := exec.LookPath("etcd"); err == nil {
+		return b, nil
+	}
+	return "", errors.New("no etcd binary: set ETCD_BIN or run `make setup` (installs Debian's etcd-server)")
+}
+
+// Start starts a server on free loopback ports and waits until it answers.
+// extra adds command-line flags.
+func Start(extra ...string) (*Server, error) {
+	bin, err := Binary()
+	if err != nil {
+		return nil, err
+	}
+	ports, err := testproc.FreePorts(2)
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "etcdtest-")
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0])), dir: dir}
+	client := "http://" + s.Addr
+	peer := "http://127.0.0.1:" + strconv.Itoa(ports[1])
+	args := []string{"--name", "test", "--data-dir", dir + "/data",
+		"--listen-client-urls", client, "--advertise-client-urls", client,
+		"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+		"--initial-cluster", "test=" + peer, "--log-level", "warn", "--logger", "zap"}
+	s.proc = &testproc.Process{Bin: bin, Args: append(args, extra...)}
+	s.cli, err = clientv3.New(clientv3.Config{Endpoints: []string{s.Addr}, DialTimeout: 2 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	if err := s.Start(); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Start starts the server again after Stop, with the data it had.
+func (s *Server) Start() error {
+	err := s.proc.Start(func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_, err := s.cli.Get(ctx, "health-probe")
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("etcdtest: %w", err)
+	}
+	return nil
+}
+
+// Stop stops the server, keeping its data.
+func (s *Server) Stop() { s.proc.Stop() }
+
+// Wipe stops the server, deletes its data and starts it again: a new, empty
+// cluster, as after a disaster recovery.
+func (s *Server) Wipe() error {
+	s.Stop()
+	if err := os.RemoveAll(s.dir + "/data"); err != nil {
+		return err
+	}
+	return s.Start()
+}
+
+// Reset deletes every key.
+func (s *Server) Reset(ctx context.Context) error {
+	_, err := s.cli.Delete(ctx, "\x00", clientv3.WithFromKey())
+	return err
+}
+
+// Client returns a client of the server.
+func (s *Server) Client() *clientv3.Client { return s.cli }
+
+// Log returns what the server printed since it last started.
+func (s *Server) Log() string { return s.proc.Log() }
+
+// Close stops the server and deletes its data.
+func (s *Server) Close() {
+	s.Stop()
+	s.cli.Close()
+	os.RemoveAll(s.dir)
+}

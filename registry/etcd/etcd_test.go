@@ -1,0 +1,209 @@
+package etcd
+
+import (
+	"context"
+	"io"
+	"net/url"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/sirupsen/logrus"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/registrator/registrator/bridge"
+	"github.com/registrator/registrator/internal/etcdtest"
+	"github.com/registrator/registrator/registry/registrytest"
+)
+
+var server *etcdtest.Server
+
+var quiet = func() *logrus.Entry {
+	l := logrus.New()
+	l.SetOutput(io.Discard)
+	return logrus.NewEntry(l)
+}()
+
+func TestMain(m *testing.M) {
+	s, err := etcdtest.Start()
+	if err != nil {
+		os.Stderr.WriteString("etcd tests need an etcd binary: " + err.Error() + "\n")
+		os.Exit(1)
+	}
+	server = s
+	code := m.Run()
+	s.Close()
+	os.Exit(code)
+}
+
+func open(t *testing.T, uri, owner string, ttl time.Duration) *Backend {
+	t.Helper()
+	u, err := url.Parse(uri)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Open(u, Options{Owner: owner, TTL: ttl, Log: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b
+}
+
+func ctx(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return c
+}
+
+func TestContract(t *testing.T) {
+	for _, format := range []string{"plain", "json"} {
+		t.Run(format, func(t *testing.T) {
+			uri := "etcd://" + server.Addr + "/services?format=" + format
+			registrytest.Run(t, registrytest.Harness{
+				Open: func(t *testing.T) bridge.Backend {
+					if err := server.Reset(ctx(t)); err != nil {
+						t.Fatal(err)
+					}
+					return open(t, uri, "owner-a", 0)
+				},
+				Reopen: func(t *testing.T) bridge.Backend { return open(t, uri, "owner-a", 0) },
+				WriteUnmarked: func(t *testing.T, id string) {
+					value := "10.1.1.1:1"
+					if format == "json" {
+						value = `{"address":"10.1.1.1","port":1}`
+					}
+					if _, err := server.Client().Put(ctx(t), "/services/other/"+id, value); err != nil {
+						t.Fatal(err)
+					}
+				},
+				Stored: func(s bridge.Service) bridge.Service {
+					s.Checks = nil
+					if format == "plain" {
+						s.Tags, s.Meta = nil, nil
+					}
+					return s
+				},
+			})
+		})
+	}
+}
+
+// The layouts registrator's users read: the exact keys and values.
+func TestLayout(t *testing.T) {
+	s := bridge.Service{ID: "host:web.1:80", Name: "web", Address: "10.0.0.5", Port: 8080, Tags: []string{"a"}, Meta: map[string]string{"k": "v"}}
+	for _, tc := range []struct {
+		layout     Layout
+		key, value string
+	}{
+		{Plain{Path: "/services"}, "/services/web/host:web.1:80", "10.0.0.5:8080"},
+		{Plain{Path: ""}, "/web/host:web.1:80", "10.0.0.5:8080"},
+		{JSON{Path: "/services"}, "/services/web/host:web.1:80", `{"id":"host:web.1:80","name":"web","address":"10.0.0.5","port":8080,"tags":["a"],"meta":{"k":"v"}}`},
+	} {
+		if got := tc.layout.Key(s); got != tc.key {
+			t.Errorf("%T key %q, want %q", tc.layout, got, tc.key)
+		}
+		v, err := tc.layout.Value(s)
+		if err != nil || string(v) != tc.value {
+			t.Errorf("%T value %s (%v), want %s", tc.layout, v, err, tc.value)
+		}
+		back, ok := tc.layout.Parse(tc.key, v)
+		if !ok || back.ID != s.ID || back.Name != s.Name || back.Address != s.Address || back.Port != s.Port {
+			t.Errorf("%T parse back: %+v, %v", tc.layout, back, ok)
+		}
+	}
+	v6, _ := Plain{Path: "/p"}.Value(bridge.Service{Address: "fd00::1", Port: 80})
+	if string(v6) != "[fd00::1]:80" {
+		t.Errorf("IPv6 value %s, want [fd00::1]:80", v6)
+	}
+}
+
+func TestOpen(t *testing.T) {
+	for _, tc := range []struct {
+		uri       string
+		endpoints []string
+		err       string
+	}{
+		{uri: "etcd://127.0.0.1:2379/services", endpoints: []string{"http://127.0.0.1:2379"}},
+		{uri: "etcd://a:2379,b:2379/services", endpoints: []string{"http://a:2379", "http://b:2379"}},
+		{uri: "etcd+tls://a:2379/services", endpoints: []string{"https://a:2379"}},
+		{uri: "etcd://a:2379", endpoints: []string{"http://a:2379"}},
+		{uri: "etcd:///services", err: "no host"},
+		{uri: "etcd://,a:2379/services", err: "empty host"},
+		{uri: "etcd://a:2379/s?format=xml", err: `format "xml"`},
+		{uri: "etcd://a:2379/s?bogus=1", err: `unknown option "bogus"`},
+		{uri: "etcd://a:2379/s?cert=/x.pem", err: "cert and key must be given together"},
+		{uri: "etcd://a:2379/s?ca=/nonexistent/ca.pem", err: "tls"},
+		{uri: "etcd://a:2379/s?marks=relative", err: "marks"},
+		{uri: "etcd://user:s3cret@a:2379/s?bogus=1", err: "xxxxx"},
+	} {
+		t.Run(tc.uri, func(t *testing.T) {
+			u, err := url.Parse(tc.uri)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := Open(u, Options{Owner: "o", Log: quiet})
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("error %v, want one containing %q", err, tc.err)
+				}
+				if strings.Contains(err.Error(), "s3cret") {
+					t.Fatalf("error %q shows the password", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer b.Close()
+			if d := cmp.Diff(tc.endpoints, b.cli.Endpoints()); d != "" {
+				t.Errorf("endpoints (-want +got):\n%s", d)
+			}
+		})
+	}
+}
+
+func svc(id string) bridge.Service {
+	return bridge.Service{ID: id, Name: "web", Address: "10.0.0.5", Port: 80, Container: "c-" + id, Owner: "me"}
+}
+
+// Entries live on one lease; when it is lost (here: revoked, as after an
+// outage longer than the TTL), the entries are gone, a new lease is taken
+// and the next write succeeds.
+func TestLeaseLostAndRegained(t *testing.T) {
+	if err := server.Reset(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	b := open(t, "etcd://"+server.Addr+"/lease", "me", 10*time.Second)
+	if err := b.Register(ctx(t), svc("a")); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := server.Client().Get(ctx(t), "/lease/web/a")
+	if err != nil || len(resp.Kvs) != 1 || resp.Kvs[0].Lease == 0 {
+		t.Fatalf("entry %v (%v), want one key on a lease", resp, err)
+	}
+	first := resp.Kvs[0].Lease
+	if _, err = server.Client().Revoke(ctx(t), clientv3.LeaseID(first)); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		all, err := b.Services(ctx(t))
+		if err == nil && len(all) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after the revoke Services = %v, %v; want empty", all, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := b.Register(ctx(t), svc("a")); err != nil {
+		t.Fatal(err)
+	}
+	resp, err = server.Client().Get(ctx(t), "/lease/web/a")
+	if err != nil || len(resp.Kvs) != 1 || resp.Kvs[0].Lease == first {
+		t.Fatalf("entry %v (%v), want one key on a new lease", resp, err)
+	}
+}
