@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -29,7 +30,7 @@ type options struct {
 	logLevel       logrus.Level
 	logJSON        bool
 	version        bool
-	uri            string
+	uris           []string // one or more registry URIs
 }
 
 // errHelp asks for the usage text: -h or -help.
@@ -53,8 +54,8 @@ func parseFlags(args []string, usage io.Writer) (options, error) {
 	resync := fs.Int("resync", int(defaultResync/time.Second), "`seconds` between full reconciles (0 means the default, 30)")
 	deregister := fs.String("deregister", "always", "always, or on-success: keep the services of a container that exited with a failure")
 	fs.BoolVar(&o.cleanup, "cleanup", false, "also remove dangling entries without an owner mark that registrator left for this host")
-	ttl := fs.Int("ttl", 0, "`seconds` an entry lives in TTL-capable backends (with -ttl-refresh)")
-	ttlEvery := fs.Int("ttl-refresh", 0, "`seconds` between TTL refreshes; must be less than -ttl")
+	ttl := fs.Int("ttl", 0, "`seconds` of the lease etcd and skydns2 entries live on (default 30); with -ttl-refresh")
+	ttlEvery := fs.Int("ttl-refresh", 0, "`seconds` between TTL refreshes, less than -ttl (etcd's keep-alive refreshes at a third of the TTL)")
 	fs.IntVar(&o.retryAttempts, "retry-attempts", 0, "more attempts to reach the backend at start; -1 retries forever")
 	retryMS := fs.Int("retry-interval", 2000, "`milliseconds` between those attempts")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
@@ -70,13 +71,17 @@ func parseFlags(args []string, usage io.Writer) (options, error) {
 	if o.version {
 		return o, nil
 	}
-	switch fs.NArg() {
-	case 0:
+	if fs.NArg() == 0 {
 		return o, errors.New("missing registry URI, e.g. consul://127.0.0.1:8500")
-	case 1:
-		o.uri = fs.Arg(0)
-	default:
-		return o, fmt.Errorf("unexpected argument %q after the registry URI (options go before it)", fs.Arg(1))
+	}
+	for _, a := range fs.Args() {
+		if strings.HasPrefix(a, "-") {
+			return o, fmt.Errorf("unexpected argument %q after the registry URI (options go before it)", a)
+		}
+		if slices.Contains(o.uris, a) {
+			return o, fmt.Errorf("registry URI %q given twice", a)
+		}
+		o.uris = append(o.uris, a)
 	}
 	if o.hostIP != "" && net.ParseIP(o.hostIP) == nil && !hostname.MatchString(o.hostIP) {
 		return o, fmt.Errorf("-ip %q is neither an IP address nor a host name", o.hostIP)
@@ -127,8 +132,9 @@ func parseFlags(args []string, usage io.Writer) (options, error) {
 }
 
 func printUsage(fs *flag.FlagSet, w io.Writer) {
-	fmt.Fprintln(w, "Usage: registrator [options] <registry URI>")
-	fmt.Fprintln(w, "Registry URIs: consul://host:port, consul-tls://host:port, consul-unix:///path.sock")
+	fmt.Fprintln(w, "Usage: registrator [options] <registry URI> [<registry URI>...]")
+	fmt.Fprintln(w, "Registry URIs: consul://host:port, consul-tls://host:port, consul-unix:///path.sock,")
+	fmt.Fprintln(w, "  etcd://host:port[,host:port]/prefix, etcd+tls://..., skydns2://host:port/domain")
 	fmt.Fprintln(w, "Options:")
 	fs.SetOutput(w)
 	fs.PrintDefaults()

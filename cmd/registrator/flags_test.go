@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -18,7 +19,7 @@ func TestParseFlags(t *testing.T) {
 		err   string
 	}{
 		{name: "defaults", args: []string{"consul://h:1"}, check: func(o options) bool {
-			return o.uri == "consul://h:1" && o.resync == 30*time.Second && !o.onSuccess && o.retryAttempts == 0 &&
+			return slices.Equal(o.uris, []string{"consul://h:1"}) && o.resync == 30*time.Second && !o.onSuccess && o.retryAttempts == 0 &&
 				o.retryInterval == 2*time.Second && o.logLevel == logrus.InfoLevel && !o.logJSON
 		}},
 		{name: "every registrator flag", args: []string{"-ip", "10.0.0.5", "-internal", "-explicit", "-useIpFromLabel", "ip",
@@ -34,6 +35,10 @@ func TestParseFlags(t *testing.T) {
 		{name: "-version needs no URI", args: []string{"-version"}, check: func(o options) bool { return o.version }},
 		{name: "no URI", args: nil, err: "missing registry URI"},
 		{name: "flag after the URI", args: []string{"consul://h:1", "-ip", "1.2.3.4"}, err: `unexpected argument "-ip" after the registry URI`},
+		{name: "several URIs", args: []string{"consul://h:1", "etcd://h:2/p"}, check: func(o options) bool {
+			return slices.Equal(o.uris, []string{"consul://h:1", "etcd://h:2/p"})
+		}},
+		{name: "a URI twice", args: []string{"consul://h:1", "consul://h:1"}, err: "given twice"},
 		{name: "unknown flag", args: []string{"-nope", "consul://h:1"}, err: "flag provided but not defined: -nope"},
 		{name: "bad -ip", args: []string{"-ip", "not an ip", "consul://h:1"}, err: "-ip"},
 		{name: "bad -deregister", args: []string{"-deregister", "never", "consul://h:1"}, err: "-deregister"},

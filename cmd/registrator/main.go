@@ -7,8 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"os/signal"
+	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -53,22 +56,12 @@ func run(args []string) int {
 	if err != nil {
 		log.WithField("error", err).Error("-tags is not a valid template; no tags are added from it")
 	}
-	backend, err := registry.Open(o.uri)
-	if err != nil {
-		return fail(err)
-	}
-	defer backend.Close()
 	api, err := docker.Connect()
 	if err != nil {
 		return fail(err)
 	}
 	defer api.Close()
-	if err := reach(ctx, backend, o, log); err != nil {
-		if ctx.Err() != nil {
-			return 0
-		}
-		return fail(err)
-	}
+	// The engine's ID is the owner mark, which backends need from the start.
 	owner, err := docker.EngineID(ctx, api, func(n int, err error) time.Duration {
 		log.WithField("error", err).Warn("waiting for the Docker engine")
 		return min(time.Duration(n)*time.Second, 10*time.Second)
@@ -76,20 +69,80 @@ func run(args []string) int {
 	if err != nil { // only when stopped while waiting
 		return 0
 	}
+	var backends []bridge.Backend
+	defer func() {
+		for _, b := range backends {
+			b.Close()
+		}
+	}()
+	for _, uri := range o.uris {
+		b, err := registry.Open(uri, registry.Options{Owner: owner, TTL: o.ttl, Log: log})
+		if err != nil {
+			return fail(err)
+		}
+		backends = append(backends, b)
+	}
+	for i, b := range backends {
+		if err := reach(ctx, b, o, log.WithField("backend", backendName(o.uris[i]))); err != nil {
+			if ctx.Err() != nil {
+				return 0
+			}
+			return fail(fmt.Errorf("%s: %w", backendName(o.uris[i]), err))
+		}
+	}
 	host, _ := os.Hostname()
 	cfg := docker.Config{Hostname: host, HostIP: o.hostIP, Internal: o.internal, Explicit: o.explicit,
 		UseIPFromLabel: o.useIPFromLabel, Tags: tags}
 	if o.hostIP == "" && !o.internal {
 		cfg.HostAddr = hostAddress(host, log)
 	}
-	b := bridge.New(&docker.Source{API: api, Config: cfg}, backend, bridge.Config{
-		Owner: owner, OnSuccess: o.onSuccess, Cleanup: o.cleanup, Hostname: host, Resync: o.resync,
-	}, log)
-	log.WithFields(logrus.Fields{"owner": owner, "registry": o.uri, "version": version}).Info("registrator started")
-	go docker.Watch(ctx, api, log, b.Changed, b.Resync)
-	b.Run(ctx)
+	// One bridge per backend: each has its own queue and retries, so that
+	// one backend's outage never holds up another's writes.
+	src := &docker.Source{API: api, Config: cfg}
+	var bridges []*bridge.Bridge
+	for i, b := range backends {
+		bridges = append(bridges, bridge.New(src, b, bridge.Config{
+			Owner: owner, OnSuccess: o.onSuccess, Cleanup: o.cleanup, Hostname: host, Resync: o.resync,
+		}, log.WithField("backend", backendName(o.uris[i]))))
+	}
+	log.WithFields(logrus.Fields{"owner": owner, "registry": redacted(o.uris), "version": version}).Info("registrator started")
+	go docker.Watch(ctx, api, log, func(id string) {
+		for _, b := range bridges {
+			b.Changed(id)
+		}
+	}, func() {
+		for _, b := range bridges {
+			b.Resync()
+		}
+	})
+	var wg sync.WaitGroup
+	for _, b := range bridges {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			b.Run(ctx)
+		}()
+	}
+	wg.Wait()
 	log.Info("stopped; registrations are left in place")
 	return 0
+}
+
+// backendName is a URI's scheme and host, for logs: never its password.
+func backendName(uri string) string {
+	u, err := url.Parse(uri)
+	if err != nil {
+		return "?"
+	}
+	return u.Scheme + "://" + u.Host + u.Path
+}
+
+func redacted(uris []string) string {
+	var out []string
+	for _, uri := range uris {
+		out = append(out, backendName(uri))
+	}
+	return strings.Join(out, " ")
 }
 
 // reach pings the backend, with the -retry-attempts policy.
