@@ -32,6 +32,11 @@ func clean(t *testing.T) {
 	if err := agent.Reset(context.Background()); err != nil {
 		t.Fatalf("reset consul: %v", err)
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := etcdSrv.Reset(ctx); err != nil {
+		t.Fatalf("reset etcd: %v", err)
+	}
 }
 
 // daemon is one run of the registrator binary.
@@ -46,8 +51,14 @@ type daemon struct {
 // it when the test ends, failing the test unless it exits 0.
 func startDaemon(t *testing.T, args ...string) *daemon {
 	t.Helper()
+	return startDaemonURIs(t, []string{"consul://" + agent.Addr}, args...)
+}
+
+// startDaemonURIs runs registrator with args and the registry URIs.
+func startDaemonURIs(t *testing.T, uris []string, args ...string) *daemon {
+	t.Helper()
 	d := &daemon{out: &testproc.Buffer{}, exited: make(chan struct{})}
-	d.cmd = exec.Command(daemonBin, append(append([]string{"-log-level", "debug"}, args...), "consul://"+agent.Addr)...)
+	d.cmd = exec.Command(daemonBin, append(append([]string{"-log-level", "debug"}, args...), uris...)...)
 	d.cmd.Stdout, d.cmd.Stderr = d.out, d.out
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -1,9 +1,10 @@
 // Package e2e drives the built registrator binary against the real Docker
-// engine and a real Consul agent, both on this machine. Test images are built
+// engine, a real Consul agent and a real etcd server, all on this machine. Test images are built
 // FROM scratch from e2e/testsvc. Containers publish ports on 127.0.0.1 only.
 //
-// The suite needs a running engine (`make setup`) and a Consul binary
-// (CONSUL_BIN, which `make test` sets); without them it fails, it never skips.
+// The suite needs a running engine (`make setup`), a Consul binary
+// (CONSUL_BIN, which `make test` sets) and an etcd binary (ETCD_BIN or
+// PATH); without them it fails, it never skips.
 // Tests share the engine and the agent, so they run one at a time.
 package e2e
 
@@ -20,6 +21,7 @@ import (
 	"testing"
 
 	"github.com/registrator/registrator/internal/consultest"
+	"github.com/registrator/registrator/internal/etcdtest"
 )
 
 // label marks every container the suite starts, so that leftovers of an
@@ -36,6 +38,7 @@ const (
 
 var (
 	agent     *consultest.Agent
+	etcdSrv   *etcdtest.Server
 	daemonBin string
 	host      string // this machine's host name: the first part of service IDs
 )
@@ -95,6 +98,10 @@ func setup(m *testing.M) (int, error) {
 		return 0, err
 	}
 	defer agent.Stop()
+	if etcdSrv, err = etcdtest.Start(); err != nil {
+		return 0, err
+	}
+	defer etcdSrv.Close()
 
 	code := m.Run()
 	removeContainers()

@@ -2,6 +2,8 @@
 # setup.sh: make this machine ready to build, run and test registrator.
 #  - a Docker engine: installed from Debian's docker.io package when dockerd
 #    is missing, and started in the background when `docker info` fails;
+#  - an etcd server binary (Debian's etcd-server, 3.4, v3 API) for the tests,
+#    which start their own server on free loopback ports;
 #  - a Consul binary for the tests and `make run` (scripts/get-consul.sh).
 # Safe to run again: it only does what is missing. Needs root (or sudo) for
 # the install and for starting dockerd.
@@ -10,11 +12,15 @@ cd "$(dirname "$0")/.."
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
-if ! command -v dockerd >/dev/null 2>&1; then
-  echo "setup: installing the Docker engine (docker.io)" >&2
+missing=()
+command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
+command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}" >&2
   as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io >&2
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2
 fi
+echo "setup: $(etcd --version | head -1)" >&2
 
 if ! docker info >/dev/null 2>&1; then
   log=/var/log/dockerd-registrator.log
