@@ -1,6 +1,8 @@
 package docker
 
 import (
+	"maps"
+	"slices"
 	"strings"
 )
 
@@ -15,6 +17,9 @@ type metadata struct {
 }
 
 // readMetadata reads env ("K=V") and labels; a label beats an env var.
+// Among env vars the last of a key wins, as in the container; among labels
+// that differ only in case (SERVICE_Name, SERVICE_NAME) the first in byte
+// order wins, so that the result never depends on map order.
 func readMetadata(env []string, labels map[string]string) metadata {
 	md := metadata{generic: map[string]entry{}, ports: map[string]map[string]entry{}}
 	for _, kv := range env {
@@ -22,8 +27,10 @@ func readMetadata(env []string, labels map[string]string) metadata {
 			md.add(k, v)
 		}
 	}
-	for k, v := range labels {
-		md.add(k, v)
+	keys := slices.Sorted(maps.Keys(labels))
+	slices.Reverse(keys)
+	for _, k := range keys {
+		md.add(k, labels[k])
 	}
 	return md
 }

@@ -70,14 +70,14 @@ func Services(c container.InspectResponse, cfg Config) (services []bridge.Servic
 			s.Name += "-" + p.exposed.Port()
 		}
 		s.ID = cfg.Hostname + ":" + name + ":" + p.exposed.Port()
-		if p.exposed.Proto() == "udp" {
-			s.ID += ":udp"
+		if proto := p.exposed.Proto(); proto != "tcp" {
+			s.ID += ":" + proto // udp as in registrator; sctp too, so that IDs stay distinct
 		}
 		if id := m.value(KeyID); id != "" {
 			s.ID = id
 		}
 		s.Address, s.Port = address(c, p, cfg)
-		s.Tags = joinTags(splitTags(m.value(KeyTags)), splitTags(forced))
+		s.Tags = joinTags(joinTags(nil, splitTags(m.value(KeyTags))), splitTags(forced))
 		if p.exposed.Proto() == "udp" {
 			s.Tags = joinTags(s.Tags, []string{"udp"})
 		}
@@ -329,7 +329,7 @@ func checks(m portMetadata, addr string, num int) ([]bridge.Check, []error) {
 	if script := strings.TrimSpace(m.value(KeyCheckScript)); script != "" {
 		script = strings.ReplaceAll(script, ScriptIP, addr)
 		script = strings.ReplaceAll(script, ScriptPort, strconv.Itoa(num))
-		args, err := shellwords.Parse(script)
+		args, err := scriptArgs(script)
 		switch {
 		case err != nil:
 			warn(KeyCheckScript, "cannot split into arguments (%v), check left out", err)
@@ -340,4 +340,20 @@ func checks(m portMetadata, addr string, num int) ([]bridge.Check, []error) {
 		}
 	}
 	return out, warnings
+}
+
+// scriptArgs splits a check script into arguments as a shell would (quotes,
+// escapes). A script that uses the shell itself — a pipe, a list, a
+// redirection — runs as ["/bin/sh", "-c", script], which is what Consul did
+// with registrator's Script field before Consul removed it.
+func scriptArgs(script string) ([]string, error) {
+	p := shellwords.NewParser()
+	args, err := p.Parse(script)
+	if err != nil {
+		return nil, err
+	}
+	if p.Position != -1 {
+		return []string{"/bin/sh", "-c", script}, nil
+	}
+	return args, nil
 }
