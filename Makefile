@@ -12,7 +12,7 @@ build:
 install:
 	CGO_ENABLED=0 go install -trimpath -ldflags "$(LDFLAGS)" ./cmd/registrator
 
-## setup: Docker engine installed and running, Consul built and cached
+## setup: Docker engine installed and running, etcd installed, Consul and CoreDNS built and cached
 setup:
 	scripts/setup.sh
 
@@ -20,9 +20,9 @@ setup:
 run: build
 	scripts/run-dev.sh
 
-## test: every test, the end-to-end suite included (needs a running engine; builds Consul if not cached)
+## test: every test, the end-to-end suite included (needs a running engine and etcd; builds Consul and CoreDNS if not cached)
 test:
-	CONSUL_BIN="$$(scripts/get-consul.sh)" go test -race -count=1 -timeout 45m ./...
+	CONSUL_BIN="$$(scripts/get-consul.sh)" COREDNS_BIN="$$(scripts/get-coredns.sh)" go test -race -count=1 -timeout 45m ./...
 
 ## unit: the tests that need neither Docker nor Consul
 unit:
@@ -38,6 +38,7 @@ FUZZTIME ?= 20s
 fuzz:
 	go test -run='^$$' -fuzz='^FuzzServices$$' -fuzztime=$(FUZZTIME) ./docker
 	go test -run='^$$' -fuzz='^FuzzSplitTags$$' -fuzztime=$(FUZZTIME) ./docker
+	go test -run='^$$' -fuzz='^FuzzLabel$$' -fuzztime=$(FUZZTIME) ./registry/skydns2
 
 ## image: the registrator image (FROM scratch) from build/registrator
 image: build

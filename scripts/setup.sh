@@ -4,7 +4,8 @@
 #    is missing, and started in the background when `docker info` fails;
 #  - an etcd server binary (Debian's etcd-server, 3.4, v3 API) for the tests,
 #    which start their own server on free loopback ports;
-#  - a Consul binary for the tests and `make run` (scripts/get-consul.sh).
+#  - a Consul binary for the tests and `make run` (scripts/get-consul.sh);
+#  - a CoreDNS binary for the skydns2 test (scripts/get-coredns.sh).
 # Safe to run again: it only does what is missing. Needs root (or sudo) for
 # the install and for starting dockerd.
 set -euo pipefail
@@ -36,3 +37,5 @@ echo "setup: Docker engine $(docker version -f '{{.Server.Version}} (API {{.Serv
 
 consul=$(scripts/get-consul.sh)
 echo "setup: Consul at $consul" >&2
+coredns=$(scripts/get-coredns.sh)
+echo "setup: CoreDNS at $coredns" >&2
