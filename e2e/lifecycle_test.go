@@ -190,6 +190,10 @@ func TestMisconfigurationExitsTwoWithOneLine(t *testing.T) {
 		{"unknown scheme", []string{"nosuch://127.0.0.1:1"}, `unknown registry scheme "nosuch"`},
 		{"ttl not above refresh", []string{"-ttl", "10", "-ttl-refresh", "20", "consul://127.0.0.1:1"}, "-ttl must be greater than -ttl-refresh"},
 		{"unreachable registry", []string{"-retry-attempts", "2", "-retry-interval", "100", "consul://127.0.0.1:" + strconv.Itoa(closed)}, "cannot reach the registry after 3 attempt(s)"},
+		{"unreachable etcd", []string{"-retry-attempts", "1", "-retry-interval", "100", "etcd://127.0.0.1:" + strconv.Itoa(closed) + "/x"}, "cannot reach the registry after 2 attempt(s): etcd: http://127.0.0.1:" + strconv.Itoa(closed) + ": dial tcp"},
+		{"one of two registries unreachable", []string{"consul://" + agent.Addr, "etcd://127.0.0.1:" + strconv.Itoa(closed) + "/x"}, "etcd://127.0.0.1:" + strconv.Itoa(closed) + "/x: cannot reach the registry"},
+		{"etcd password not shown", []string{"etcd://user:s3cret@127.0.0.1:1/x?nope=1"}, `etcd://user:xxxxx@127.0.0.1:1/x?nope=1: unknown option "nope"`},
+		{"skydns2 without a domain", []string{"skydns2://127.0.0.1:1"}, "no domain"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

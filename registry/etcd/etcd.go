@@ -22,6 +22,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"strconv"
@@ -199,11 +200,36 @@ func sum(value []byte) string {
 }
 
 // Ping reads one key, which checks the connection and the credentials.
+// The client retries a refused connection until ctx is done, so when the
+// read times out, a plain dial of each endpoint says why.
 func (b *Backend) Ping(ctx context.Context) error {
-	if _, err := b.cli.Get(ctx, b.leaseKey(), clientv3.WithCountOnly()); err != nil {
-		return fmt.Errorf("etcd: %s: %w", strings.Join(b.cli.Endpoints(), ","), err)
+	_, err := b.cli.Get(ctx, b.leaseKey(), clientv3.WithCountOnly())
+	if err == nil {
+		return nil
 	}
-	return nil
+	if errors.Is(err, context.DeadlineExceeded) {
+		var dialErrs []error
+		for _, ep := range b.cli.Endpoints() {
+			conn, derr := net.DialTimeout("tcp", hostPort(ep), time.Second)
+			if derr != nil {
+				dialErrs = append(dialErrs, derr)
+				continue
+			}
+			conn.Close()
+		}
+		if len(dialErrs) == len(b.cli.Endpoints()) {
+			err = errors.Join(dialErrs...)
+		}
+	}
+	return fmt.Errorf("etcd: %s: %w", strings.Join(b.cli.Endpoints(), ","), err)
+}
+
+// hostPort is the host:port of an endpoint URL.
+func hostPort(endpoint string) string {
+	if u, err := url.Parse(endpoint); err == nil && u.Host != "" {
+		return u.Host
+	}
+	return endpoint
 }
 
 // Services reads every entry under the prefix and every mark, in one
