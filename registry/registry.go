@@ -14,6 +14,7 @@ import (
 	"github.com/registrator/registrator/bridge"
 	"github.com/registrator/registrator/registry/consul"
 	"github.com/registrator/registrator/registry/etcd"
+	"github.com/registrator/registrator/registry/kv"
 	"github.com/registrator/registrator/registry/skydns2"
 )
 
@@ -38,11 +39,11 @@ var schemes = map[string]func(*url.URL, Options) (bridge.Backend, error){
 func openConsul(u *url.URL, _ Options) (bridge.Backend, error) { return consul.Open(u) }
 
 func openEtcd(u *url.URL, o Options) (bridge.Backend, error) {
-	return etcd.Open(u, etcd.Options(o))
+	return etcd.Open(u, kv.Options(o))
 }
 
 func openSkyDNS(u *url.URL, o Options) (bridge.Backend, error) {
-	return skydns2.Open(u, etcd.Options(o))
+	return skydns2.Open(u, kv.Options(o))
 }
 
 // Schemes lists the URI schemes Open knows, sorted.

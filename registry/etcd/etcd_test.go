@@ -15,6 +15,7 @@ import (
 
 	"github.com/registrator/registrator/bridge"
 	"github.com/registrator/registrator/internal/etcdtest"
+	"github.com/registrator/registrator/registry/kv"
 	"github.com/registrator/registrator/registry/registrytest"
 )
 
@@ -38,13 +39,13 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func open(t *testing.T, uri, owner string, ttl time.Duration) *Backend {
+func open(t *testing.T, uri, owner string, ttl time.Duration) *kv.Backend {
 	t.Helper()
 	u, err := url.Parse(uri)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := Open(u, Options{Owner: owner, TTL: ttl, Log: quiet})
+	b, err := Open(u, kv.Options{Owner: owner, TTL: ttl, Log: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,35 +92,6 @@ func TestContract(t *testing.T) {
 	}
 }
 
-// The layouts registrator's users read: the exact keys and values.
-func TestLayout(t *testing.T) {
-	s := bridge.Service{ID: "host:web.1:80", Name: "web", Address: "10.0.0.5", Port: 8080, Tags: []string{"a"}, Meta: map[string]string{"k": "v"}}
-	for _, tc := range []struct {
-		layout     Layout
-		key, value string
-	}{
-		{Plain{Path: "/services"}, "/services/web/host:web.1:80", "10.0.0.5:8080"},
-		{Plain{Path: ""}, "/web/host:web.1:80", "10.0.0.5:8080"},
-		{JSON{Path: "/services"}, "/services/web/host:web.1:80", `{"id":"host:web.1:80","name":"web","address":"10.0.0.5","port":8080,"tags":["a"],"meta":{"k":"v"}}`},
-	} {
-		if got := tc.layout.Key(s); got != tc.key {
-			t.Errorf("%T key %q, want %q", tc.layout, got, tc.key)
-		}
-		v, err := tc.layout.Value(s)
-		if err != nil || string(v) != tc.value {
-			t.Errorf("%T value %s (%v), want %s", tc.layout, v, err, tc.value)
-		}
-		back, ok := tc.layout.Parse(tc.key, v)
-		if !ok || back.ID != s.ID || back.Name != s.Name || back.Address != s.Address || back.Port != s.Port {
-			t.Errorf("%T parse back: %+v, %v", tc.layout, back, ok)
-		}
-	}
-	v6, _ := Plain{Path: "/p"}.Value(bridge.Service{Address: "fd00::1", Port: 80})
-	if string(v6) != "[fd00::1]:80" {
-		t.Errorf("IPv6 value %s, want [fd00::1]:80", v6)
-	}
-}
-
 func TestOpen(t *testing.T) {
 	for _, tc := range []struct {
 		uri       string
@@ -144,7 +116,7 @@ func TestOpen(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			b, err := Open(u, Options{Owner: "o", Log: quiet})
+			b, err := Open(u, kv.Options{Owner: "o", Log: quiet})
 			if tc.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.err) {
 					t.Fatalf("error %v, want one containing %q", err, tc.err)
@@ -158,7 +130,7 @@ func TestOpen(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer b.Close()
-			if d := cmp.Diff(tc.endpoints, b.cli.Endpoints()); d != "" {
+			if d := cmp.Diff(tc.endpoints, b.Store().(*Store).Client().Endpoints()); d != "" {
 				t.Errorf("endpoints (-want +got):\n%s", d)
 			}
 		})

@@ -22,14 +22,15 @@ import (
 
 	"github.com/registrator/registrator/bridge"
 	"github.com/registrator/registrator/registry/etcd"
+	"github.com/registrator/registrator/registry/kv"
 )
 
 // Root is where CoreDNS's etcd plugin looks by default.
 const Root = "/skydns"
 
 // Open parses a skydns2:// URI.
-func Open(u *url.URL, o etcd.Options) (*etcd.Backend, error) {
-	return etcd.OpenLayout(u, o, func(path string, _ url.Values) (etcd.Layout, error) {
+func Open(u *url.URL, o kv.Options) (*kv.Backend, error) {
+	return etcd.OpenLayout(u, o, func(path string, _ url.Values) (kv.Layout, error) {
 		prefix, err := Prefix(strings.TrimPrefix(path, "/"))
 		if err != nil {
 			return nil, err

@@ -14,7 +14,7 @@ import (
 
 	"github.com/registrator/registrator/bridge"
 	"github.com/registrator/registrator/internal/etcdtest"
-	"github.com/registrator/registrator/registry/etcd"
+	"github.com/registrator/registrator/registry/kv"
 	"github.com/registrator/registrator/registry/registrytest"
 )
 
@@ -37,7 +37,7 @@ func TestContract(t *testing.T) {
 	quiet.SetOutput(io.Discard)
 	open := func(t *testing.T) bridge.Backend {
 		u, _ := url.Parse("skydns2://" + server.Addr + "/skydns.local")
-		b, err := Open(u, etcd.Options{Owner: "owner-a", Log: logrus.NewEntry(quiet)})
+		b, err := Open(u, kv.Options{Owner: "owner-a", Log: logrus.NewEntry(quiet)})
 		if err != nil {
 			t.Fatal(err)
 		}

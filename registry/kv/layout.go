@@ -1,4 +1,4 @@
-package etcd
+package kv
 
 import (
 	"encoding/json"

@@ -1,0 +1,382 @@
+// Package kv keeps services in a key-value store with leases: etcd (leases)
+// and Consul's KV store (sessions). A Layout says where an entry lives and
+// what it holds; a Store speaks to the server.
+//
+// Every entry is written on one lease per daemon, kept alive while the
+// daemon runs: entries of a daemon that is gone for longer than the lease's
+// TTL disappear by themselves. Beside each entry, on the same lease and in
+// the same transaction, a mark outside the layout's prefix
+// (<marks>/<namespace>/entries/<owner>/<ID>) names the owner, the container
+// and the revision of the definition, so that start-up cleanup removes only
+// our entries and an unchanged entry is never rewritten. The lease is
+// recorded at <marks>/<namespace>/leases/<owner>, so that a daemon restarted
+// within the TTL adopts it with its entries.
+package kv
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/registrator/registrator/bridge"
+)
+
+// DefaultTTL is the lease TTL when -ttl is not given.
+const DefaultTTL = 30 * time.Second
+
+// Options are what the command line says beyond the URI.
+type Options struct {
+	Owner string        // this daemon's owner mark
+	TTL   time.Duration // lease TTL; 0 means DefaultTTL
+	Log   *logrus.Entry
+}
+
+// Pair is one key as stored.
+type Pair struct {
+	Key   string
+	Value []byte
+	Lease string // "" when the key is on no lease
+}
+
+// Op is one write of a transaction: a put on the lease, or a delete.
+type Op struct {
+	Key    string
+	Value  []byte
+	Delete bool
+}
+
+// ErrLeaseLost is returned by Store.Commit when the lease no longer exists.
+var ErrLeaseLost = errors.New("lease lost")
+
+// Store is the server. Its methods may be called concurrently.
+type Store interface {
+	// List reads every key under each prefix in one consistent snapshot.
+	List(ctx context.Context, prefixes ...string) ([][]Pair, error)
+	// Get reads one key.
+	Get(ctx context.Context, key string) (value []byte, found bool, err error)
+	// Commit applies ops atomically, putting keys on lease.
+	Commit(ctx context.Context, lease string, ops []Op) error
+	// Grant creates a lease.
+	Grant(ctx context.Context, ttl time.Duration) (string, error)
+	// Alive reports whether a lease still exists.
+	Alive(ctx context.Context, lease string) (bool, error)
+	// KeepAlive starts refreshing lease in the background until ctx is
+	// done; if the lease expires first it calls lost, once, from another
+	// goroutine.
+	KeepAlive(ctx context.Context, lease string, lost func()) error
+	// Ping checks the connection and the credentials.
+	Ping(ctx context.Context) error
+	Close() error
+}
+
+// Layout says where an entry lives and what it holds.
+type Layout interface {
+	// Prefix is the part every entry's key starts with, followed by "/".
+	Prefix() string
+	Key(s bridge.Service) string
+	Value(s bridge.Service) ([]byte, error)
+	// Parse reads an entry back. ok is false for a key or value that is not
+	// an entry of this layout.
+	Parse(key string, value []byte) (s bridge.Service, ok bool)
+}
+
+// Backend is a Store's key space laid out by a Layout.
+type Backend struct {
+	store  Store
+	layout Layout
+	name   string // for errors: the URI scheme
+	owner  string
+	ttl    time.Duration
+	marks  string // <marks root>/<namespace>
+	root   string // marks root
+	log    *logrus.Entry
+
+	mu     sync.Mutex
+	lease  string            // "" until the first write or read
+	stop   func()            // ends the keep-alive of lease
+	keys   map[string]string // service ID → entry key, of our entries
+	listed bool              // keys holds every entry of ours (Services ran since the lease was taken)
+}
+
+var _ bridge.Backend = (*Backend)(nil)
+
+// New returns a backend; marks is the root of marks and lease records.
+func New(name string, store Store, layout Layout, marks string, o Options) *Backend {
+	ttl := o.TTL
+	if ttl <= 0 {
+		ttl = DefaultTTL
+	}
+	ns := url.PathEscape(layout.Prefix())
+	if ns == "" {
+		ns = "_"
+	}
+	log := o.Log
+	if log == nil {
+		log = logrus.NewEntry(logrus.StandardLogger())
+	}
+	return &Backend{
+		store: store, layout: layout, name: name, owner: o.Owner, ttl: ttl,
+		root: marks, marks: marks + "/" + ns, log: log.WithField("backend", name),
+	}
+}
+
+// Store returns the store the backend writes to.
+func (b *Backend) Store() Store { return b.store }
+
+// mark is what we write beside each entry of ours.
+type mark struct {
+	ID        string `json:"id"`
+	Key       string `json:"key"`
+	Container string `json:"container"`
+	Revision  string `json:"rev"`
+	Sum       string `json:"sum"` // digest of the value written
+}
+
+func (b *Backend) markKey(owner, id string) string {
+	return b.marks + "/entries/" + owner + "/" + url.PathEscape(id)
+}
+
+func (b *Backend) leaseKey() string { return b.marks + "/leases/" + b.owner }
+
+func sum(value []byte) string {
+	s := sha256.Sum256(value)
+	return hex.EncodeToString(s[:8])
+}
+
+// Ping checks that the store answers.
+func (b *Backend) Ping(ctx context.Context) error {
+	if err := b.store.Ping(ctx); err != nil {
+		return fmt.Errorf("%s: %w", b.name, err)
+	}
+	return nil
+}
+
+// Services reads every entry under the prefix and every mark, in one
+// consistent snapshot.
+func (b *Backend) Services(ctx context.Context) ([]bridge.Service, error) {
+	lease, err := b.ensureLease(ctx)
+	if err != nil {
+		return nil, err
+	}
+	entriesPrefix := b.layout.Prefix() + "/"
+	marksPrefix := b.marks + "/entries/"
+	lists, err := b.store.List(ctx, entriesPrefix, marksPrefix)
+	if err != nil {
+		return nil, fmt.Errorf("%s: list %s: %w", b.name, entriesPrefix, err)
+	}
+	type owned struct {
+		mark
+		owner string
+		found bool
+	}
+	byKey := map[string]*owned{}
+	var all []*owned
+	for _, p := range lists[1] {
+		owner, _, ok := strings.Cut(strings.TrimPrefix(p.Key, marksPrefix), "/")
+		var m mark
+		if !ok || json.Unmarshal(p.Value, &m) != nil || m.Key == "" {
+			continue
+		}
+		o := &owned{mark: m, owner: owner}
+		byKey[m.Key] = o
+		all = append(all, o)
+	}
+
+	keys := map[string]string{}
+	var out []bridge.Service
+	for _, p := range lists[0] {
+		if strings.HasPrefix(p.Key, b.root+"/") {
+			continue // our own marks, when the prefix is the root
+		}
+		s, ok := b.layout.Parse(p.Key, p.Value)
+		o := byKey[p.Key]
+		if o == nil {
+			if ok {
+				out = append(out, s)
+			}
+			continue
+		}
+		o.found = true
+		s.ID, s.Owner, s.Container = o.ID, o.owner, o.Container
+		current := o.owner != b.owner || p.Lease == lease
+		if ok && current && o.Sum == sum(p.Value) {
+			s.Revision = o.Revision
+		}
+		if o.owner == b.owner {
+			keys[o.ID] = p.Key
+		}
+		out = append(out, s)
+	}
+	for _, o := range all {
+		// A mark of ours whose entry is gone: listed, so that the entry is
+		// written again or the mark removed.
+		if !o.found && o.owner == b.owner {
+			keys[o.ID] = o.Key
+			out = append(out, bridge.Service{ID: o.ID, Owner: o.owner, Container: o.Container})
+		}
+	}
+	b.mu.Lock()
+	if b.lease == lease {
+		b.keys, b.listed = keys, true
+	}
+	b.mu.Unlock()
+	return out, nil
+}
+
+// Register writes the entry and its mark on the lease, removing the entry
+// of the same ID at another key (a service whose name changed).
+func (b *Backend) Register(ctx context.Context, s bridge.Service) error {
+	key := b.layout.Key(s)
+	value, err := b.layout.Value(s)
+	if err != nil {
+		return fmt.Errorf("%s: register %s: %w", b.name, s.ID, err)
+	}
+	m, _ := json.Marshal(mark{ID: s.ID, Key: key, Container: s.Container, Revision: s.Fingerprint(), Sum: sum(value)})
+	for attempt := 0; ; attempt++ {
+		lease, err := b.ensureLease(ctx)
+		if err != nil {
+			return fmt.Errorf("%s: register %s: %w", b.name, s.ID, err)
+		}
+		old, err := b.keyOf(ctx, s.Owner, s.ID)
+		if err != nil {
+			return fmt.Errorf("%s: register %s: %w", b.name, s.ID, err)
+		}
+		var ops []Op
+		if old != "" && old != key {
+			ops = append(ops, Op{Key: old, Delete: true})
+		}
+		ops = append(ops, Op{Key: key, Value: value}, Op{Key: b.markKey(s.Owner, s.ID), Value: m})
+		err = b.store.Commit(ctx, lease, ops)
+		if errors.Is(err, ErrLeaseLost) && attempt == 0 {
+			b.dropLease(lease, "lease not found")
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("%s: register %s at %s: %w", b.name, s.ID, key, err)
+		}
+		b.mu.Lock()
+		if b.lease == lease && s.Owner == b.owner {
+			b.keys[s.ID] = key
+		}
+		b.mu.Unlock()
+		return nil
+	}
+}
+
+// Deregister deletes the entry and, for an entry with an owner, its mark.
+func (b *Backend) Deregister(ctx context.Context, s bridge.Service) error {
+	key := b.layout.Key(s)
+	if s.Owner == b.owner {
+		b.mu.Lock()
+		if k, ok := b.keys[s.ID]; ok {
+			key = k
+		}
+		b.mu.Unlock()
+	}
+	ops := []Op{{Key: key, Delete: true}}
+	if s.Owner != "" {
+		ops = append(ops, Op{Key: b.markKey(s.Owner, s.ID), Delete: true})
+	}
+	if err := b.store.Commit(ctx, "", ops); err != nil {
+		return fmt.Errorf("%s: deregister %s at %s: %w", b.name, s.ID, key, err)
+	}
+	if s.Owner == b.owner {
+		b.mu.Lock()
+		delete(b.keys, s.ID)
+		b.mu.Unlock()
+	}
+	return nil
+}
+
+// keyOf returns the key of the owner's entry with this ID, "" if there is none.
+func (b *Backend) keyOf(ctx context.Context, owner, id string) (string, error) {
+	if owner == b.owner {
+		b.mu.Lock()
+		key, ok := b.keys[id]
+		listed := b.listed
+		b.mu.Unlock()
+		if ok || listed {
+			return key, nil
+		}
+	}
+	value, found, err := b.store.Get(ctx, b.markKey(owner, id))
+	if err != nil || !found {
+		return "", err
+	}
+	var m mark
+	if json.Unmarshal(value, &m) != nil {
+		return "", nil
+	}
+	return m.Key, nil
+}
+
+// ensureLease returns the lease entries are written on: the one in use, else
+// the one a previous run of this daemon recorded if it is still alive, else
+// a new one.
+func (b *Backend) ensureLease(ctx context.Context) (string, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.lease != "" {
+		return b.lease, nil
+	}
+	var lease string
+	recorded, found, err := b.store.Get(ctx, b.leaseKey())
+	if err != nil {
+		return "", fmt.Errorf("%s: read lease record: %w", b.name, err)
+	}
+	if found {
+		if alive, err := b.store.Alive(ctx, string(recorded)); err == nil && alive {
+			lease = string(recorded)
+			b.log.WithField("lease", lease).Info("adopted the lease of the previous run")
+		}
+	}
+	if lease == "" {
+		if lease, err = b.store.Grant(ctx, b.ttl); err != nil {
+			return "", fmt.Errorf("%s: grant lease: %w", b.name, err)
+		}
+		if err := b.store.Commit(ctx, lease, []Op{{Key: b.leaseKey(), Value: []byte(lease)}}); err != nil {
+			return "", fmt.Errorf("%s: record lease: %w", b.name, err)
+		}
+		b.log.WithFields(logrus.Fields{"lease": lease, "ttl": b.ttl}).Info("granted a lease")
+	}
+	kctx, cancel := context.WithCancel(context.Background())
+	if err := b.store.KeepAlive(kctx, lease, func() { b.dropLease(lease, "keep-alive ended") }); err != nil {
+		cancel()
+		return "", fmt.Errorf("%s: keep lease alive: %w", b.name, err)
+	}
+	b.lease, b.stop, b.keys, b.listed = lease, cancel, map[string]string{}, false
+	return lease, nil
+}
+
+// dropLease forgets a lease that expired: the next operation takes a new
+// one, and the next full reconcile writes every entry again.
+func (b *Backend) dropLease(lease, why string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.lease != lease {
+		return
+	}
+	b.stop()
+	b.lease, b.stop, b.keys, b.listed = "", nil, nil, false
+	b.log.WithField("lease", lease).Warnf("lease lost (%s): its entries are gone and will be written again", why)
+}
+
+// Close stops keeping the lease alive, leaving the entries in place until
+// the lease's TTL runs out; a daemon started again in time adopts them.
+func (b *Backend) Close() error {
+	b.mu.Lock()
+	if b.stop != nil {
+		b.stop()
+	}
+	b.mu.Unlock()
+	return b.store.Close()
+}
