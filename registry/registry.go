@@ -13,6 +13,7 @@ import (
 
 	"github.com/registrator/registrator/bridge"
 	"github.com/registrator/registrator/registry/consul"
+	"github.com/registrator/registrator/registry/consulkv"
 	"github.com/registrator/registrator/registry/etcd"
 	"github.com/registrator/registrator/registry/kv"
 	"github.com/registrator/registrator/registry/skydns2"
@@ -27,16 +28,22 @@ type Options struct {
 
 // schemes maps each URI scheme to the adapter that serves it.
 var schemes = map[string]func(*url.URL, Options) (bridge.Backend, error){
-	"consul":      openConsul,
-	"consul-tls":  openConsul,
-	"consul-unix": openConsul,
-	"etcd":        openEtcd,
-	"etcd+tls":    openEtcd,
-	"skydns2":     openSkyDNS,
-	"skydns2+tls": openSkyDNS,
+	"consul":       openConsul,
+	"consul-tls":   openConsul,
+	"consul-unix":  openConsul,
+	"consulkv":     openConsulKV,
+	"consulkv-tls": openConsulKV,
+	"etcd":         openEtcd,
+	"etcd+tls":     openEtcd,
+	"skydns2":      openSkyDNS,
+	"skydns2+tls":  openSkyDNS,
 }
 
 func openConsul(u *url.URL, _ Options) (bridge.Backend, error) { return consul.Open(u) }
+
+func openConsulKV(u *url.URL, o Options) (bridge.Backend, error) {
+	return consulkv.Open(u, kv.Options(o))
+}
 
 func openEtcd(u *url.URL, o Options) (bridge.Backend, error) {
 	return etcd.Open(u, kv.Options(o))

@@ -49,9 +49,31 @@ var _ bridge.Backend = (*Backend)(nil)
 
 // Open configures a client for the agent the URI names. It does not connect.
 func Open(u *url.URL) (*Backend, error) {
+	if u.Scheme != "consul-unix" && u.Path != "" && u.Path != "/" {
+		return nil, fmt.Errorf("consul: %s: unexpected path %q: the consul backend takes no prefix", u.Redacted(), u.Path)
+	}
+	for k := range u.Query() {
+		return nil, fmt.Errorf("consul: %s: unknown option %q", u.Redacted(), k)
+	}
+	cfg, err := ClientConfig(u)
+	if err != nil {
+		return nil, err
+	}
+	addr := cfg.Address // NewClient rewrites a unix:// address
+	c, err := api.NewClient(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("consul: %w", err)
+	}
+	return &Backend{client: c, addr: addr}, nil
+}
+
+// ClientConfig is the client configuration for the agent a consul URI names:
+// Consul's environment (CONSUL_HTTP_TOKEN, CONSUL_CACERT, ...), then the
+// URI's host; a consul-unix URI's path is the socket, a -tls scheme means
+// HTTPS. It leaves the path and query to the caller.
+func ClientConfig(u *url.URL) (*api.Config, error) {
 	cfg := api.DefaultConfig() // reads the CONSUL_* environment
-	switch u.Scheme {
-	case "consul-unix":
+	if u.Scheme == "consul-unix" {
 		p := u.Path
 		if p == "" {
 			p = u.Opaque
@@ -60,7 +82,9 @@ func Open(u *url.URL) (*Backend, error) {
 			return nil, fmt.Errorf("consul: %s: no socket path (consul-unix:///path/to/consul.sock)", u)
 		}
 		cfg.Address = "unix://" + p
-	case "consul-tls":
+		return cfg, nil
+	}
+	if strings.HasSuffix(u.Scheme, "-tls") {
 		cfg.Scheme = "https"
 		// registrator read the client certificate from these.
 		if cfg.TLSConfig.CertFile == "" {
@@ -69,24 +93,11 @@ func Open(u *url.URL) (*Backend, error) {
 		if cfg.TLSConfig.KeyFile == "" {
 			cfg.TLSConfig.KeyFile = os.Getenv("CONSUL_TLSKEY")
 		}
-		fallthrough
-	default:
-		if u.Host != "" {
-			cfg.Address = u.Host
-		}
-		if u.Path != "" && u.Path != "/" {
-			return nil, fmt.Errorf("consul: %s: unexpected path %q: the consul backend takes no prefix", u.Redacted(), u.Path)
-		}
 	}
-	for k := range u.Query() {
-		return nil, fmt.Errorf("consul: %s: unknown option %q", u.Redacted(), k)
+	if u.Host != "" {
+		cfg.Address = u.Host
 	}
-	addr := cfg.Address // NewClient rewrites a unix:// address
-	c, err := api.NewClient(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("consul: %w", err)
-	}
-	return &Backend{client: c, addr: addr}, nil
+	return cfg, nil
 }
 
 // Ping asks the agent for the cluster leader, which needs no ACL rights. Any

@@ -1,0 +1,69 @@
+package e2e
+
+import (
+	"fmt"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// consulKV returns every key under prefix with its value.
+func consulKV(prefix string) (map[string]string, error) {
+	pairs, _, err := agent.Client().KV().List(prefix, nil)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	for _, p := range pairs {
+		out[p.Key] = string(p.Value)
+	}
+	return out, nil
+}
+
+func expectConsulKV(t *testing.T, prefix string, want map[string]string) {
+	t.Helper()
+	eventually(t, settle, func() error {
+		got, err := consulKV(prefix)
+		if err != nil {
+			return err
+		}
+		if d := cmp.Diff(want, got); d != "" {
+			return fmt.Errorf("consul keys under %s (-want +got):\n%s", prefix, d)
+		}
+		return nil
+	})
+}
+
+// registrator's consulkv layout; a Consul agent that restarts empty gets
+// every entry back within one resync period.
+func TestConsulKV(t *testing.T) {
+	clean(t)
+	if _, err := agent.Client().KV().DeleteTree("", nil); err != nil {
+		t.Fatal(err)
+	}
+	const resync = 3 * time.Second
+	startDaemonURIs(t, []string{"consulkv://" + agent.Addr + "/services"}, "-resync", "3")
+	p1, p2 := freePort(t), freePort(t)
+	run(t, "--name", "web.1", "-p", pub(p1, "80"), imgSvc, "80")
+	run(t, "--name", "gone", "-p", pub(p2, "80"), "-e", "SERVICE_NAME=api", imgSvc, "80")
+	web := "services/svc/" + id("web.1", "80")
+	expectConsulKV(t, "services/", map[string]string{
+		web:                                "127.0.0.1:" + strconv.Itoa(p1),
+		"services/api/" + id("gone", "80"): "127.0.0.1:" + strconv.Itoa(p2),
+	})
+	docker(t, "rm", "-f", "gone")
+	expectConsulKV(t, "services/", map[string]string{web: "127.0.0.1:" + strconv.Itoa(p1)})
+
+	if err := agent.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	expectConsulKV(t, "services/", map[string]string{web: "127.0.0.1:" + strconv.Itoa(p1)})
+	if took := time.Since(start); took > resync+3*time.Second {
+		t.Errorf("entries back %s after the agent restarted, more than one resync period (%s)", took, resync)
+	} else {
+		t.Logf("entries back %s after the agent restarted empty", took)
+	}
+}

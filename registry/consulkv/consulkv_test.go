@@ -1,0 +1,131 @@
+package consulkv
+
+import (
+	"context"
+	"io"
+	"net/url"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+	"github.com/sirupsen/logrus"
+
+	"github.com/registrator/registrator/bridge"
+	"github.com/registrator/registrator/internal/consultest"
+	"github.com/registrator/registrator/registry/kv"
+	"github.com/registrator/registrator/registry/registrytest"
+)
+
+var agent *consultest.Agent
+
+var quiet = func() *logrus.Entry {
+	l := logrus.New()
+	l.SetOutput(io.Discard)
+	return logrus.NewEntry(l)
+}()
+
+func TestMain(m *testing.M) {
+	a, err := consultest.Start()
+	if err != nil {
+		os.Stderr.WriteString("consulkv tests need a Consul binary: " + err.Error() + "\n")
+		os.Exit(1)
+	}
+	agent = a
+	code := m.Run()
+	a.Stop()
+	os.Exit(code)
+}
+
+func open(t *testing.T, uri string, ttl time.Duration) *kv.Backend {
+	t.Helper()
+	u, err := url.Parse(uri)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Open(u, kv.Options{Owner: "owner-a", TTL: ttl, Log: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b
+}
+
+func reset(t *testing.T) {
+	t.Helper()
+	if _, err := agent.Client().KV().DeleteTree("", nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestContract(t *testing.T) {
+	uri := "consulkv://" + agent.Addr + "/services"
+	registrytest.Run(t, registrytest.Harness{
+		Open: func(t *testing.T) bridge.Backend {
+			reset(t)
+			return open(t, uri, 0)
+		},
+		Reopen: func(t *testing.T) bridge.Backend { return open(t, uri, 0) },
+		WriteUnmarked: func(t *testing.T, id string) {
+			if _, err := agent.Client().KV().Put(&api.KVPair{Key: "services/other/" + id, Value: []byte("10.1.1.1:1")}, nil); err != nil {
+				t.Fatal(err)
+			}
+		},
+		Stored: func(s bridge.Service) bridge.Service {
+			s.Checks, s.Tags, s.Meta = nil, nil, nil
+			return s
+		},
+	})
+}
+
+// registrator's layout, the entry held by the daemon's session.
+func TestLayoutAndSession(t *testing.T) {
+	reset(t)
+	b := open(t, "consulkv://"+agent.Addr+"/services", 0)
+	s := bridge.Service{ID: "host:web.1:80", Name: "web", Address: "10.0.0.5", Port: 8080, Container: "c1", Owner: "owner-a"}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := b.Register(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	pair, _, err := agent.Client().KV().Get("services/web/host:web.1:80", nil)
+	if err != nil || pair == nil {
+		t.Fatalf("entry: %v, %v", pair, err)
+	}
+	if string(pair.Value) != "10.0.0.5:8080" || pair.Session == "" {
+		t.Errorf("entry value %q session %q, want 10.0.0.5:8080 held by a session", pair.Value, pair.Session)
+	}
+	// The session ends (as when the node fails): the entry goes with it,
+	// and the next write takes a new session.
+	if _, err := agent.Client().Session().Destroy(pair.Session, nil); err != nil {
+		t.Fatal(err)
+	}
+	if p, _, _ := agent.Client().KV().Get("services/web/host:web.1:80", nil); p != nil {
+		t.Fatal("entry outlived its session")
+	}
+	if err := b.Register(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	again, _, err := agent.Client().KV().Get("services/web/host:web.1:80", nil)
+	if err != nil || again == nil || again.Session == "" || again.Session == pair.Session {
+		t.Fatalf("after the session ended: entry %+v (%v), want one on a new session", again, err)
+	}
+}
+
+func TestOpen(t *testing.T) {
+	for _, tc := range []struct{ uri, err string }{
+		{"consulkv://127.0.0.1:8500/services", ""},
+		{"consulkv://127.0.0.1:8500/a/b/", ""},
+		{"consulkv://127.0.0.1:8500", "no key prefix"},
+		{"consulkv://127.0.0.1:8500/", "no key prefix"},
+		{"consulkv://127.0.0.1:8500/s?x=1", `unknown option "x"`},
+		{"consulkv://127.0.0.1:8500/s?marks=s/m", "inside the prefix"},
+	} {
+		u, _ := url.Parse(tc.uri)
+		_, err := Open(u, kv.Options{Owner: "o", Log: quiet})
+		if tc.err == "" && err != nil || tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)) {
+			t.Errorf("Open(%s) error %v, want %q", tc.uri, err, tc.err)
+		}
+	}
+}
