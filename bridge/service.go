@@ -27,9 +27,12 @@ type Service struct {
 	Name    string
 	Address string
 	Port    int
-	Tags    []string          // in the order the user gave them
-	Meta    map[string]string // the container's attributes (SERVICE_<KEY> that is not a known key)
-	Checks  []Check
+	// ExposedPort is the container's port the service comes from (the
+	// zookeeper layout stores it as PrivatePort).
+	ExposedPort int
+	Tags        []string          // in the order the user gave them
+	Meta        map[string]string // the container's attributes (SERVICE_<KEY> that is not a known key)
+	Checks      []Check
 
 	// Container is the full ID of the Docker container the service comes from.
 	Container string

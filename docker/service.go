@@ -59,7 +59,7 @@ func Services(c container.InspectResponse, cfg Config) (services []bridge.Servic
 		if isSet(m.value(KeyIgnore)) {
 			continue
 		}
-		s := bridge.Service{Container: c.ID, Name: m.value(KeyName)}
+		s := bridge.Service{Container: c.ID, Name: m.value(KeyName), ExposedPort: p.exposed.Int()}
 		if s.Name == "" {
 			if cfg.Explicit {
 				continue

@@ -131,7 +131,7 @@ func web(env ...string) run {
 
 // web80 is the service web yields without any metadata.
 func web80() bridge.Service {
-	return bridge.Service{ID: "host:web.1:80", Name: "web", Address: hostAddr, Port: 8000}
+	return bridge.Service{ID: "host:web.1:80", Name: "web", Address: hostAddr, Port: 8000, ExposedPort: 80}
 }
 
 // with returns s changed by f, to write expected services as differences.
@@ -163,22 +163,22 @@ func TestServices(t *testing.T) {
 			name: "contract example: redis.0 published on 10000 with -ip",
 			run:  run{name: "redis.0", image: "progrium/redis", expose: []string{"6379"}, publish: []string{"10000:6379"}},
 			cfg:  func(c *Config) { c.HostIP = redisIP },
-			want: []bridge.Service{{ID: "host:redis.0:6379", Name: "redis", Port: 10000, Address: redisIP}},
+			want: []bridge.Service{{ID: "host:redis.0:6379", Name: "redis", Port: 10000, ExposedPort: 6379, Address: redisIP}},
 		},
 		{
 			name: "contract example: nginx with two published ports gets nginx-80 and nginx-443",
 			run:  nginx(),
 			want: []bridge.Service{
-				{ID: "host:nginx.0:80", Name: "nginx-80", Address: hostAddr, Port: 8000},
-				{ID: "host:nginx.0:443", Name: "nginx-443", Address: hostAddr, Port: 4443},
+				{ID: "host:nginx.0:80", Name: "nginx-80", Address: hostAddr, Port: 8000, ExposedPort: 80},
+				{ID: "host:nginx.0:443", Name: "nginx-443", Address: hostAddr, Port: 4443, ExposedPort: 443},
 			},
 		},
 		{
 			name: "contract example: per-port names, per-port ID, per-port attribute and generic tags",
 			run:  nginx("SERVICE_443_NAME=https", "SERVICE_443_ID=https.12345", "SERVICE_443_SNI=enabled", "SERVICE_80_NAME=http", "SERVICE_TAGS=www"),
 			want: []bridge.Service{
-				{ID: "host:nginx.0:80", Name: "http", Address: hostAddr, Port: 8000, Tags: []string{"www"}},
-				{ID: "https.12345", Name: "https", Address: hostAddr, Port: 4443, Tags: []string{"www"}, Meta: map[string]string{"sni": "enabled"}},
+				{ID: "host:nginx.0:80", Name: "http", Address: hostAddr, Port: 8000, ExposedPort: 80, Tags: []string{"www"}},
+				{ID: "https.12345", Name: "https", Address: hostAddr, Port: 4443, ExposedPort: 443, Tags: []string{"www"}, Meta: map[string]string{"sni": "enabled"}},
 			},
 		},
 
@@ -226,8 +226,8 @@ func TestServices(t *testing.T) {
 			name: "per-port key applies to the tcp and the udp port of that number",
 			run:  run{name: "dns.0", image: "coredns/coredns", publish: []string{"53:53/tcp", "53:53/udp"}, env: []string{"SERVICE_53_NAME=dns"}},
 			want: []bridge.Service{
-				{ID: "host:dns.0:53", Name: "dns", Address: hostAddr, Port: 53},
-				{ID: "host:dns.0:53:udp", Name: "dns", Address: hostAddr, Port: 53, Tags: []string{"udp"}},
+				{ID: "host:dns.0:53", Name: "dns", Address: hostAddr, Port: 53, ExposedPort: 53},
+				{ID: "host:dns.0:53:udp", Name: "dns", Address: hostAddr, Port: 53, ExposedPort: 53, Tags: []string{"udp"}},
 			},
 		},
 
@@ -236,8 +236,8 @@ func TestServices(t *testing.T) {
 			name: "generic name gets -<exposed port> with several ports, per-port name does not",
 			run:  nginx("SERVICE_NAME=web", "SERVICE_443_NAME=secure"),
 			want: []bridge.Service{
-				{ID: "host:nginx.0:80", Name: "web-80", Address: hostAddr, Port: 8000},
-				{ID: "host:nginx.0:443", Name: "secure", Address: hostAddr, Port: 4443},
+				{ID: "host:nginx.0:80", Name: "web-80", Address: hostAddr, Port: 8000, ExposedPort: 80},
+				{ID: "host:nginx.0:443", Name: "secure", Address: hostAddr, Port: 4443, ExposedPort: 443},
 			},
 		},
 		{
@@ -248,44 +248,44 @@ func TestServices(t *testing.T) {
 		{
 			name: "default name drops registry with port, path and tag",
 			run:  run{name: "app.1", image: "reg:5000/team/app:1.2", publish: []string{"8000:80"}},
-			want: []bridge.Service{{ID: "host:app.1:80", Name: "app", Address: hostAddr, Port: 8000}},
+			want: []bridge.Service{{ID: "host:app.1:80", Name: "app", Address: hostAddr, Port: 8000, ExposedPort: 80}},
 		},
 		{
 			name: "default name drops a digest",
 			run:  run{name: "app.1", image: "app@" + digest, publish: []string{"8000:80"}},
-			want: []bridge.Service{{ID: "host:app.1:80", Name: "app", Address: hostAddr, Port: 8000}},
+			want: []bridge.Service{{ID: "host:app.1:80", Name: "app", Address: hostAddr, Port: 8000, ExposedPort: 80}},
 		},
 		{
 			name: "default name drops registry, path, tag and digest together",
 			run:  run{name: "app.1", image: "reg.example.com:5000/team/sub/app:1.2@" + digest, publish: []string{"8000:80"}},
-			want: []bridge.Service{{ID: "host:app.1:80", Name: "app", Address: hostAddr, Port: 8000}},
+			want: []bridge.Service{{ID: "host:app.1:80", Name: "app", Address: hostAddr, Port: 8000, ExposedPort: 80}},
 		},
 		{
 			name: "image referenced by ID is named from the compose service label",
 			run:  run{name: "proj-api-1", image: "sha256:" + hex64, imageID: "sha256:" + hex64, publish: []string{"8000:80"}, labels: map[string]string{LabelComposeService: "api"}},
-			want: []bridge.Service{{ID: "host:proj-api-1:80", Name: "api", Address: hostAddr, Port: 8000}},
+			want: []bridge.Service{{ID: "host:proj-api-1:80", Name: "api", Address: hostAddr, Port: 8000, ExposedPort: 80}},
 		},
 		{
 			name: "image referenced by short ID without compose label is named after the container",
 			run:  run{name: "worker-1", image: hex64[:12], imageID: "sha256:" + hex64, publish: []string{"8000:80"}},
-			want: []bridge.Service{{ID: "host:worker-1:80", Name: "worker-1", Address: hostAddr, Port: 8000}},
+			want: []bridge.Service{{ID: "host:worker-1:80", Name: "worker-1", Address: hostAddr, Port: 8000, ExposedPort: 80}},
 		},
 		{
 			name: "image referenced by full ID without sha256 prefix is named after the container",
 			run:  run{name: "worker-1", image: hex64, imageID: "sha256:" + hex64, publish: []string{"8000:80"}},
-			want: []bridge.Service{{ID: "host:worker-1:80", Name: "worker-1", Address: hostAddr, Port: 8000}},
+			want: []bridge.Service{{ID: "host:worker-1:80", Name: "worker-1", Address: hostAddr, Port: 8000, ExposedPort: 80}},
 		},
 		{
 			name: "image named like hex that is not the container's image ID keeps its name",
 			run:  run{name: "c.1", image: "deadbeefcafe", publish: []string{"8000:80"}},
-			want: []bridge.Service{{ID: "host:c.1:80", Name: "deadbeefcafe", Address: hostAddr, Port: 8000}},
+			want: []bridge.Service{{ID: "host:c.1:80", Name: "deadbeefcafe", Address: hostAddr, Port: 8000, ExposedPort: 80}},
 		},
 
 		// IDs.
 		{
 			name: "UDP port gets :udp in its ID and the udp tag",
 			run:  run{name: "dns.0", image: "dns", publish: []string{"5353:53/udp"}},
-			want: []bridge.Service{{ID: "host:dns.0:53:udp", Name: "dns", Address: hostAddr, Port: 5353, Tags: []string{"udp"}}},
+			want: []bridge.Service{{ID: "host:dns.0:53:udp", Name: "dns", Address: hostAddr, Port: 5353, ExposedPort: 53, Tags: []string{"udp"}}},
 		},
 		{
 			name: "SERVICE_ID replaces the whole ID",
@@ -295,7 +295,7 @@ func TestServices(t *testing.T) {
 		{
 			name: "SERVICE_ID replaces the whole ID of a UDP port, udp tag kept",
 			run:  run{name: "dns.0", image: "dns", publish: []string{"5353:53/udp"}, env: []string{"SERVICE_ID=dns-primary"}},
-			want: []bridge.Service{{ID: "dns-primary", Name: "dns", Address: hostAddr, Port: 5353, Tags: []string{"udp"}}},
+			want: []bridge.Service{{ID: "dns-primary", Name: "dns", Address: hostAddr, Port: 5353, ExposedPort: 53, Tags: []string{"udp"}}},
 		},
 		{
 			name: "ID starts with the configured hostname",
@@ -348,13 +348,13 @@ func TestServices(t *testing.T) {
 			name: "udp tag comes last and is not repeated",
 			run:  run{name: "dns.0", image: "dns", publish: []string{"5353:53/udp"}, env: []string{"SERVICE_TAGS=udp,dns"}},
 			tags: "ops",
-			want: []bridge.Service{{ID: "host:dns.0:53:udp", Name: "dns", Address: hostAddr, Port: 5353, Tags: []string{"udp", "dns", "ops"}}},
+			want: []bridge.Service{{ID: "host:dns.0:53:udp", Name: "dns", Address: hostAddr, Port: 5353, ExposedPort: 53, Tags: []string{"udp", "dns", "ops"}}},
 		},
 		{
 			name: "udp tag after SERVICE_TAGS and -tags",
 			run:  run{name: "dns.0", image: "dns", publish: []string{"5353:53/udp"}, env: []string{"SERVICE_TAGS=dns"}},
 			tags: "ops",
-			want: []bridge.Service{{ID: "host:dns.0:53:udp", Name: "dns", Address: hostAddr, Port: 5353, Tags: []string{"dns", "ops", "udp"}}},
+			want: []bridge.Service{{ID: "host:dns.0:53:udp", Name: "dns", Address: hostAddr, Port: 5353, ExposedPort: 53, Tags: []string{"dns", "ops", "udp"}}},
 		},
 		{
 			name: "-tags template is rendered over the container and split on commas",
@@ -396,12 +396,12 @@ func TestServices(t *testing.T) {
 		{
 			name: "SERVICE_<port>_IGNORE ignores that port only",
 			run:  nginx("SERVICE_443_IGNORE=true", "SERVICE_80_NAME=http"),
-			want: []bridge.Service{{ID: "host:nginx.0:80", Name: "http", Address: hostAddr, Port: 8000}},
+			want: []bridge.Service{{ID: "host:nginx.0:80", Name: "http", Address: hostAddr, Port: 8000, ExposedPort: 80}},
 		},
 		{
 			name: "SERVICE_<port>_IGNORE=false beats SERVICE_IGNORE=true",
 			run:  nginx("SERVICE_IGNORE=true", "SERVICE_80_IGNORE=false", "SERVICE_80_NAME=http"),
-			want: []bridge.Service{{ID: "host:nginx.0:80", Name: "http", Address: hostAddr, Port: 8000}},
+			want: []bridge.Service{{ID: "host:nginx.0:80", Name: "http", Address: hostAddr, Port: 8000, ExposedPort: 80}},
 		},
 
 		// -explicit.
@@ -414,15 +414,15 @@ func TestServices(t *testing.T) {
 			name: "-explicit keeps only the port that has a per-port name",
 			run:  nginx("SERVICE_443_NAME=https"),
 			cfg:  func(c *Config) { c.Explicit = true },
-			want: []bridge.Service{{ID: "host:nginx.0:443", Name: "https", Address: hostAddr, Port: 4443}},
+			want: []bridge.Service{{ID: "host:nginx.0:443", Name: "https", Address: hostAddr, Port: 4443, ExposedPort: 443}},
 		},
 		{
 			name: "-explicit keeps every port of a container with a generic name from a label",
 			run:  run{name: "nginx.0", image: "nginx", publish: []string{"4443:443", "8000:80"}, labels: map[string]string{"SERVICE_NAME": "web"}},
 			cfg:  func(c *Config) { c.Explicit = true },
 			want: []bridge.Service{
-				{ID: "host:nginx.0:80", Name: "web-80", Address: hostAddr, Port: 8000},
-				{ID: "host:nginx.0:443", Name: "web-443", Address: hostAddr, Port: 4443},
+				{ID: "host:nginx.0:80", Name: "web-80", Address: hostAddr, Port: 8000, ExposedPort: 80},
+				{ID: "host:nginx.0:443", Name: "web-443", Address: hostAddr, Port: 4443, ExposedPort: 443},
 			},
 		},
 
@@ -439,42 +439,42 @@ func TestServices(t *testing.T) {
 			name: "-internal registers the container address and the exposed port",
 			run:  run{name: "web.1", image: "web", publish: []string{"8000:80"}, ips: map[string]string{"bridge": "172.17.0.5"}},
 			cfg:  func(c *Config) { c.Internal = true },
-			want: []bridge.Service{{ID: "host:web.1:80", Name: "web", Address: "172.17.0.5", Port: 80}},
+			want: []bridge.Service{{ID: "host:web.1:80", Name: "web", Address: "172.17.0.5", Port: 80, ExposedPort: 80}},
 		},
 		{
 			name: "-internal counts exposed but unpublished ports",
 			run:  run{name: "app.1", image: "app", expose: []string{"80", "9000"}, publish: []string{"8000:80"}, ips: map[string]string{"bridge": "172.17.0.5"}},
 			cfg:  func(c *Config) { c.Internal = true },
 			want: []bridge.Service{
-				{ID: "host:app.1:80", Name: "app-80", Address: "172.17.0.5", Port: 80},
-				{ID: "host:app.1:9000", Name: "app-9000", Address: "172.17.0.5", Port: 9000},
+				{ID: "host:app.1:80", Name: "app-80", Address: "172.17.0.5", Port: 80, ExposedPort: 80},
+				{ID: "host:app.1:9000", Name: "app-9000", Address: "172.17.0.5", Port: 9000, ExposedPort: 9000},
 			},
 		},
 		{
 			name: "-internal uses the address on the network the network mode names",
 			run:  run{name: "app.1", image: "app", expose: []string{"80"}, net: "backend", ips: map[string]string{"bridge": "172.17.0.5", "backend": "10.10.0.7", "aaa": "10.20.0.9"}},
 			cfg:  func(c *Config) { c.Internal = true },
-			want: []bridge.Service{{ID: "host:app.1:80", Name: "app", Address: "10.10.0.7", Port: 80}},
+			want: []bridge.Service{{ID: "host:app.1:80", Name: "app", Address: "10.10.0.7", Port: 80, ExposedPort: 80}},
 		},
 		{
 			name: "-internal beats -ip",
 			run:  run{name: "web.1", image: "web", publish: []string{"8000:80"}, ips: map[string]string{"bridge": "172.17.0.5"}},
 			cfg:  func(c *Config) { c.Internal, c.HostIP = true, redisIP },
-			want: []bridge.Service{{ID: "host:web.1:80", Name: "web", Address: "172.17.0.5", Port: 80}},
+			want: []bridge.Service{{ID: "host:web.1:80", Name: "web", Address: "172.17.0.5", Port: 80, ExposedPort: 80}},
 		},
 		{
 			name: "--net=host: exposed ports count as published on the same port",
 			run:  run{name: "dns.0", image: "dns", expose: []string{"8080", "53/udp"}, net: "host"},
 			want: []bridge.Service{
-				{ID: "host:dns.0:53:udp", Name: "dns-53", Address: hostAddr, Port: 53, Tags: []string{"udp"}},
-				{ID: "host:dns.0:8080", Name: "dns-8080", Address: hostAddr, Port: 8080},
+				{ID: "host:dns.0:53:udp", Name: "dns-53", Address: hostAddr, Port: 53, ExposedPort: 53, Tags: []string{"udp"}},
+				{ID: "host:dns.0:8080", Name: "dns-8080", Address: hostAddr, Port: 8080, ExposedPort: 8080},
 			},
 		},
 		{
 			name: "--net=host with -ip registers -ip on the exposed port",
 			run:  run{name: "web.1", image: "web", expose: []string{"8080"}, net: "host"},
 			cfg:  func(c *Config) { c.HostIP = redisIP },
-			want: []bridge.Service{{ID: "host:web.1:8080", Name: "web", Address: redisIP, Port: 8080}},
+			want: []bridge.Service{{ID: "host:web.1:8080", Name: "web", Address: redisIP, Port: 8080, ExposedPort: 8080}},
 		},
 		{
 			name: "runtime port map overrides the exposed port",
@@ -551,7 +551,7 @@ func TestServices(t *testing.T) {
 				"SERVICE_CHECK_HTTP=/health", "SERVICE_CHECK_INTERVAL=5s", "SERVICE_80_CHECK_TIMEOUT=1s", "SERVICE_CHECK_FUTURE_OPTION=x",
 				"SERVICE_REGION=eu", "SERVICE_80_OWNER=team-a"),
 			want: []bridge.Service{{
-				ID: "api-1", Name: "api", Address: hostAddr, Port: 8000, Tags: []string{"www"},
+				ID: "api-1", Name: "api", Address: hostAddr, Port: 8000, ExposedPort: 80, Tags: []string{"www"},
 				Meta:   map[string]string{"region": "eu", "owner": "team-a"},
 				Checks: []bridge.Check{{HTTP: "http://" + hostAddr + ":8000/health", Interval: "5s", Timeout: "1s"}},
 			}},
@@ -565,8 +565,8 @@ func TestServices(t *testing.T) {
 			name: "generic attribute applies to every port",
 			run:  nginx("SERVICE_REGION=eu"),
 			want: []bridge.Service{
-				{ID: "host:nginx.0:80", Name: "nginx-80", Address: hostAddr, Port: 8000, Meta: map[string]string{"region": "eu"}},
-				{ID: "host:nginx.0:443", Name: "nginx-443", Address: hostAddr, Port: 4443, Meta: map[string]string{"region": "eu"}},
+				{ID: "host:nginx.0:80", Name: "nginx-80", Address: hostAddr, Port: 8000, ExposedPort: 80, Meta: map[string]string{"region": "eu"}},
+				{ID: "host:nginx.0:443", Name: "nginx-443", Address: hostAddr, Port: 4443, ExposedPort: 443, Meta: map[string]string{"region": "eu"}},
 			},
 		},
 
@@ -593,7 +593,7 @@ func TestServices(t *testing.T) {
 			name: "check with -internal is on the container address and exposed port",
 			run:  run{name: "web.1", image: "web", publish: []string{"8000:80"}, ips: map[string]string{"bridge": "172.17.0.5"}, env: []string{"SERVICE_CHECK_HTTP=/health"}},
 			cfg:  func(c *Config) { c.Internal = true },
-			want: []bridge.Service{{ID: "host:web.1:80", Name: "web", Address: "172.17.0.5", Port: 80, Checks: []bridge.Check{httpCheck("http://172.17.0.5:80/health")}}},
+			want: []bridge.Service{{ID: "host:web.1:80", Name: "web", Address: "172.17.0.5", Port: 80, ExposedPort: 80, Checks: []bridge.Check{httpCheck("http://172.17.0.5:80/health")}}},
 		},
 		{
 			name: "tcp check",
@@ -686,8 +686,8 @@ func TestServices(t *testing.T) {
 			name: "per-port check applies to its port only",
 			run:  nginx("SERVICE_443_CHECK_HTTPS=/health", "SERVICE_80_CHECK_TCP=true"),
 			want: []bridge.Service{
-				{ID: "host:nginx.0:80", Name: "nginx-80", Address: hostAddr, Port: 8000, Checks: []bridge.Check{{TCP: "10.0.0.5:8000", Interval: "10s"}}},
-				{ID: "host:nginx.0:443", Name: "nginx-443", Address: hostAddr, Port: 4443, Checks: []bridge.Check{httpCheck("https://10.0.0.5:4443/health")}},
+				{ID: "host:nginx.0:80", Name: "nginx-80", Address: hostAddr, Port: 8000, ExposedPort: 80, Checks: []bridge.Check{{TCP: "10.0.0.5:8000", Interval: "10s"}}},
+				{ID: "host:nginx.0:443", Name: "nginx-443", Address: hostAddr, Port: 4443, ExposedPort: 443, Checks: []bridge.Check{httpCheck("https://10.0.0.5:4443/health")}},
 			},
 		},
 

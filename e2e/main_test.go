@@ -1,10 +1,12 @@
 // Package e2e drives the built registrator binary against the real Docker
-// engine, a real Consul agent and a real etcd server, all on this machine. Test images are built
+// engine, a real Consul agent, a real etcd server and a real ZooKeeper, all
+// on this machine. Test images are built
 // FROM scratch from e2e/testsvc. Containers publish ports on 127.0.0.1 only.
 //
 // The suite needs a running engine (`make setup`), a Consul binary
-// (CONSUL_BIN, which `make test` sets) and an etcd binary (ETCD_BIN or
-// PATH); without them it fails, it never skips.
+// (CONSUL_BIN, which `make test` sets), an etcd binary (ETCD_BIN or PATH),
+// CoreDNS (COREDNS_BIN) and ZooKeeper (Debian's package); without them it
+// fails, it never skips.
 // Tests share the engine and the agent, so they run one at a time.
 package e2e
 
@@ -22,6 +24,7 @@ import (
 
 	"github.com/registrator/registrator/internal/consultest"
 	"github.com/registrator/registrator/internal/etcdtest"
+	"github.com/registrator/registrator/internal/zktest"
 )
 
 // label marks every container the suite starts, so that leftovers of an
@@ -39,6 +42,7 @@ const (
 var (
 	agent     *consultest.Agent
 	etcdSrv   *etcdtest.Server
+	zkSrv     *zktest.Server
 	daemonBin string
 	host      string // this machine's host name: the first part of service IDs
 )
@@ -102,6 +106,10 @@ func setup(m *testing.M) (int, error) {
 		return 0, err
 	}
 	defer etcdSrv.Close()
+	if zkSrv, err = zktest.Start(); err != nil {
+		return 0, err
+	}
+	defer zkSrv.Close()
 
 	code := m.Run()
 	removeContainers()

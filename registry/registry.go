@@ -17,6 +17,7 @@ import (
 	"github.com/registrator/registrator/registry/etcd"
 	"github.com/registrator/registrator/registry/kv"
 	"github.com/registrator/registrator/registry/skydns2"
+	"github.com/registrator/registrator/registry/zookeeper"
 )
 
 // Options are what the command line says to every backend.
@@ -37,6 +38,7 @@ var schemes = map[string]func(*url.URL, Options) (bridge.Backend, error){
 	"etcd+tls":     openEtcd,
 	"skydns2":      openSkyDNS,
 	"skydns2+tls":  openSkyDNS,
+	"zookeeper":    openZooKeeper,
 }
 
 func openConsul(u *url.URL, _ Options) (bridge.Backend, error) { return consul.Open(u) }
@@ -51,6 +53,10 @@ func openEtcd(u *url.URL, o Options) (bridge.Backend, error) {
 
 func openSkyDNS(u *url.URL, o Options) (bridge.Backend, error) {
 	return skydns2.Open(u, kv.Options(o))
+}
+
+func openZooKeeper(u *url.URL, o Options) (bridge.Backend, error) {
+	return zookeeper.Open(u, kv.Options(o))
 }
 
 // Schemes lists the URI schemes Open knows, sorted.

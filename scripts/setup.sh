@@ -2,8 +2,9 @@
 # setup.sh: make this machine ready to build, run and test registrator.
 #  - a Docker engine: installed from Debian's docker.io package when dockerd
 #    is missing, and started in the background when `docker info` fails;
-#  - an etcd server binary (Debian's etcd-server, 3.4, v3 API) for the tests,
-#    which start their own server on free loopback ports;
+#  - an etcd server binary (Debian's etcd-server, 3.4, v3 API) and a
+#    ZooKeeper server (Debian's zookeeper, 3.8, with a JRE) for the tests,
+#    which start their own servers on free loopback ports;
 #  - a Consul binary for the tests and `make run` (scripts/get-consul.sh);
 #  - a CoreDNS binary for the skydns2 test (scripts/get-coredns.sh).
 # Safe to run again: it only does what is missing. Needs root (or sudo) for
@@ -16,6 +17,7 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 missing=()
 command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
 command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)
+[ -f /usr/share/java/zookeeper.jar ] && command -v java >/dev/null 2>&1 || missing+=(zookeeper)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}" >&2
   as_root apt-get update -qq

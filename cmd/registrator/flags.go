@@ -134,7 +134,8 @@ func parseFlags(args []string, usage io.Writer) (options, error) {
 func printUsage(fs *flag.FlagSet, w io.Writer) {
 	fmt.Fprintln(w, "Usage: registrator [options] <registry URI> [<registry URI>...]")
 	fmt.Fprintln(w, "Registry URIs: consul://host:port, consul-tls://host:port, consul-unix:///path.sock,")
-	fmt.Fprintln(w, "  etcd://host:port[,host:port]/prefix, etcd+tls://..., skydns2://host:port/domain")
+	fmt.Fprintln(w, "  consulkv://host:port/prefix, etcd://host:port[,host:port]/prefix, etcd+tls://...,")
+	fmt.Fprintln(w, "  skydns2://host:port/domain, zookeeper://host:port[,host:port]/basepath")
 	fmt.Fprintln(w, "Options:")
 	fs.SetOutput(w)
 	fs.PrintDefaults()

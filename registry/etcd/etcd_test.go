@@ -99,17 +99,17 @@ func TestOpen(t *testing.T) {
 		err       string
 	}{
 		{uri: "etcd://127.0.0.1:2379/services", endpoints: []string{"http://127.0.0.1:2379"}},
-		{uri: "etcd://a:2379,b:2379/services", endpoints: []string{"http://a:2379", "http://b:2379"}},
-		{uri: "etcd+tls://a:2379/services", endpoints: []string{"https://a:2379"}},
-		{uri: "etcd://a:2379", endpoints: []string{"http://a:2379"}},
+		{uri: "etcd://127.0.0.1:2379,127.0.0.2:2379/services", endpoints: []string{"http://127.0.0.1:2379", "http://127.0.0.2:2379"}},
+		{uri: "etcd+tls://127.0.0.1:2379/services", endpoints: []string{"https://127.0.0.1:2379"}},
+		{uri: "etcd://127.0.0.1:2379", endpoints: []string{"http://127.0.0.1:2379"}},
 		{uri: "etcd:///services", err: "no host"},
-		{uri: "etcd://,a:2379/services", err: "empty host"},
-		{uri: "etcd://a:2379/s?format=xml", err: `format "xml"`},
-		{uri: "etcd://a:2379/s?bogus=1", err: `unknown option "bogus"`},
-		{uri: "etcd://a:2379/s?cert=/x.pem", err: "cert and key must be given together"},
-		{uri: "etcd://a:2379/s?ca=/nonexistent/ca.pem", err: "tls"},
-		{uri: "etcd://a:2379/s?marks=relative", err: "marks"},
-		{uri: "etcd://user:s3cret@a:2379/s?bogus=1", err: "xxxxx"},
+		{uri: "etcd://,127.0.0.1:2379/services", err: "empty host"},
+		{uri: "etcd://127.0.0.1:2379/s?format=xml", err: `format "xml"`},
+		{uri: "etcd://127.0.0.1:2379/s?bogus=1", err: `unknown option "bogus"`},
+		{uri: "etcd://127.0.0.1:2379/s?cert=/x.pem", err: "cert and key must be given together"},
+		{uri: "etcd://127.0.0.1:2379/s?ca=/nonexistent/ca.pem", err: "tls"},
+		{uri: "etcd://127.0.0.1:2379/s?marks=relative", err: "marks"},
+		{uri: "etcd://user:s3cret@127.0.0.1:2379/s?bogus=1", err: "xxxxx"},
 	} {
 		t.Run(tc.uri, func(t *testing.T) {
 			u, err := url.Parse(tc.uri)

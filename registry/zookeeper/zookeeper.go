@@ -1,0 +1,408 @@
+// Package zookeeper registers services as ephemeral znodes in ZooKeeper.
+//
+// URI: zookeeper://host:port[,host:port...]/basepath[?marks=/path].
+// Layout (registrator's): <basepath>/<name>/<ip>:<port>, an ephemeral znode
+// whose body is {"Name","IP","PublicPort","PrivatePort","ContainerID","Tags",
+// "Attrs"}; parents are persistent. The daemon's ZooKeeper session is its
+// lease: when the session expires, ZooKeeper deletes the znodes, the client
+// opens a new session and the next full reconcile creates them again. Owner
+// marks sit beside them as in package kv.
+package zookeeper
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"path"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+	"github.com/sirupsen/logrus"
+
+	"github.com/registrator/registrator/bridge"
+	"github.com/registrator/registrator/registry/kv"
+)
+
+// DefaultMarks is where marks and session records live unless ?marks= says.
+const DefaultMarks = "/registrator"
+
+// Open parses a zookeeper:// URI and starts connecting.
+func Open(u *url.URL, o kv.Options) (*kv.Backend, error) {
+	fail := func(format string, args ...any) (*kv.Backend, error) {
+		return nil, fmt.Errorf("%s: %s: %s", u.Scheme, u.Redacted(), fmt.Sprintf(format, args...))
+	}
+	if u.Host == "" {
+		return fail("no host (e.g. zookeeper://127.0.0.1:2181/services)")
+	}
+	base := strings.TrimRight(u.Path, "/")
+	if base == "" || path.Clean(base) != base {
+		return fail("base path %q: must be a clean absolute path such as /services", u.Path)
+	}
+	q := u.Query()
+	marks := DefaultMarks
+	if q.Has("marks") {
+		marks = strings.TrimRight(q.Get("marks"), "/")
+		if marks == "" || path.Clean(marks) != marks || !strings.HasPrefix(marks, "/") {
+			return fail("marks %q: must be a clean absolute path such as /registrator", q.Get("marks"))
+		}
+		q.Del("marks")
+	}
+	for k := range q {
+		return fail("unknown option %q", k)
+	}
+	if marks == base || strings.HasPrefix(marks, base+"/") {
+		return fail("marks %q must not be inside the base path %q", marks, base)
+	}
+	servers := strings.Split(u.Host, ",")
+	for _, h := range servers {
+		if h == "" {
+			return fail("empty host in the host list")
+		}
+	}
+	if o.TTL <= 0 {
+		o.TTL = kv.DefaultTTL
+	}
+	log := o.Log
+	if log == nil {
+		log = logrus.NewEntry(logrus.StandardLogger())
+	}
+	s := &Store{servers: servers, ttl: o.TTL, log: log.WithField("backend", u.Scheme), lost: map[string][]func(){}, done: make(chan struct{})}
+	if err := s.connect(); err != nil {
+		return fail("%v", err)
+	}
+	go s.watch()
+	return kv.New(u.Scheme, s, Layout{Base: base}, marks, o), nil
+}
+
+// debugLogger sends the client's chatter (every reconnect) to debug level.
+type debugLogger struct{ log *logrus.Entry }
+
+func (l debugLogger) Printf(format string, args ...any) { l.log.Debugf("zookeeper: "+format, args...) }
+
+// Store is ZooKeeper; the lease is the client's session, written as its
+// hex ID, and writes on it are ephemeral znodes.
+type Store struct {
+	servers []string
+	ttl     time.Duration // the session timeout
+	log     *logrus.Entry
+	done    chan struct{}
+
+	mu   sync.Mutex
+	conn *zk.Conn
+	lost map[string][]func() // by session: called when it ends
+}
+
+var _ kv.Store = (*Store)(nil)
+
+func (s *Store) connect() error {
+	conn, _, err := zk.Connect(s.servers, s.ttl, zk.WithLogger(debugLogger{s.log}), zk.WithEventCallback(s.event))
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.conn = conn
+	s.mu.Unlock()
+	return nil
+}
+
+// Conn returns the current ZooKeeper connection.
+func (s *Store) Conn() *zk.Conn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.conn
+}
+
+func (s *Store) event(e zk.Event) {
+	if e.Type == zk.EventSession && e.State == zk.StateExpired {
+		s.ended()
+	}
+}
+
+// ended calls the lost callbacks of every session.
+func (s *Store) ended() {
+	s.mu.Lock()
+	var fns []func()
+	for lease, f := range s.lost {
+		fns = append(fns, f...)
+		delete(s.lost, lease)
+	}
+	s.mu.Unlock()
+	for _, f := range fns {
+		go f()
+	}
+}
+
+// watch replaces a connection that has had no session for longer than the
+// session timeout: its session has expired on the server whatever the
+// client believes, and a client that saw a newer transaction than a
+// restored or rebuilt server holds is refused by it for ever.
+func (s *Store) watch() {
+	tick := time.NewTicker(500 * time.Millisecond)
+	defer tick.Stop()
+	last := time.Now()
+	for {
+		select {
+		case <-s.done:
+			return
+		case <-tick.C:
+		}
+		if s.Conn().State() == zk.StateHasSession {
+			last = time.Now()
+			continue
+		}
+		if time.Since(last) < s.ttl {
+			continue
+		}
+		s.log.Warnf("zookeeper: no session for %s, longer than the session timeout: reconnecting with a new session", time.Since(last).Round(time.Second))
+		old := s.Conn()
+		if err := s.connect(); err != nil {
+			s.log.WithField("error", err).Warn("zookeeper: reconnect failed, will retry")
+			continue
+		}
+		old.Close()
+		s.ended()
+		last = time.Now()
+	}
+}
+
+// session is the current session, "" while there is none.
+func (s *Store) session() string {
+	c := s.Conn()
+	if c.State() != zk.StateHasSession {
+		return ""
+	}
+	return strconv.FormatInt(c.SessionID(), 16)
+}
+
+func (s *Store) List(_ context.Context, prefixes ...string) ([][]kv.Pair, error) {
+	out := make([][]kv.Pair, len(prefixes))
+	for i, p := range prefixes {
+		if err := s.walk(strings.TrimSuffix(p, "/"), &out[i]); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// walk appends every node below dir that holds data.
+func (s *Store) walk(dir string, out *[]kv.Pair) error {
+	conn := s.Conn()
+	children, _, err := conn.Children(dir)
+	if errors.Is(err, zk.ErrNoNode) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("list %s: %w", dir, err)
+	}
+	for _, c := range children {
+		p := dir + "/" + c
+		data, stat, err := conn.Get(p)
+		if errors.Is(err, zk.ErrNoNode) {
+			continue // gone meanwhile
+		}
+		if err != nil {
+			return fmt.Errorf("read %s: %w", p, err)
+		}
+		if len(data) > 0 {
+			pair := kv.Pair{Key: p, Value: data}
+			if stat.EphemeralOwner != 0 {
+				pair.Lease = strconv.FormatInt(stat.EphemeralOwner, 16)
+			}
+			*out = append(*out, pair)
+		}
+		if stat.NumChildren > 0 {
+			if err := s.walk(p, out); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (s *Store) Get(_ context.Context, key string) ([]byte, bool, error) {
+	data, _, err := s.Conn().Get(key)
+	if errors.Is(err, zk.ErrNoNode) {
+		return nil, false, nil
+	}
+	return data, err == nil, err
+}
+
+// Commit applies ops in order (ZooKeeper's multi cannot create-or-replace);
+// puts on a lease are ephemeral znodes of the current session.
+func (s *Store) Commit(_ context.Context, lease string, ops []kv.Op) error {
+	conn := s.Conn()
+	var flags int32
+	if lease != "" {
+		if s.session() != lease {
+			return fmt.Errorf("session %s: %w", lease, kv.ErrLeaseLost)
+		}
+		flags = zk.FlagEphemeral
+	}
+	for _, op := range ops {
+		var err error
+		if op.Delete {
+			err = conn.Delete(op.Key, -1)
+			if errors.Is(err, zk.ErrNoNode) {
+				err = nil
+			}
+		} else {
+			err = put(conn, op.Key, op.Value, flags)
+		}
+		if errors.Is(err, zk.ErrSessionExpired) || errors.Is(err, zk.ErrSessionMoved) {
+			return fmt.Errorf("%w: %v", kv.ErrLeaseLost, err)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// put creates the node, or replaces one that is not of the right kind (an
+// ephemeral node of another session, or a persistent one where an ephemeral
+// one is wanted).
+func put(conn *zk.Conn, p string, data []byte, flags int32) error {
+	if err := parents(conn, p); err != nil {
+		return err
+	}
+	acl := zk.WorldACL(zk.PermAll)
+	for attempt := 0; attempt < 3; attempt++ {
+		_, err := conn.Create(p, data, flags, acl)
+		if !errors.Is(err, zk.ErrNodeExists) {
+			return err
+		}
+		_, stat, err := conn.Get(p)
+		if errors.Is(err, zk.ErrNoNode) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		ours := stat.EphemeralOwner == 0 && flags == 0 || stat.EphemeralOwner == conn.SessionID() && flags != 0
+		if ours {
+			_, err = conn.Set(p, data, stat.Version)
+		} else {
+			err = conn.Delete(p, stat.Version)
+		}
+		if ours && err == nil {
+			return nil
+		}
+		if err != nil && !errors.Is(err, zk.ErrBadVersion) && !errors.Is(err, zk.ErrNoNode) {
+			return err
+		}
+	}
+	return fmt.Errorf("put %s: it kept changing", p)
+}
+
+// parents creates the persistent parents of p.
+func parents(conn *zk.Conn, p string) error {
+	dir := path.Dir(p)
+	if dir == "/" {
+		return nil
+	}
+	if ok, _, err := conn.Exists(dir); err != nil || ok {
+		return err
+	}
+	if err := parents(conn, dir); err != nil {
+		return err
+	}
+	_, err := conn.Create(dir, nil, 0, zk.WorldACL(zk.PermAll))
+	if errors.Is(err, zk.ErrNodeExists) {
+		return nil
+	}
+	return err
+}
+
+// Grant waits for a session and returns it: the session is the lease, its
+// timeout (-ttl) was set when connecting.
+func (s *Store) Grant(ctx context.Context, _ time.Duration) (string, error) {
+	for {
+		if lease := s.session(); lease != "" {
+			return lease, nil
+		}
+		select {
+		case <-ctx.Done():
+			return "", fmt.Errorf("no session with %s: %w", strings.Join(s.servers, ","), ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// Alive reports whether lease is this client's session: a session of a
+// previous run cannot be taken over, its znodes expire with it.
+func (s *Store) Alive(_ context.Context, lease string) (bool, error) {
+	return lease != "" && s.session() == lease, nil
+}
+
+// KeepAlive needs nothing beyond the client's own pings; it arranges for
+// lost to be called when the session expires.
+func (s *Store) KeepAlive(ctx context.Context, lease string, lost func()) error {
+	if s.session() != lease {
+		return fmt.Errorf("session %s: %w", lease, kv.ErrLeaseLost)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.lost[lease] = append(s.lost[lease], lost)
+	go func() {
+		<-ctx.Done()
+		s.mu.Lock()
+		delete(s.lost, lease)
+		s.mu.Unlock()
+	}()
+	return nil
+}
+
+// Ping waits for a session.
+func (s *Store) Ping(ctx context.Context) error {
+	_, err := s.Grant(ctx, 0)
+	return err
+}
+
+func (s *Store) Close() error {
+	close(s.done)
+	s.Conn().Close()
+	return nil
+}
+
+// Layout is registrator's: <base>/<name>/<ip>:<port> with a JSON body.
+type Layout struct{ Base string }
+
+// body is registrator's znode body.
+type body struct {
+	Name        string
+	IP          string
+	PublicPort  int
+	PrivatePort int
+	ContainerID string
+	Tags        []string
+	Attrs       map[string]string
+}
+
+func (l Layout) Prefix() string { return l.Base }
+
+func (l Layout) Key(s bridge.Service) string {
+	return l.Base + "/" + s.Name + "/" + net.JoinHostPort(s.Address, strconv.Itoa(s.Port))
+}
+
+func (l Layout) Value(s bridge.Service) ([]byte, error) {
+	return json.Marshal(body{Name: s.Name, IP: s.Address, PublicPort: s.Port, PrivatePort: s.ExposedPort,
+		ContainerID: s.Container, Tags: s.Tags, Attrs: s.Meta})
+}
+
+// Parse reads a znode back; the ID of a znode without our mark is its leaf.
+func (l Layout) Parse(key string, value []byte) (bridge.Service, bool) {
+	rest, ok := strings.CutPrefix(key, l.Base+"/")
+	name, leaf, ok2 := strings.Cut(rest, "/")
+	var b body
+	if !ok || !ok2 || name == "" || leaf == "" || strings.Contains(leaf, "/") || json.Unmarshal(value, &b) != nil {
+		return bridge.Service{}, false
+	}
+	return bridge.Service{ID: leaf, Name: name, Address: b.IP, Port: b.PublicPort, ExposedPort: b.PrivatePort,
+		Tags: b.Tags, Meta: b.Attrs}, true
+}
