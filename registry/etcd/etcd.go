@@ -15,6 +15,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
@@ -106,26 +107,70 @@ func OpenLayout(u *url.URL, o kv.Options, layout func(path string, q url.Values)
 		cfg.Username = u.User.Username()
 		cfg.Password, _ = u.User.Password()
 	}
-	cli, err := clientv3.New(cfg)
-	if err != nil {
-		return fail("%v", err)
-	}
 	if o.TTL > 0 {
 		o.TTL = max(o.TTL, minTTL)
 	}
-	return kv.New(u.Scheme, &Store{cli: cli, probe: marks}, l, marks, o), nil
+	return kv.New(u.Scheme, &Store{cfg: cfg, probe: marks}, l, marks, o), nil
 }
 
 // Store is etcd's v3 API; leases are etcd leases, written as hex IDs.
 type Store struct {
-	cli   *clientv3.Client
+	cfg   clientv3.Config
 	probe string // a key Ping reads
+
+	mu  sync.Mutex
+	cli *clientv3.Client
 }
 
 var _ kv.Store = (*Store)(nil)
 
-// Client returns the etcd client.
-func (s *Store) Client() *clientv3.Client { return s.cli }
+// Endpoints are the URLs of the etcd members.
+func (s *Store) Endpoints() []string { return s.cfg.Endpoints }
+
+// client returns the client, creating it on first use: with credentials,
+// creating it authenticates, which needs the server, so that an
+// unreachable server or a wrong password at start is an error of Ping,
+// retried like any other.
+func (s *Store) client(ctx context.Context) (*clientv3.Client, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cli != nil {
+		return s.cli, nil
+	}
+	cfg := s.cfg
+	cfg.Context = context.Background()
+	if d, ok := ctx.Deadline(); ok {
+		cfg.DialTimeout = min(cfg.DialTimeout, time.Until(d))
+	}
+	cli, err := clientv3.New(cfg)
+	if err != nil {
+		return nil, s.explain(err)
+	}
+	s.cli = cli
+	return cli, nil
+}
+
+// explain replaces a timeout by the reason a plain dial of each endpoint
+// gives, when none can be dialled: the client retries a refused connection
+// until its deadline and then only says that it passed.
+func (s *Store) explain(err error) error {
+	if !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	var dialErrs []error
+	for _, ep := range s.cfg.Endpoints {
+		conn, derr := net.DialTimeout("tcp", hostPort(ep), time.Second)
+		if derr != nil {
+			dialErrs = append(dialErrs, derr)
+			continue
+		}
+		conn.Close()
+	}
+	if len(dialErrs) == len(s.cfg.Endpoints) {
+		return errors.Join(dialErrs...)
+	}
+	return err
+}
 
 func parseLease(lease string) (clientv3.LeaseID, error) {
 	n, err := strconv.ParseInt(lease, 16, 64)
@@ -137,7 +182,11 @@ func (s *Store) List(ctx context.Context, prefixes ...string) ([][]kv.Pair, erro
 	for i, p := range prefixes {
 		ops[i] = clientv3.OpGet(p, clientv3.WithPrefix())
 	}
-	resp, err := s.cli.Txn(ctx).Then(ops...).Commit()
+	cli, err := s.client(ctx)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := cli.Txn(ctx).Then(ops...).Commit()
 	if err != nil {
 		return nil, err
 	}
@@ -155,7 +204,11 @@ func (s *Store) List(ctx context.Context, prefixes ...string) ([][]kv.Pair, erro
 }
 
 func (s *Store) Get(ctx context.Context, key string) ([]byte, bool, error) {
-	resp, err := s.cli.Get(ctx, key)
+	cli, err := s.client(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	resp, err := cli.Get(ctx, key)
 	if err != nil || len(resp.Kvs) == 0 {
 		return nil, false, err
 	}
@@ -179,7 +232,11 @@ func (s *Store) Commit(ctx context.Context, lease string, ops []kv.Op) error {
 			txn[i] = clientv3.OpPut(op.Key, string(op.Value), opts...)
 		}
 	}
-	_, err := s.cli.Txn(ctx).Then(txn...).Commit()
+	cli, err := s.client(ctx)
+	if err != nil {
+		return err
+	}
+	_, err = cli.Txn(ctx).Then(txn...).Commit()
 	if errors.Is(err, rpctypes.ErrLeaseNotFound) {
 		return fmt.Errorf("%w: %v", kv.ErrLeaseLost, err)
 	}
@@ -187,7 +244,11 @@ func (s *Store) Commit(ctx context.Context, lease string, ops []kv.Op) error {
 }
 
 func (s *Store) Grant(ctx context.Context, ttl time.Duration) (string, error) {
-	g, err := s.cli.Grant(ctx, int64(ttl/time.Second))
+	cli, err := s.client(ctx)
+	if err != nil {
+		return "", err
+	}
+	g, err := cli.Grant(ctx, int64(ttl/time.Second))
 	if err != nil {
 		return "", err
 	}
@@ -199,7 +260,11 @@ func (s *Store) Alive(ctx context.Context, lease string) (bool, error) {
 	if err != nil {
 		return false, nil
 	}
-	ttl, err := s.cli.TimeToLive(ctx, id)
+	cli, err := s.client(ctx)
+	if err != nil {
+		return false, err
+	}
+	ttl, err := cli.TimeToLive(ctx, id)
 	if err != nil {
 		return false, err
 	}
@@ -211,7 +276,11 @@ func (s *Store) KeepAlive(ctx context.Context, lease string, lost func()) error 
 	if err != nil {
 		return err
 	}
-	ch, err := s.cli.KeepAlive(ctx, id)
+	cli, err := s.client(ctx)
+	if err != nil {
+		return err
+	}
+	ch, err := cli.KeepAlive(ctx, id)
 	if err != nil {
 		return err
 	}
@@ -226,28 +295,16 @@ func (s *Store) KeepAlive(ctx context.Context, lease string, lost func()) error 
 }
 
 // Ping reads one key, which checks the connection and the credentials.
-// The client retries a refused connection until ctx is done, so when the
-// read times out, a plain dial of each endpoint says why.
 func (s *Store) Ping(ctx context.Context) error {
-	_, err := s.cli.Get(ctx, s.probe, clientv3.WithCountOnly())
+	cli, err := s.client(ctx)
 	if err == nil {
-		return nil
+		_, err = cli.Get(ctx, s.probe, clientv3.WithCountOnly())
+		err = s.explain(err)
 	}
-	if errors.Is(err, context.DeadlineExceeded) {
-		var dialErrs []error
-		for _, ep := range s.cli.Endpoints() {
-			conn, derr := net.DialTimeout("tcp", hostPort(ep), time.Second)
-			if derr != nil {
-				dialErrs = append(dialErrs, derr)
-				continue
-			}
-			conn.Close()
-		}
-		if len(dialErrs) == len(s.cli.Endpoints()) {
-			err = errors.Join(dialErrs...)
-		}
+	if err != nil {
+		return fmt.Errorf("%s: %w", strings.Join(s.cfg.Endpoints, ","), err)
 	}
-	return fmt.Errorf("%s: %w", strings.Join(s.cli.Endpoints(), ","), err)
+	return nil
 }
 
 // hostPort is the host:port of an endpoint URL.
@@ -258,4 +315,11 @@ func hostPort(endpoint string) string {
 	return endpoint
 }
 
-func (s *Store) Close() error { return s.cli.Close() }
+func (s *Store) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cli == nil {
+		return nil
+	}
+	return s.cli.Close()
+}

@@ -130,7 +130,7 @@ func TestOpen(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer b.Close()
-			if d := cmp.Diff(tc.endpoints, b.Store().(*Store).Client().Endpoints()); d != "" {
+			if d := cmp.Diff(tc.endpoints, b.Store().(*Store).Endpoints()); d != "" {
 				t.Errorf("endpoints (-want +got):\n%s", d)
 			}
 		})
@@ -177,5 +177,49 @@ func TestLeaseLostAndRegained(t *testing.T) {
 	resp, err = server.Client().Get(ctx(t), "/lease/web/a")
 	if err != nil || len(resp.Kvs) != 1 || resp.Kvs[0].Lease == first {
 		t.Fatalf("entry %v (%v), want one key on a new lease", resp, err)
+	}
+}
+
+// With etcd's authentication on, the daemon's user and password from the
+// URI or the environment are used; a wrong password is a clear error that
+// does not show it.
+func TestAuth(t *testing.T) {
+	srv, err := etcdtest.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	c := srv.Client()
+	for _, step := range []func() error{
+		func() error { _, err := c.UserAdd(ctx(t), "root", "rootpw"); return err },
+		func() error { _, err := c.UserGrantRole(ctx(t), "root", "root"); return err },
+		func() error { _, err := c.AuthEnable(ctx(t)); return err },
+	} {
+		if err := step(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	good := open(t, "etcd://root:rootpw@"+srv.Addr+"/auth", "me", 0)
+	if err := good.Ping(ctx(t)); err != nil {
+		t.Fatalf("ping with the right password: %v", err)
+	}
+	if err := good.Register(ctx(t), svc("a")); err != nil {
+		t.Fatalf("register with the right password: %v", err)
+	}
+
+	t.Setenv("ETCD_USERNAME", "root")
+	t.Setenv("ETCD_PASSWORD", "rootpw")
+	fromEnv := open(t, "etcd://"+srv.Addr+"/auth", "me", 0)
+	if all, err := fromEnv.Services(ctx(t)); err != nil || len(all) != 1 {
+		t.Fatalf("with credentials from the environment: %v, %v; want the one entry", all, err)
+	}
+
+	bad := open(t, "etcd://root:wrong-s3cret@"+srv.Addr+"/auth", "me", 0)
+	err = bad.Ping(ctx(t))
+	if err == nil || !strings.Contains(err.Error(), "authentication failed") {
+		t.Fatalf("ping with a wrong password: %v, want an authentication error", err)
+	}
+	if strings.Contains(err.Error(), "wrong-s3cret") {
+		t.Fatalf("the error shows the password: %v", err)
 	}
 }
