@@ -6,11 +6,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"net/url"
 	"os"
 	"os/signal"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -19,7 +16,6 @@ import (
 
 	"github.com/registrator/registrator/bridge"
 	"github.com/registrator/registrator/docker"
-	"github.com/registrator/registrator/registry"
 )
 
 // version is set at build time: -ldflags "-X main.version=v1.2.3".
@@ -69,26 +65,17 @@ func run(args []string) int {
 	if err != nil { // only when stopped while waiting
 		return 0
 	}
-	var backends []bridge.Backend
+	backends, err := openBackends(ctx, o, owner, log)
 	defer func() {
 		for _, b := range backends {
 			b.Close()
 		}
 	}()
-	for _, uri := range o.uris {
-		b, err := registry.Open(uri, registry.Options{Owner: owner, TTL: o.ttl, Log: log})
-		if err != nil {
-			return fail(err)
+	if err != nil {
+		if ctx.Err() != nil {
+			return 0
 		}
-		backends = append(backends, b)
-	}
-	for i, b := range backends {
-		if err := reach(ctx, b, o, log.WithField("backend", backendName(o.uris[i]))); err != nil {
-			if ctx.Err() != nil {
-				return 0
-			}
-			return fail(fmt.Errorf("%s: %w", backendName(o.uris[i]), err))
-		}
+		return fail(err)
 	}
 	host, _ := os.Hostname()
 	cfg := docker.Config{Hostname: host, HostIP: o.hostIP, Internal: o.internal, Explicit: o.explicit,
@@ -100,10 +87,10 @@ func run(args []string) int {
 	// one backend's outage never holds up another's writes.
 	src := &docker.Source{API: api, Config: cfg}
 	var bridges []*bridge.Bridge
-	for i, b := range backends {
+	for _, b := range backends {
 		bridges = append(bridges, bridge.New(src, b, bridge.Config{
 			Owner: owner, OnSuccess: o.onSuccess, Cleanup: o.cleanup, Hostname: host, Resync: o.resync,
-		}, log.WithField("backend", backendName(o.uris[i]))))
+		}, log.WithField("backend", b.name)))
 	}
 	log.WithFields(logrus.Fields{"owner": owner, "registry": redacted(o.uris), "version": version}).Info("registrator started")
 	go docker.Watch(ctx, api, log, func(id string) {
@@ -126,70 +113,4 @@ func run(args []string) int {
 	wg.Wait()
 	log.Info("stopped; registrations are left in place")
 	return 0
-}
-
-// backendName is a URI's scheme and host, for logs: never its password.
-func backendName(uri string) string {
-	u, err := url.Parse(uri)
-	if err != nil {
-		return "?"
-	}
-	return u.Scheme + "://" + u.Host + u.Path
-}
-
-func redacted(uris []string) string {
-	var out []string
-	for _, uri := range uris {
-		out = append(out, backendName(uri))
-	}
-	return strings.Join(out, " ")
-}
-
-// reach pings the backend, with the -retry-attempts policy.
-func reach(ctx context.Context, backend bridge.Backend, o options, log *logrus.Entry) error {
-	for attempt := 0; ; attempt++ {
-		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		err := backend.Ping(pctx)
-		cancel()
-		if err == nil {
-			return nil
-		}
-		if o.retryAttempts != -1 && attempt >= o.retryAttempts {
-			return fmt.Errorf("cannot reach the registry after %d attempt(s): %w", attempt+1, err)
-		}
-		log.WithField("error", err).Warnf("registry not reachable, retrying in %s", o.retryInterval)
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(o.retryInterval):
-		}
-	}
-}
-
-// hostAddress is the address the host name resolves to, preferring IPv4,
-// as registrator did for ports published on every interface.
-func hostAddress(host string, log *logrus.Entry) string {
-	ips, err := net.LookupIP(host)
-	if err != nil || len(ips) == 0 {
-		log.WithField("error", err).Warnf("cannot resolve host name %q: ports published on all interfaces are registered without an address; set -ip", host)
-		return ""
-	}
-	for _, ip := range ips {
-		if ip.To4() != nil {
-			return ip.String()
-		}
-	}
-	return ips[0].String()
-}
-
-func newLogger(o options) *logrus.Entry {
-	l := logrus.New()
-	l.SetOutput(os.Stderr)
-	l.SetLevel(o.logLevel)
-	if o.logJSON {
-		l.SetFormatter(&logrus.JSONFormatter{})
-	} else {
-		l.SetFormatter(&logrus.TextFormatter{FullTimestamp: true, DisableColors: true})
-	}
-	return logrus.NewEntry(l)
 }

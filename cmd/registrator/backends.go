@@ -1,0 +1,108 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/registrator/registrator/bridge"
+	"github.com/registrator/registrator/registry"
+)
+
+// backend is an open registry with the name logs use for it.
+type backend struct {
+	bridge.Backend
+	name string
+}
+
+// openBackends opens every registry URI and reaches each with the
+// -retry-attempts policy. The backends opened so far are returned with an
+// error, for the caller to close.
+func openBackends(ctx context.Context, o options, owner string, log *logrus.Entry) ([]backend, error) {
+	var out []backend
+	for _, uri := range o.uris {
+		b, err := registry.Open(uri, registry.Options{Owner: owner, TTL: o.ttl, Log: log})
+		if err != nil {
+			return out, err
+		}
+		out = append(out, backend{Backend: b, name: backendName(uri)})
+	}
+	for _, b := range out {
+		if err := reach(ctx, b, o, log.WithField("backend", b.name)); err != nil {
+			return out, fmt.Errorf("%s: %w", b.name, err)
+		}
+	}
+	return out, nil
+}
+
+// backendName is a URI's scheme and host, for logs: never its password.
+func backendName(uri string) string {
+	u, err := url.Parse(uri)
+	if err != nil {
+		return "?"
+	}
+	return u.Scheme + "://" + u.Host + u.Path
+}
+
+func redacted(uris []string) string {
+	var out []string
+	for _, uri := range uris {
+		out = append(out, backendName(uri))
+	}
+	return strings.Join(out, " ")
+}
+
+// reach pings the backend, with the -retry-attempts policy.
+func reach(ctx context.Context, backend bridge.Backend, o options, log *logrus.Entry) error {
+	for attempt := 0; ; attempt++ {
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := backend.Ping(pctx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if o.retryAttempts != -1 && attempt >= o.retryAttempts {
+			return fmt.Errorf("cannot reach the registry after %d attempt(s): %w", attempt+1, err)
+		}
+		log.WithField("error", err).Warnf("registry not reachable, retrying in %s", o.retryInterval)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(o.retryInterval):
+		}
+	}
+}
+
+// hostAddress is the address the host name resolves to, preferring IPv4,
+// as registrator did for ports published on every interface.
+func hostAddress(host string, log *logrus.Entry) string {
+	ips, err := net.LookupIP(host)
+	if err != nil || len(ips) == 0 {
+		log.WithField("error", err).Warnf("cannot resolve host name %q: ports published on all interfaces are registered without an address; set -ip", host)
+		return ""
+	}
+	for _, ip := range ips {
+		if ip.To4() != nil {
+			return ip.String()
+		}
+	}
+	return ips[0].String()
+}
+
+func newLogger(o options) *logrus.Entry {
+	l := logrus.New()
+	l.SetOutput(os.Stderr)
+	l.SetLevel(o.logLevel)
+	if o.logJSON {
+		l.SetFormatter(&logrus.JSONFormatter{})
+	} else {
+		l.SetFormatter(&logrus.TextFormatter{FullTimestamp: true, DisableColors: true})
+	}
+	return logrus.NewEntry(l)
+}
