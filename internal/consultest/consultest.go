@@ -10,8 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
-	"os/exec"
 	"strconv"
 
 	"github.com/hashicorp/consul/api"
@@ -31,16 +29,7 @@ type Agent struct {
 
 // Binary finds the consul binary.
 func Binary() (string, error) {
-	if b := os.Getenv("CONSUL_BIN"); b != "" {
-		if _, err := os.Stat(b); err != nil {
-			return "", fmt.Errorf("CONSUL_BIN=%s: %w", b, err)
-		}
-		return b, nil
-	}
-	if b, err := exec.LookPath("consul"); err == nil {
-		return b, nil
-	}
-	return "", errors.New("no consul binary: set CONSUL_BIN or run `make test` (scripts/get-consul.sh builds one)")
+	return testproc.Find("CONSUL_BIN", "consul", "run `make test` (scripts/get-consul.sh builds one)")
 }
 
 // Start starts a dev agent on free loopback ports with script checks enabled

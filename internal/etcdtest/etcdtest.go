@@ -7,11 +7,9 @@ package etcdtest
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"strconv"
 	"time"
 
@@ -33,16 +31,7 @@ type Server struct {
 
 // Binary finds the etcd binary.
 func Binary() (string, error) {
-	if b := os.Getenv("ETCD_BIN"); b != "" {
-		if _, err := os.Stat(b); err != nil {
-			return "", fmt.Errorf("ETCD_BIN=%s: %w", b, err)
-		}
-		return b, nil
-	}
-	if b, err := exec.LookPath("etcd"); err == nil {
-		return b, nil
-	}
-	return "", errors.New("no etcd binary: set ETCD_BIN or run `make setup` (installs Debian's etcd-server)")
+	return testproc.Find("ETCD_BIN", "etcd", "run `make setup` (installs Debian's etcd-server)")
 }
 
 // Start starts a server on free loopback ports and waits until it answers.

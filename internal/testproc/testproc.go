@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
 	"sync"
 	"syscall"
@@ -75,6 +76,21 @@ func (p *Process) Log() string {
 		return ""
 	}
 	return p.log.String()
+}
+
+// Find returns the program named by the environment variable env, else
+// the one called name on PATH; hint says how to get it.
+func Find(env, name, hint string) (string, error) {
+	if b := os.Getenv(env); b != "" {
+		if _, err := os.Stat(b); err != nil {
+			return "", fmt.Errorf("%s=%s: %w", env, b, err)
+		}
+		return b, nil
+	}
+	if b, err := exec.LookPath(name); err == nil {
+		return b, nil
+	}
+	return "", fmt.Errorf("no %s: set %s or %s", name, env, hint)
 }
 
 // FreePorts returns n TCP ports that are free on loopback now.

@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"time"
@@ -36,12 +35,9 @@ type Server struct {
 
 // Start starts a server on a free loopback port and waits until it serves.
 func Start() (*Server, error) {
-	java := os.Getenv("JAVA")
-	if java == "" {
-		var err error
-		if java, err = exec.LookPath("java"); err != nil {
-			return nil, errors.New("zktest: no java: run `make setup` (installs Debian's zookeeper with a JRE)")
-		}
+	java, err := testproc.Find("JAVA", "java", "run `make setup` (installs Debian's zookeeper with a JRE)")
+	if err != nil {
+		return nil, fmt.Errorf("zktest: %w", err)
 	}
 	cp := os.Getenv("ZK_CLASSPATH")
 	if cp == "" {

@@ -1,8 +1,6 @@
 package consulkv
 
 import (
-	"context"
-	"io"
 	"net/url"
 	"os"
 	"strings"
@@ -10,7 +8,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/consul/api"
-	"github.com/sirupsen/logrus"
 
 	"github.com/registrator/registrator/bridge"
 	"github.com/registrator/registrator/internal/consultest"
@@ -19,12 +16,6 @@ import (
 )
 
 var agent *consultest.Agent
-
-var quiet = func() *logrus.Entry {
-	l := logrus.New()
-	l.SetOutput(io.Discard)
-	return logrus.NewEntry(l)
-}()
 
 func TestMain(m *testing.M) {
 	a, err := consultest.Start()
@@ -44,7 +35,7 @@ func open(t *testing.T, uri string, ttl time.Duration) *kv.Backend {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := Open(u, kv.Options{Owner: "owner-a", TTL: ttl, Log: quiet})
+	b, err := Open(u, kv.Options{Owner: "owner-a", TTL: ttl, Log: registrytest.Quiet()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,8 +75,7 @@ func TestLayoutAndSession(t *testing.T) {
 	reset(t)
 	b := open(t, "consulkv://"+agent.Addr+"/services", 0)
 	s := bridge.Service{ID: "host:web.1:80", Name: "web", Address: "10.0.0.5", Port: 8080, Container: "c1", Owner: "owner-a"}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+	ctx := registrytest.Context(t)
 	if err := b.Register(ctx, s); err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +113,7 @@ func TestOpen(t *testing.T) {
 		{"consulkv://127.0.0.1:8500/s?marks=s/m", "inside the prefix"},
 	} {
 		u, _ := url.Parse(tc.uri)
-		_, err := Open(u, kv.Options{Owner: "o", Log: quiet})
+		_, err := Open(u, kv.Options{Owner: "o", Log: registrytest.Quiet()})
 		if tc.err == "" && err != nil || tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)) {
 			t.Errorf("Open(%s) error %v, want %q", tc.uri, err, tc.err)
 		}

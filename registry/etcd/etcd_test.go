@@ -1,8 +1,6 @@
 package etcd
 
 import (
-	"context"
-	"io"
 	"net/url"
 	"os"
 	"strings"
@@ -10,7 +8,6 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/sirupsen/logrus"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/registrator/registrator/bridge"
@@ -20,12 +17,6 @@ import (
 )
 
 var server *etcdtest.Server
-
-var quiet = func() *logrus.Entry {
-	l := logrus.New()
-	l.SetOutput(io.Discard)
-	return logrus.NewEntry(l)
-}()
 
 func TestMain(m *testing.M) {
 	s, err := etcdtest.Start()
@@ -45,7 +36,7 @@ func open(t *testing.T, uri, owner string, ttl time.Duration) *kv.Backend {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := Open(u, kv.Options{Owner: owner, TTL: ttl, Log: quiet})
+	b, err := Open(u, kv.Options{Owner: owner, TTL: ttl, Log: registrytest.Quiet()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,11 +44,7 @@ func open(t *testing.T, uri, owner string, ttl time.Duration) *kv.Backend {
 	return b
 }
 
-func ctx(t *testing.T) context.Context {
-	c, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	t.Cleanup(cancel)
-	return c
-}
+var ctx = registrytest.Context
 
 func TestContract(t *testing.T) {
 	for _, format := range []string{"plain", "json"} {
@@ -116,7 +103,7 @@ func TestOpen(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			b, err := Open(u, kv.Options{Owner: "o", Log: quiet})
+			b, err := Open(u, kv.Options{Owner: "o", Log: registrytest.Quiet()})
 			if tc.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.err) {
 					t.Fatalf("error %v, want one containing %q", err, tc.err)

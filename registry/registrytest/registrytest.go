@@ -5,14 +5,30 @@ package registrytest
 import (
 	"context"
 	"hash/crc32"
+	"io"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/sirupsen/logrus"
 
 	"github.com/registrator/registrator/bridge"
 )
+
+// Quiet is a logger that writes nothing, for adapters under test.
+func Quiet() *logrus.Entry {
+	l := logrus.New()
+	l.SetOutput(io.Discard)
+	return logrus.NewEntry(l)
+}
+
+// Context is a context for one test's calls, cancelled when it ends.
+func Context(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
 
 // Harness is what the suite needs of one adapter.
 type Harness struct {
@@ -39,11 +55,7 @@ func Run(t *testing.T, h Harness) {
 	if h.Stored == nil {
 		h.Stored = func(s bridge.Service) bridge.Service { return s }
 	}
-	ctx := func(t *testing.T) context.Context {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		t.Cleanup(cancel)
-		return ctx
-	}
+	ctx := Context
 	// Each service has its own port, as on a real host: ZooKeeper's layout
 	// keys entries by address and port.
 	svc := func(id, owner string) bridge.Service {

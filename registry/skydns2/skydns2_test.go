@@ -1,16 +1,11 @@
 package skydns2
 
 import (
-	"context"
 	"encoding/json"
-	"io"
 	"net/url"
 	"os"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/sirupsen/logrus"
 
 	"github.com/registrator/registrator/bridge"
 	"github.com/registrator/registrator/internal/etcdtest"
@@ -33,22 +28,16 @@ func TestMain(m *testing.M) {
 }
 
 func TestContract(t *testing.T) {
-	quiet := logrus.New()
-	quiet.SetOutput(io.Discard)
 	open := func(t *testing.T) bridge.Backend {
 		u, _ := url.Parse("skydns2://" + server.Addr + "/skydns.local")
-		b, err := Open(u, kv.Options{Owner: "owner-a", Log: logrus.NewEntry(quiet)})
+		b, err := Open(u, kv.Options{Owner: "owner-a", Log: registrytest.Quiet()})
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { b.Close() })
 		return b
 	}
-	ctx := func(t *testing.T) context.Context {
-		c, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		t.Cleanup(cancel)
-		return c
-	}
+	ctx := registrytest.Context
 	registrytest.Run(t, registrytest.Harness{
 		Open: func(t *testing.T) bridge.Backend {
 			if err := server.Reset(ctx(t)); err != nil {

@@ -1,9 +1,7 @@
 package zookeeper
 
 import (
-	"context"
 	"encoding/json"
-	"io"
 	"net/url"
 	"os"
 	"strings"
@@ -11,7 +9,6 @@ import (
 	"time"
 
 	"github.com/go-zookeeper/zk"
-	"github.com/sirupsen/logrus"
 
 	"github.com/registrator/registrator/bridge"
 	"github.com/registrator/registrator/internal/zktest"
@@ -20,12 +17,6 @@ import (
 )
 
 var server *zktest.Server
-
-var quiet = func() *logrus.Entry {
-	l := logrus.New()
-	l.SetOutput(io.Discard)
-	return logrus.NewEntry(l)
-}()
 
 func TestMain(m *testing.M) {
 	s, err := zktest.Start()
@@ -45,7 +36,7 @@ func open(t *testing.T, uri string, ttl time.Duration) *kv.Backend {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := Open(u, kv.Options{Owner: "owner-a", TTL: ttl, Log: quiet})
+	b, err := Open(u, kv.Options{Owner: "owner-a", TTL: ttl, Log: registrytest.Quiet()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,8 +83,7 @@ func TestLayout(t *testing.T) {
 	b := open(t, "zookeeper://"+server.Addr+"/base", 0)
 	s := bridge.Service{ID: "host:web.1:80", Name: "web", Address: "10.0.0.5", Port: 8080, ExposedPort: 80,
 		Tags: []string{"a"}, Meta: map[string]string{"k": "v"}, Container: "c1", Owner: "owner-a"}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+	ctx := registrytest.Context(t)
 	if err := b.Register(ctx, s); err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +115,7 @@ func TestOpen(t *testing.T) {
 		{"zookeeper://127.0.0.1:2181/s?marks=/s/m", "inside the base path"},
 	} {
 		u, _ := url.Parse(tc.uri)
-		b, err := Open(u, kv.Options{Owner: "o", Log: quiet})
+		b, err := Open(u, kv.Options{Owner: "o", Log: registrytest.Quiet()})
 		if err == nil {
 			b.Close()
 		}
