@@ -4,4 +4,9 @@
 FROM scratch
 COPY build/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
 COPY build/registrator /bin/registrator
+# The HTTP listener (metrics, /health, /ready, /v1/services) is on by default
+# in the image, on the host's loopback when run with --net=host; the
+# HEALTHCHECK asks it for /health. Set REGISTRATOR_HTTP_ADDR to move it.
+ENV REGISTRATOR_HTTP_ADDR=127.0.0.1:9333
+HEALTHCHECK --interval=30s --timeout=5s --start-period=10s CMD ["/bin/registrator", "-healthcheck"]
 ENTRYPOINT ["/bin/registrator"]

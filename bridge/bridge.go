@@ -35,6 +35,10 @@ type Config struct {
 	Retry Backoff
 	// Timeout bounds every call to the backend and to Docker.
 	Timeout time.Duration
+	// DryRun logs the writes the plan calls for instead of making them.
+	DryRun bool
+	// Observer is told what the bridge does; nil for none.
+	Observer Observer
 }
 
 // Bridge applies the plan. Create it with New, feed it with Changed and
@@ -52,12 +56,17 @@ type Bridge struct {
 	actual     map[string]map[string]Service // by container ID, then service ID: what the backend holds
 	seq        uint64                        // counts changes to actual made by workers
 	touched    map[string]uint64             // container ID → seq of its last change
+	changedAt  map[string]time.Time          // container ID → when Changed first reported an unhandled change
+	reconciled bool                          // a full reconcile has succeeded
 }
 
 // known is what the bridge remembers of a container it has synced.
 type known struct {
 	fingerprint string    // from the last List that saw it
 	desired     []Service // what its last successful sync decided should exist
+	name        string    // from the last inspection
+	services    []Service // the services of the last inspection (nil once stopped)
+	err         string    // the error of the last sync, "" if it succeeded
 }
 
 // New returns a Bridge; call Run to start it.
@@ -74,6 +83,9 @@ func New(src Source, backend Backend, cfg Config, log *logrus.Entry) *Bridge {
 	if cfg.Resync <= 0 {
 		cfg.Resync = 30 * time.Second
 	}
+	if cfg.Observer == nil {
+		cfg.Observer = nopObserver{}
+	}
 	return &Bridge{
 		src:        src,
 		backend:    backend,
@@ -84,11 +96,19 @@ func New(src Source, backend Backend, cfg Config, log *logrus.Entry) *Bridge {
 		containers: map[string]*known{},
 		actual:     map[string]map[string]Service{},
 		touched:    map[string]uint64{},
+		changedAt:  map[string]time.Time{},
 	}
 }
 
 // Changed says that something happened to a container. It never blocks.
-func (b *Bridge) Changed(containerID string) { b.q.Add(containerID) }
+func (b *Bridge) Changed(containerID string) {
+	b.mu.Lock()
+	if _, ok := b.changedAt[containerID]; !ok {
+		b.changedAt[containerID] = time.Now()
+	}
+	b.mu.Unlock()
+	b.q.Add(containerID)
+}
 
 // Resync asks for a full reconcile. It never blocks; requests made while one
 // is pending are merged.
@@ -122,9 +142,23 @@ func (b *Bridge) work(ctx context.Context) {
 		if !ok {
 			return
 		}
+		b.mu.Lock()
+		changed, measured := b.changedAt[id]
+		delete(b.changedAt, id)
+		b.mu.Unlock()
 		err := b.sync(ctx, id)
-		if err != nil && ctx.Err() == nil {
+		switch {
+		case err != nil && ctx.Err() == nil:
 			b.log.WithFields(logrus.Fields{"container": short(id), "error": err}).Warn("sync failed, will retry")
+			if measured { // the change is still to be applied
+				b.mu.Lock()
+				if _, newer := b.changedAt[id]; !newer {
+					b.changedAt[id] = changed
+				}
+				b.mu.Unlock()
+			}
+		case err == nil && measured:
+			b.cfg.Observer.Synced(time.Since(changed))
 		}
 		b.q.Done(id, err != nil)
 	}
@@ -151,8 +185,15 @@ func (b *Bridge) reconcileLoop(ctx context.Context) {
 			retry.Stop()
 			retry = nil
 		}
-		err := b.reconcile(ctx)
+		start := time.Now()
+		missing, stale, err := b.reconcile(ctx)
+		if ctx.Err() == nil {
+			b.cfg.Observer.Reconciled(time.Since(start), err, missing, stale)
+		}
 		if err == nil {
+			b.mu.Lock()
+			b.reconciled = true
+			b.mu.Unlock()
 			failures = 0
 			continue
 		}
@@ -169,11 +210,12 @@ func (b *Bridge) reconcileLoop(ctx context.Context) {
 // reconcile compares everything: it reads every container and every entry,
 // refreshes what the bridge believes the backend holds, and queues each
 // container whose entries may differ from what should exist. It acts on
-// nothing unless both reads succeeded.
-func (b *Bridge) reconcile(ctx context.Context) error {
+// nothing unless both reads succeeded. It counts the entries it found
+// missing from the backend and the stale ones it found there.
+func (b *Bridge) reconcile(ctx context.Context) (missing, stale int, err error) {
 	list, err := b.src.List(ctx)
 	if err != nil {
-		return fmt.Errorf("list containers: %w", err)
+		return 0, 0, fmt.Errorf("list containers: %w", err)
 	}
 	b.mu.Lock()
 	start := b.seq
@@ -184,7 +226,7 @@ func (b *Bridge) reconcile(ctx context.Context) error {
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("read registry: %w", err)
+		return 0, 0, fmt.Errorf("read registry: %w", err)
 	}
 
 	byContainer := map[string]map[string]Service{}
@@ -249,11 +291,14 @@ func (b *Bridge) reconcile(ctx context.Context) error {
 		reg, dereg := Plan(b.cfg.Owner, k.desired, slices.Collect(maps.Values(b.actual[id])))
 		if len(reg)+len(dereg) > 0 {
 			todo[id] = true // the backend drifted
+			missing += len(reg)
+			stale += len(dereg)
 		}
 	}
-	for id := range b.actual {
+	for id, entries := range b.actual {
 		if b.containers[id] == nil {
 			todo[id] = true // entries of a container we never synced: a crash left them
+			stale += len(entries)
 		}
 	}
 	b.mu.Unlock()
@@ -262,7 +307,7 @@ func (b *Bridge) reconcile(ctx context.Context) error {
 	for id := range todo {
 		b.q.Add(id)
 	}
-	return b.cleanup(ctx, legacy, running)
+	return missing, stale, b.cleanup(ctx, legacy, running)
 }
 
 // legacyID matches the IDs gliderlabs/registrator gave: host:container:port[:udp].
@@ -311,10 +356,20 @@ func (b *Bridge) sync(ctx context.Context, id string) error {
 	register, deregister := Plan(b.cfg.Owner, desired, actual)
 	b.mu.Unlock()
 
+	if b.cfg.DryRun {
+		for _, s := range register {
+			log.WithFields(logrus.Fields{"service": s.ID, "action": "register"}).Infof("dry run: would register %s at %s:%d", s.Name, s.Address, s.Port)
+		}
+		for _, s := range deregister {
+			log.WithFields(logrus.Fields{"service": s.ID, "action": "deregister"}).Infof("dry run: would deregister %s", s.Name)
+		}
+		register, deregister = nil, nil
+	}
 	var errs []error
 	for _, s := range register {
 		s.Owner = b.cfg.Owner
 		err := b.call(ctx, func(ctx context.Context) error { return b.backend.Register(ctx, s) })
+		b.cfg.Observer.Wrote("register", err)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("register %s: %w", s.ID, err))
 			continue
@@ -325,6 +380,7 @@ func (b *Bridge) sync(ctx context.Context, id string) error {
 	}
 	for _, s := range deregister {
 		err := b.call(ctx, func(ctx context.Context) error { return b.backend.Deregister(ctx, s) })
+		b.cfg.Observer.Wrote("deregister", err)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("deregister %s: %w", s.ID, err))
 			continue
@@ -332,23 +388,31 @@ func (b *Bridge) sync(ctx context.Context, id string) error {
 		b.record(id, s.ID, nil)
 		log.WithFields(logrus.Fields{"service": s.ID, "action": "deregister"}).Infof("deregistered %s", s.Name)
 	}
-	if len(errs) > 0 {
-		return errors.Join(errs...)
-	}
-	if len(register)+len(deregister) == 0 {
-		log.Debug("in sync")
-	}
-
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if gone {
+	if gone && len(errs) == 0 {
 		delete(b.containers, id)
 		return nil
 	}
-	if b.containers[id] == nil {
-		b.containers[id] = &known{}
+	k := b.containers[id]
+	if k == nil {
+		k = &known{}
+		b.containers[id] = k
 	}
-	b.containers[id].desired = desired
+	k.name, k.services = c.Name, nil
+	if c.Running {
+		k.services = c.Services
+	}
+	if len(errs) > 0 {
+		err := errors.Join(errs...)
+		k.err = err.Error()
+		return err
+	}
+	k.err = ""
+	k.desired = desired
+	if len(register)+len(deregister) == 0 {
+		log.Debug("in sync")
+	}
 	return nil
 }
 
@@ -382,6 +446,11 @@ func (b *Bridge) call(ctx context.Context, op func(context.Context) error) error
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.Timeout)
 	defer cancel()
 	return op(ctx)
+}
+
+// Ping checks that the backend answers.
+func (b *Bridge) Ping(ctx context.Context) error {
+	return b.call(ctx, b.backend.Ping)
 }
 
 // failed reports whether an exit code is a failure of the program rather

@@ -23,14 +23,26 @@ var containerActions = []events.Action{
 // networkActions are the network events that name a container.
 var networkActions = []events.Action{events.ActionConnect, events.ActionDisconnect}
 
+// Handler is what Watch calls. None of its functions may block.
+type Handler struct {
+	// Changed is called with the container's ID for every event that
+	// concerns a container.
+	Changed func(id string)
+	// Connected is called each time the stream is (re)established, after
+	// the subscription, so that the full list the caller then makes misses
+	// nothing.
+	Connected func()
+	// Event, if set, is called for every event, with its type and action.
+	Event func(typ, action string)
+	// Lost, if set, is called when the stream breaks.
+	Lost func(err error)
+}
+
 // Watch follows the engine's events until ctx is done and never returns
-// earlier. For every event that concerns a container it calls changed with
-// the container's ID; changed must not block. Each time the stream is
-// (re)established it calls connected, after the subscription, so that the
-// full list the caller then makes misses nothing: the subscription starts at
-// the engine's clock as read before subscribing. A broken stream (engine
-// restart, socket gone) is re-established with capped backoff.
-func Watch(ctx context.Context, api client.APIClient, log *logrus.Entry, changed func(id string), connected func()) {
+// earlier. The subscription starts at the engine's clock as read before
+// subscribing. A broken stream (engine restart, socket gone) is
+// re-established with capped backoff.
+func Watch(ctx context.Context, api client.APIClient, log *logrus.Entry, h Handler) {
 	f := filters.NewArgs(filters.Arg("type", string(events.ContainerEventType)), filters.Arg("type", string(events.NetworkEventType)))
 	for _, a := range append(containerActions, networkActions...) {
 		f.Add("event", string(a))
@@ -38,9 +50,12 @@ func Watch(ctx context.Context, api client.APIClient, log *logrus.Entry, changed
 	const minWait, maxWait = 250 * time.Millisecond, 5 * time.Second
 	wait := minWait
 	for ctx.Err() == nil {
-		err := watchOnce(ctx, api, f, changed, connected, func() { wait = minWait })
+		err := watchOnce(ctx, api, f, h, func() { wait = minWait })
 		if ctx.Err() != nil {
 			return
+		}
+		if h.Lost != nil {
+			h.Lost(err)
 		}
 		log.WithField("error", err).Warnf("docker: event stream lost, reconnecting in %s", wait)
 		select {
@@ -53,7 +68,7 @@ func Watch(ctx context.Context, api client.APIClient, log *logrus.Entry, changed
 }
 
 // watchOnce subscribes and reads the stream until it breaks.
-func watchOnce(ctx context.Context, api client.APIClient, f filters.Args, changed func(string), connected, healthy func()) error {
+func watchOnce(ctx context.Context, api client.APIClient, f filters.Args, h Handler, healthy func()) error {
 	info, err := api.Info(ctx)
 	if err != nil {
 		return err
@@ -61,14 +76,17 @@ func watchOnce(ctx context.Context, api client.APIClient, f filters.Args, change
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	msgs, errs := api.Events(ctx, events.ListOptions{Since: info.SystemTime, Filters: f})
-	connected()
+	h.Connected()
 	stable := time.NewTimer(30 * time.Second) // a stream that lasted resets the backoff
 	defer stable.Stop()
 	for {
 		select {
 		case m := <-msgs:
+			if h.Event != nil {
+				h.Event(string(m.Type), string(m.Action))
+			}
 			if id := containerOf(m); id != "" {
-				changed(id)
+				h.Changed(id)
 			}
 		case err := <-errs:
 			return err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"strings"
@@ -105,4 +106,20 @@ func newLogger(o options) *logrus.Entry {
 		l.SetFormatter(&logrus.TextFormatter{FullTimestamp: true, DisableColors: true})
 	}
 	return logrus.NewEntry(l)
+}
+
+// healthcheck asks a running daemon for /health: 0 if it answers 200.
+func healthcheck(addr string) int {
+	c := http.Client{Timeout: 3 * time.Second}
+	resp, err := c.Get("http://" + addr + "/health")
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "registrator: healthcheck: %v\n", err)
+		return 1
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		fmt.Fprintf(os.Stderr, "registrator: healthcheck: %s\n", resp.Status)
+		return 1
+	}
+	return 0
 }

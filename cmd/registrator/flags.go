@@ -30,7 +30,23 @@ type options struct {
 	logLevel       logrus.Level
 	logJSON        bool
 	version        bool
+	healthcheck    bool
+	httpAddr       string
+	dryRun         bool
 	uris           []string // one or more registry URIs
+}
+
+// envPrefix starts the environment variable of each flag:
+// REGISTRATOR_RETRY_ATTEMPTS for -retry-attempts. envRegistry holds the
+// registry URIs, separated by spaces, when the command line has none.
+const (
+	envPrefix   = "REGISTRATOR_"
+	envRegistry = envPrefix + "REGISTRY"
+)
+
+// envName is the environment variable of a flag.
+func envName(flag string) string {
+	return envPrefix + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
 }
 
 // errHelp asks for the usage text: -h or -help.
@@ -41,8 +57,10 @@ const defaultResync = 30 * time.Second
 
 var hostname = regexp.MustCompile(`^[a-zA-Z0-9]([a-zA-Z0-9.-]*[a-zA-Z0-9])?$`)
 
-// parseFlags reads the command line. Its errors are one line each.
-func parseFlags(args []string, usage io.Writer) (options, error) {
+// parseFlags reads the command line, and for each flag not on it the
+// environment variable REGISTRATOR_<FLAG> (getenv). Its errors are one
+// line each.
+func parseFlags(args []string, usage io.Writer, getenv func(string) string) (options, error) {
 	var o options
 	fs := flag.NewFlagSet("registrator", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
@@ -61,6 +79,22 @@ func parseFlags(args []string, usage io.Writer) (options, error) {
 	level := fs.String("log-level", "info", "debug, info, warn or error")
 	format := fs.String("log-format", "text", "text or json")
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
+	fs.StringVar(&o.httpAddr, "http-addr", "", "serve /metrics, /health, /ready and /v1/services on this `address` (e.g. 127.0.0.1:9333); off when empty")
+	fs.BoolVar(&o.healthcheck, "healthcheck", false, "ask the daemon listening on -http-addr for /health and exit 0 if it answers, else 1 (the image's HEALTHCHECK)")
+	fs.BoolVar(&o.dryRun, "dry-run", false, "log the registrations and removals the plan calls for, without making them")
+
+	// The environment first, so that the command line wins.
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		if v := getenv(envName(f.Name)); v != "" && envErr == nil {
+			if err := fs.Set(f.Name, v); err != nil {
+				envErr = fmt.Errorf("%s=%q: %v", envName(f.Name), v, err)
+			}
+		}
+	})
+	if envErr != nil {
+		return o, envErr
+	}
 
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -68,13 +102,20 @@ func parseFlags(args []string, usage io.Writer) (options, error) {
 		}
 		return o, err
 	}
-	if o.version {
+	if o.healthcheck && o.httpAddr == "" {
+		return o, errors.New("-healthcheck needs -http-addr (or REGISTRATOR_HTTP_ADDR)")
+	}
+	if o.version || o.healthcheck {
 		return o, nil
 	}
-	if fs.NArg() == 0 {
+	uris := fs.Args()
+	if len(uris) == 0 {
+		uris = strings.Fields(getenv(envRegistry))
+	}
+	if len(uris) == 0 {
 		return o, errors.New("missing registry URI, e.g. consul://127.0.0.1:8500")
 	}
-	for _, a := range fs.Args() {
+	for _, a := range uris {
 		if strings.HasPrefix(a, "-") {
 			return o, fmt.Errorf("unexpected argument %q after the registry URI (options go before it)", a)
 		}
@@ -109,6 +150,11 @@ func parseFlags(args []string, usage io.Writer) (options, error) {
 		return o, errors.New("-ttl must be greater than -ttl-refresh")
 	}
 	o.ttl, o.ttlEvery = time.Duration(*ttl)*time.Second, time.Duration(*ttlEvery)*time.Second
+	if o.httpAddr != "" {
+		if _, _, err := net.SplitHostPort(o.httpAddr); err != nil {
+			return o, fmt.Errorf("-http-addr %q: must be host:port, e.g. 127.0.0.1:9333", o.httpAddr)
+		}
+	}
 	if o.retryAttempts < -1 {
 		return o, fmt.Errorf("-retry-attempts %d: must be -1 (forever) or more", o.retryAttempts)
 	}
@@ -141,6 +187,8 @@ func printUsage(fs *flag.FlagSet, w io.Writer) {
 	fs.PrintDefaults()
 	fs.SetOutput(io.Discard)
 	fmt.Fprintln(w, strings.TrimSpace(`
+Every flag can also be set as REGISTRATOR_<FLAG> (REGISTRATOR_RETRY_ATTEMPTS=3); the command line wins.
+REGISTRATOR_REGISTRY holds the registry URIs, separated by spaces, when the command line has none.
 Docker: DOCKER_HOST, DOCKER_TLS_VERIFY, DOCKER_CERT_PATH (default /var/run/docker.sock, else /tmp/docker.sock).
 Consul: CONSUL_HTTP_ADDR, CONSUL_HTTP_TOKEN, CONSUL_HTTP_AUTH, CONSUL_HTTP_SSL*, CONSUL_CACERT, CONSUL_CLIENT_CERT, CONSUL_CLIENT_KEY.`))
 }

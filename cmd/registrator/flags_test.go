@@ -15,6 +15,7 @@ func TestParseFlags(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		args  []string
+		env   map[string]string
 		check func(options) bool
 		err   string
 	}{
@@ -50,9 +51,31 @@ func TestParseFlags(t *testing.T) {
 		{name: "bad -log-level", args: []string{"-log-level", "loud", "consul://h:1"}, err: "-log-level"},
 		{name: "bad -log-format", args: []string{"-log-format", "xml", "consul://h:1"}, err: "-log-format"},
 		{name: "non-numeric -resync", args: []string{"-resync", "soon", "consul://h:1"}, err: "-resync"},
+		{name: "-http-addr and -dry-run", args: []string{"-http-addr", "127.0.0.1:9333", "-dry-run", "consul://h:1"}, check: func(o options) bool {
+			return o.httpAddr == "127.0.0.1:9333" && o.dryRun
+		}},
+		{name: "bad -http-addr", args: []string{"-http-addr", "9333", "consul://h:1"}, err: "-http-addr"},
+		{name: "-healthcheck needs no URI", args: []string{"-healthcheck", "-http-addr", "127.0.0.1:1"}, check: func(o options) bool { return o.healthcheck }},
+		{name: "-healthcheck without -http-addr", args: []string{"-healthcheck"}, err: "needs -http-addr"},
+		{name: "every flag from the environment", env: map[string]string{
+			"REGISTRATOR_IP": "10.0.0.5", "REGISTRATOR_INTERNAL": "true", "REGISTRATOR_USEIPFROMLABEL": "ip",
+			"REGISTRATOR_RETRY_ATTEMPTS": "-1", "REGISTRATOR_HTTP_ADDR": "127.0.0.1:1", "REGISTRATOR_DRY_RUN": "1",
+			"REGISTRATOR_REGISTRY": "consul://h:1  etcd://h:2/p",
+		}, check: func(o options) bool {
+			return o.hostIP == "10.0.0.5" && o.internal && o.useIPFromLabel == "ip" && o.retryAttempts == -1 &&
+				o.httpAddr == "127.0.0.1:1" && o.dryRun && slices.Equal(o.uris, []string{"consul://h:1", "etcd://h:2/p"})
+		}},
+		{name: "the command line beats the environment", args: []string{"-ip", "10.0.0.6", "consul://h:3"},
+			env: map[string]string{"REGISTRATOR_IP": "10.0.0.5", "REGISTRATOR_REGISTRY": "consul://h:1"}, check: func(o options) bool {
+				return o.hostIP == "10.0.0.6" && slices.Equal(o.uris, []string{"consul://h:3"})
+			}},
+		{name: "a bad value in the environment names the variable", args: []string{"consul://h:1"},
+			env: map[string]string{"REGISTRATOR_RESYNC": "soon"}, err: `REGISTRATOR_RESYNC="soon"`},
+		{name: "a bad value in the environment is checked like a flag", args: []string{"consul://h:1"},
+			env: map[string]string{"REGISTRATOR_DEREGISTER": "never"}, err: "-deregister"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			o, err := parseFlags(tc.args, io.Discard)
+			o, err := parseFlags(tc.args, io.Discard, func(k string) string { return tc.env[k] })
 			if tc.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.err) {
 					t.Fatalf("error %v, want one containing %q", err, tc.err)
@@ -74,11 +97,11 @@ func TestParseFlags(t *testing.T) {
 
 func TestHelpPrintsUsage(t *testing.T) {
 	var b strings.Builder
-	_, err := parseFlags([]string{"-h"}, &b)
+	_, err := parseFlags([]string{"-h"}, &b, func(string) string { return "" })
 	if !errors.Is(err, errHelp) {
 		t.Fatalf("error %v, want errHelp", err)
 	}
-	for _, want := range []string{"Usage: registrator [options] <registry URI>", "-retry-attempts", "-useIpFromLabel", "DOCKER_HOST"} {
+	for _, want := range []string{"Usage: registrator [options] <registry URI>", "-retry-attempts", "-useIpFromLabel", "DOCKER_HOST", "REGISTRATOR_<FLAG>", "-http-addr"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("usage lacks %q", want)
 		}

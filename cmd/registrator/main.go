@@ -16,6 +16,7 @@ import (
 
 	"github.com/registrator/registrator/bridge"
 	"github.com/registrator/registrator/docker"
+	"github.com/registrator/registrator/monitor"
 )
 
 // version is set at build time: -ldflags "-X main.version=v1.2.3".
@@ -29,7 +30,7 @@ func main() {
 }
 
 func run(args []string) int {
-	o, err := parseFlags(args, os.Stdout)
+	o, err := parseFlags(args, os.Stdout, os.Getenv)
 	switch {
 	case errors.Is(err, errHelp):
 		return 0
@@ -39,6 +40,8 @@ func run(args []string) int {
 	case o.version:
 		fmt.Println("registrator", version)
 		return 0
+	case o.healthcheck:
+		return healthcheck(o.httpAddr)
 	}
 	log := newLogger(o)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -47,6 +50,12 @@ func run(args []string) int {
 	fail := func(err error) int {
 		fmt.Fprintf(os.Stderr, "registrator: %v\n", err)
 		return exitMisconfigured
+	}
+	mon := monitor.New()
+	if o.httpAddr != "" {
+		if err := monitor.Serve(ctx, o.httpAddr, mon.Handler(), log); err != nil {
+			return fail(fmt.Errorf("-http-addr: %w", err))
+		}
 	}
 	tags, err := docker.ParseTags(o.tags)
 	if err != nil {
@@ -88,19 +97,29 @@ func run(args []string) int {
 	src := &docker.Source{API: api, Config: cfg}
 	var bridges []*bridge.Bridge
 	for _, b := range backends {
-		bridges = append(bridges, bridge.New(src, b, bridge.Config{
+		br := bridge.New(src, b, bridge.Config{
 			Owner: owner, OnSuccess: o.onSuccess, Cleanup: o.cleanup, Hostname: host, Resync: o.resync,
-		}, log.WithField("backend", b.name)))
+			DryRun: o.dryRun, Observer: mon.Observer(b.name),
+		}, log.WithField("backend", b.name))
+		mon.Add(b.name, br)
+		bridges = append(bridges, br)
 	}
-	log.WithFields(logrus.Fields{"owner": owner, "registry": redacted(o.uris), "version": version}).Info("registrator started")
-	go docker.Watch(ctx, api, log, func(id string) {
-		for _, b := range bridges {
-			b.Changed(id)
-		}
-	}, func() {
-		for _, b := range bridges {
-			b.Resync()
-		}
+	log.WithFields(logrus.Fields{"owner": owner, "registry": redacted(o.uris), "version": version, "dry-run": o.dryRun}).Info("registrator started")
+	go mon.Run(ctx)
+	go docker.Watch(ctx, api, log, docker.Handler{
+		Changed: func(id string) {
+			for _, b := range bridges {
+				b.Changed(id)
+			}
+		},
+		Connected: func() {
+			mon.DockerConnected()
+			for _, b := range bridges {
+				b.Resync()
+			}
+		},
+		Event: mon.Event,
+		Lost:  mon.DockerLost,
 	})
 	var wg sync.WaitGroup
 	for _, b := range bridges {

@@ -1,0 +1,107 @@
+package monitor
+
+import (
+	"maps"
+	"slices"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/registrator/registrator/bridge"
+)
+
+// Container is one container in /v1/services.
+type Container struct {
+	ID       string    `json:"id"`
+	Name     string    `json:"name"`
+	Services []Service `json:"services"`
+}
+
+// Service is one service of a container and its state in each backend.
+type Service struct {
+	ID       string                  `json:"id"`
+	Name     string                  `json:"name"`
+	Address  string                  `json:"address"`
+	Port     int                     `json:"port"`
+	Tags     []string                `json:"tags,omitempty"`
+	Backends map[string]BackendState `json:"backends"`
+}
+
+// BackendState is a service's state in one backend: "in sync", "pending"
+// (queued or being written) or "failing" (retried; Error says why).
+type BackendState struct {
+	State string `json:"state"`
+	Error string `json:"error,omitempty"`
+}
+
+// Services is what this host registers, per container, sorted by
+// container and service ID.
+func (m *Monitor) Services() []Container {
+	m.mu.Lock()
+	bridges := slices.Clone(m.bridges)
+	m.mu.Unlock()
+	byID := map[string]*Container{}
+	services := map[string]map[string]*Service{} // container → service ID
+	for _, n := range bridges {
+		for _, cs := range n.b.Status() {
+			c := byID[cs.ID]
+			if c == nil {
+				c = &Container{ID: cs.ID, Name: cs.Name}
+				byID[cs.ID] = c
+				services[cs.ID] = map[string]*Service{}
+			}
+			for _, st := range cs.Services {
+				s := services[cs.ID][st.Service.ID]
+				if s == nil {
+					s = &Service{ID: st.Service.ID, Name: st.Service.Name, Address: st.Service.Address,
+						Port: st.Service.Port, Tags: st.Service.Tags, Backends: map[string]BackendState{}}
+					services[cs.ID][st.Service.ID] = s
+				}
+				s.Backends[n.name] = BackendState{State: st.State, Error: st.Error}
+			}
+		}
+	}
+	out := []Container{}
+	for _, id := range slices.Sorted(maps.Keys(byID)) {
+		c := byID[id]
+		for _, sid := range slices.Sorted(maps.Keys(services[id])) {
+			c.Services = append(c.Services, *services[id][sid])
+		}
+		out = append(out, *c)
+	}
+	return out
+}
+
+// stateCollector computes the gauges of what is known at scrape time.
+type stateCollector struct{ m *Monitor }
+
+var (
+	containersDesc = prometheus.NewDesc("registrator_containers",
+		"Running containers that yield at least one service.", nil, nil)
+	servicesDesc = prometheus.NewDesc("registrator_services",
+		"Services that should be registered in a backend, by state (in sync, pending, failing).", []string{"backend", "state"}, nil)
+)
+
+func (c stateCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- containersDesc
+	ch <- servicesDesc
+}
+
+func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
+	c.m.mu.Lock()
+	bridges := slices.Clone(c.m.bridges)
+	c.m.mu.Unlock()
+	containers := map[string]bool{}
+	for _, n := range bridges {
+		count := map[string]int{bridge.InSync: 0, bridge.Pending: 0, bridge.Failing: 0}
+		for _, cs := range n.b.Status() {
+			containers[cs.ID] = true
+			for _, s := range cs.Services {
+				count[s.State]++
+			}
+		}
+		for state, v := range count {
+			ch <- prometheus.MustNewConstMetric(servicesDesc, prometheus.GaugeValue, float64(v), n.name, state)
+		}
+	}
+	ch <- prometheus.MustNewConstMetric(containersDesc, prometheus.GaugeValue, float64(len(containers)))
+}
