@@ -54,8 +54,18 @@ func startDaemon(t *testing.T, args ...string) *daemon {
 	return startDaemonURIs(t, []string{"consul://" + agent.Addr}, args...)
 }
 
-// startDaemonURIs runs registrator with args and the registry URIs.
+// startDaemonURIs runs registrator with args and the registry URIs and
+// waits until it has started.
 func startDaemonURIs(t *testing.T, uris []string, args ...string) *daemon {
+	t.Helper()
+	d := launch(t, uris, args...)
+	d.waitFor(t, "registrator started")
+	return d
+}
+
+// launch runs registrator with args and the registry URIs, and stops it
+// when the test ends, failing the test unless it exits 0.
+func launch(t *testing.T, uris []string, args ...string) *daemon {
 	t.Helper()
 	d := &daemon{out: &testproc.Buffer{}, exited: make(chan struct{})}
 	d.cmd = exec.Command(daemonBin, append(append([]string{"-log-level", "debug"}, args...), uris...)...)
@@ -74,16 +84,21 @@ func startDaemonURIs(t *testing.T, uris []string, args ...string) *daemon {
 			t.Logf("daemon log:\n%s", d.out)
 		}
 	})
+	return d
+}
+
+// waitFor waits until the daemon has logged text.
+func (d *daemon) waitFor(t *testing.T, text string) {
+	t.Helper()
 	eventually(t, settle, func() error {
 		if d.gone() {
-			return errors.New("daemon exited at start")
+			return errors.New("daemon exited")
 		}
-		if !strings.Contains(d.out.String(), "registrator started") {
-			return errors.New("daemon not started")
+		if !strings.Contains(d.out.String(), text) {
+			return fmt.Errorf("daemon has not logged %q", text)
 		}
 		return nil
 	})
-	return d
 }
 
 func (d *daemon) gone() bool {

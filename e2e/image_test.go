@@ -1,9 +1,11 @@
 package e2e
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -13,9 +15,18 @@ import (
 func TestImageAsUsersDeployIt(t *testing.T) {
 	clean(t)
 	image := buildImage(t)
-	reg := run(t, "--name", "registrator-under-test", "--net", "host",
+	// The image's HEALTHCHECK, probed every second here instead of 30.
+	httpAddr := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	reg := run(t, "--name", "registrator-under-test", "--net", "host", "--health-interval", "1s",
+		"-e", "REGISTRATOR_HTTP_ADDR="+httpAddr,
 		"-v", "/var/run/docker.sock:/tmp/docker.sock", image,
 		"-ip", "127.0.0.1", "consul://"+agent.Addr)
+	eventually(t, settle, func() error {
+		if h := docker(t, "inspect", "-f", "{{.State.Health.Status}}", reg); h != "healthy" {
+			return fmt.Errorf("container health %q, want healthy", h)
+		}
+		return nil
+	})
 
 	p := freePort(t)
 	web := run(t, "--name", "web.0", "-p", pub(p, "80"), "-e", "SERVICE_TAGS=www", imgNginx, "80")
