@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -11,7 +12,8 @@ import (
 // reconnect, and leave the registry equal to what runs afterwards.
 func TestEngineRestart(t *testing.T) {
 	clean(t)
-	d := startDaemon(t)
+	addr := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	d := startDaemon(t, "-http-addr", addr)
 	pa, pb := freePort(t), freePort(t)
 	run(t, "--name", "comes-back", "--restart", "always", "-p", pub(pa, "80"), imgSvc, "80")
 	run(t, "--name", "stays-down", "-p", pub(pb, "80"), imgSvc, "80")
@@ -28,6 +30,13 @@ func TestEngineRestart(t *testing.T) {
 	// The event stream is back: a new container is seen.
 	run(t, "--name", "after", "-p", "127.0.0.1::80", imgSvc, "80")
 	expectIDs(t, id("comes-back", "80"), id("after", "80"))
+	m, err := scrape(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, up := metric(m, "registrator_event_stream_reconnects_total"), metric(m, "registrator_docker_up"); r < 1 || up != 1 {
+		t.Errorf("after the engine restart: reconnects %v, docker_up %v; want at least 1 and 1", r, up)
+	}
 }
 
 // A Consul dev agent that restarts has lost every registration; they come

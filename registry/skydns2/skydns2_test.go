@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/registrator/registrator/bridge"
@@ -13,23 +14,38 @@ import (
 	"github.com/registrator/registrator/registry/registrytest"
 )
 
-var server *etcdtest.Server
+// The etcd server starts on first use, so that fuzzing (whose workers run
+// this binary again and again) starts none.
+var (
+	once    sync.Once
+	started *etcdtest.Server
+)
+
+func server(t *testing.T) *etcdtest.Server {
+	once.Do(func() {
+		s, err := etcdtest.Start()
+		if err != nil {
+			t.Fatalf("skydns2 tests need an etcd binary: %v", err)
+		}
+		started = s
+	})
+	if started == nil {
+		t.Fatal("no etcd server")
+	}
+	return started
+}
 
 func TestMain(m *testing.M) {
-	s, err := etcdtest.Start()
-	if err != nil {
-		os.Stderr.WriteString("skydns2 tests need an etcd binary: " + err.Error() + "\n")
-		os.Exit(1)
-	}
-	server = s
 	code := m.Run()
-	s.Close()
+	if started != nil {
+		started.Close()
+	}
 	os.Exit(code)
 }
 
 func TestContract(t *testing.T) {
 	open := func(t *testing.T) bridge.Backend {
-		u, _ := url.Parse("skydns2://" + server.Addr + "/skydns.local")
+		u, _ := url.Parse("skydns2://" + server(t).Addr + "/skydns.local")
 		b, err := Open(u, kv.Options{Owner: "owner-a", Log: registrytest.Quiet()})
 		if err != nil {
 			t.Fatal(err)
@@ -40,14 +56,14 @@ func TestContract(t *testing.T) {
 	ctx := registrytest.Context
 	registrytest.Run(t, registrytest.Harness{
 		Open: func(t *testing.T) bridge.Backend {
-			if err := server.Reset(ctx(t)); err != nil {
+			if err := server(t).Reset(ctx(t)); err != nil {
 				t.Fatal(err)
 			}
 			return open(t)
 		},
 		Reopen: open,
 		WriteUnmarked: func(t *testing.T, id string) {
-			if _, err := server.Client().Put(ctx(t), "/skydns/local/skydns/other/"+id, `{"host":"10.1.1.1","port":1}`); err != nil {
+			if _, err := server(t).Client().Put(ctx(t), "/skydns/local/skydns/other/"+id, `{"host":"10.1.1.1","port":1}`); err != nil {
 				t.Fatal(err)
 			}
 		},
