@@ -349,7 +349,7 @@ func (b *Bridge) sync(ctx context.Context, id string) error {
 	switch {
 	case gone:
 	case c.Running:
-		desired = c.Services
+		desired = b.forBackend(c.Services)
 	case b.cfg.OnSuccess && failed(c.ExitCode):
 		desired = actual // keep them: -deregister on-success
 	}
@@ -414,6 +414,26 @@ func (b *Bridge) sync(ctx context.Context, id string) error {
 		log.Debug("in sync")
 	}
 	return nil
+}
+
+// forBackend adapts services to what the backend shows: one that mirrors
+// Docker health gets it, any other holds a service only while its
+// container is healthy.
+func (b *Bridge) forBackend(services []Service) []Service {
+	if m, ok := b.backend.(HealthMirror); ok && m.MirrorsHealth() {
+		return services
+	}
+	var out []Service
+	for _, s := range services {
+		if s.Health != nil {
+			if s.Health.Status != Healthy {
+				continue
+			}
+			s.Health = nil
+		}
+		out = append(out, s)
+	}
+	return out
 }
 
 func (b *Bridge) inspect(ctx context.Context, id string) (Container, error) {

@@ -173,3 +173,28 @@ func TestReconcileErrorsAreObserved(t *testing.T) {
 		t.Error("Reconciled is true though every reconcile failed")
 	}
 }
+
+// A backend that does not show Docker health holds a service only while
+// its container is healthy; the status is not written to it.
+func TestHealthWithdrawsFromBackendsWithoutChecks(t *testing.T) {
+	withHealth := func(status string) Container {
+		c := running("c1", 80)
+		c.Services[0].Health = &Health{Status: status, Output: "probe"}
+		return c
+	}
+	e := start(t, Config{}, func(src *fakeSource, be *fakeBackend) { src.set(withHealth(Starting)) })
+	e.settle(t)
+	for _, step := range []struct {
+		status string
+		want   []string
+	}{{Healthy, []string{"c1:80"}}, {Unhealthy, nil}, {Healthy, []string{"c1:80"}}} {
+		e.src.set(withHealth(step.status))
+		e.b.Changed("c1")
+		e.settle(t, step.want...)
+	}
+	e.be.mu.Lock()
+	defer e.be.mu.Unlock()
+	if h := e.be.entries["c1:80"].Health; h != nil {
+		t.Errorf("the backend was given the health %+v", h)
+	}
+}

@@ -33,6 +33,10 @@ type Service struct {
 	Tags        []string          // in the order the user gave them
 	Meta        map[string]string // the container's attributes (SERVICE_<KEY> that is not a known key)
 	Checks      []Check
+	// Health, when set, is the container's Docker health, which the
+	// service mirrors: a backend with health checks (Consul) shows it, the
+	// others hold the entry only while it is healthy.
+	Health *Health `json:",omitempty"`
 
 	// Container is the full ID of the Docker container the service comes from.
 	Container string
@@ -43,6 +47,28 @@ type Service struct {
 	// Revision is set on entries read back from a backend: the Fingerprint of
 	// the definition the entry was written from, "" if the backend kept none.
 	Revision string
+}
+
+// Docker health states.
+const (
+	Starting  = "starting"
+	Healthy   = "healthy"
+	Unhealthy = "unhealthy"
+)
+
+// Health is a container's Docker health.
+type Health struct {
+	Status string // Starting, Healthy or Unhealthy
+	// Output is the last probe's output. It is not part of the
+	// fingerprint: a probe's output changes at every probe, its status not.
+	Output string `json:"-"`
+}
+
+// HealthMirror is a Backend that shows a service's Health itself (Consul:
+// as a check); a service of any other backend is held there only while
+// its container is healthy.
+type HealthMirror interface {
+	MirrorsHealth() bool
 }
 
 // Check is a health check attached to a service. Exactly one of HTTP, TCP,

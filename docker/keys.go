@@ -11,6 +11,9 @@ const (
 	KeyID     = "id"
 	KeyTags   = "tags"
 	KeyIgnore = "ignore"
+	// KeyDockerHealth chooses, per container or port, how Docker's
+	// HEALTHCHECK status counts: one of the Health* modes.
+	KeyDockerHealth = "docker_health"
 
 	// Every key that starts with KeyCheckPrefix configures checks and is never
 	// an attribute.
@@ -29,6 +32,14 @@ const (
 	KeyCheckDeregister    = "check_deregister_after"
 	KeyCheckGRPCUseTLS    = "check_grpc_use_tls"
 	KeyCheckTLSSkipVerify = "check_tls_skip_verify"
+)
+
+// How a container's Docker health counts (-docker-health, SERVICE_DOCKER_HEALTH).
+const (
+	HealthMirror  = "mirror"  // Consul shows it as a check; other backends hold the entry while healthy
+	HealthOnly    = "healthy" // registered only while healthy, everywhere
+	HealthIgnore  = "ignore"  // not looked at
+	maxProbeBytes = 4096      // of the last probe's output kept for the check
 )
 
 // DefaultCheckInterval is the interval of a check that does not set one.

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/go-connections/nat"
@@ -32,6 +33,10 @@ type Config struct {
 	Explicit       bool   // -explicit
 	UseIPFromLabel string // -useIpFromLabel
 	Tags           *Tags  // -tags
+	// DockerHealth (-docker-health) is how Docker's health counts unless a
+	// container says otherwise: HealthMirror ("" too), HealthOnly or
+	// HealthIgnore.
+	DockerHealth string
 }
 
 // Services derives the services of a running container, following the
@@ -85,9 +90,64 @@ func Services(c container.InspectResponse, cfg Config) (services []bridge.Servic
 		var w []error
 		s.Checks, w = checks(m, s.Address, s.Port)
 		warnings = append(warnings, w...)
+		health, w := dockerHealth(c, m, cfg.DockerHealth)
+		warnings = append(warnings, w...)
+		if health.skip {
+			continue
+		}
+		s.Health = health.mirror
 		services = append(services, s)
 	}
 	return services, warnings
+}
+
+// healthChoice is what a container's Docker health does to one service.
+type healthChoice struct {
+	skip   bool           // not registered now (HealthOnly, not healthy)
+	mirror *bridge.Health // mirrored (HealthMirror)
+}
+
+// dockerHealth applies the container's Docker health, if it has a
+// HEALTHCHECK, by the mode the metadata or the flag chooses.
+func dockerHealth(c container.InspectResponse, m portMetadata, def string) (healthChoice, []error) {
+	var warnings []error
+	mode := strings.ToLower(strings.TrimSpace(m.value(KeyDockerHealth)))
+	switch mode {
+	case HealthMirror, HealthOnly, HealthIgnore:
+	case "":
+		mode = def
+	default:
+		warnings = append(warnings, fmt.Errorf("%s=%q: not mirror, healthy or ignore; %s used", m.key(KeyDockerHealth), m.value(KeyDockerHealth), cmp.Or(def, HealthMirror)))
+		mode = def
+	}
+	if c.State == nil || c.State.Health == nil || mode == HealthIgnore {
+		return healthChoice{}, warnings
+	}
+	h := c.State.Health
+	switch h.Status {
+	case bridge.Starting, bridge.Healthy, bridge.Unhealthy:
+	default: // "none": no HEALTHCHECK
+		return healthChoice{}, warnings
+	}
+	if mode == HealthOnly {
+		return healthChoice{skip: h.Status != bridge.Healthy}, warnings
+	}
+	out := &bridge.Health{Status: h.Status}
+	if n := len(h.Log); n > 0 && h.Log[n-1] != nil {
+		out.Output = cut(strings.TrimSpace(h.Log[n-1].Output), maxProbeBytes)
+	}
+	return healthChoice{mirror: out}, warnings
+}
+
+// cut shortens s to at most n bytes without splitting a rune.
+func cut(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
 
 // port is one exposed port and where the host publishes it.

@@ -40,6 +40,8 @@ type run struct {
 	// ports, when set, is the runtime port map as the engine reports it,
 	// for bindings -p cannot express.
 	ports nat.PortMap
+	// health is the Docker health of a container with a HEALTHCHECK.
+	health *container.Health
 }
 
 // inspect builds the inspect answer. A port published on every interface
@@ -106,7 +108,7 @@ func (r run) inspect(t *testing.T) container.InspectResponse {
 			ID:         containerID,
 			Name:       "/" + r.name,
 			Image:      imageID,
-			State:      &container.State{Status: container.StateRunning, Running: true},
+			State:      &container.State{Status: container.StateRunning, Running: true, Health: r.health},
 			HostConfig: &container.HostConfig{NetworkMode: container.NetworkMode(mode)},
 		},
 		Config: &container.Config{

@@ -91,8 +91,9 @@ func (s *Source) List(ctx context.Context) ([]bridge.Container, error) {
 }
 
 // fingerprint digests what the list tells of a container that could change
-// its services. The status text ("Up 3 minutes") is left out: it changes
-// all the time.
+// its services. The status text ("Up 3 minutes (healthy)") is left out but
+// for its health, which changes what is registered: the rest changes all
+// the time.
 func fingerprint(c container.Summary) string {
 	ports := slices.Clone(c.Ports)
 	slices.SortFunc(ports, func(a, b container.Port) int {
@@ -113,9 +114,20 @@ func fingerprint(c container.Summary) string {
 		Ports  []container.Port
 		Nets   map[string]string
 		Labels map[string]string
-	}{c.Names, c.Image, string(c.State), ports, nets, c.Labels})
+		Health string
+	}{c.Names, c.Image, string(c.State), ports, nets, c.Labels, healthOf(c.Status)})
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:12])
+}
+
+// healthOf is the health in a list's status text: "Up 3 minutes (healthy)",
+// "(unhealthy)", "(health: starting)"; "" without a HEALTHCHECK.
+func healthOf(status string) string {
+	i := strings.LastIndexByte(status, '(')
+	if i < 0 || !strings.HasSuffix(status, ")") {
+		return ""
+	}
+	return status[i+1 : len(status)-1]
 }
 
 // Inspect reads one container and derives its services.

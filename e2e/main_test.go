@@ -37,6 +37,9 @@ const (
 	imgNginx = "e2e.local/progrium/nginx:latest" // "nginx"
 	imgApp   = "reg.e2e.local:5000/team/app:1.2" // "app"
 	imgSvc   = "e2e.local/svc:latest"            // "svc"
+	// imgHealth has a HEALTHCHECK (testsvc -probe, every second); the
+	// state starts "starting" and follows `docker exec <c> /testsvc -set`.
+	imgHealth = "e2e.local/health:latest" // "health"
 )
 
 var (
@@ -95,6 +98,13 @@ func setup(m *testing.M) (int, error) {
 	}
 	if out, err := command(ctxDir, []string{"DOCKER_BUILDKIT=0"}, "docker", append(args, ".")...); err != nil {
 		return 0, fmt.Errorf("build test image: %v\n%s", err, out)
+	}
+	healthfile := dockerfile + "HEALTHCHECK --interval=1s --timeout=2s --start-period=120s --retries=1 CMD [\"/testsvc\", \"-probe\"]\n"
+	if err := os.WriteFile(filepath.Join(ctxDir, "Dockerfile.health"), []byte(healthfile), 0o644); err != nil {
+		return 0, err
+	}
+	if out, err := command(ctxDir, []string{"DOCKER_BUILDKIT=0"}, "docker", "build", "-q", "-f", "Dockerfile.health", "-t", imgHealth, "."); err != nil {
+		return 0, fmt.Errorf("build health test image: %v\n%s", err, out)
 	}
 
 	removeContainers()

@@ -33,6 +33,7 @@ type options struct {
 	healthcheck    bool
 	httpAddr       string
 	dryRun         bool
+	dockerHealth   string
 	uris           []string // one or more registry URIs
 }
 
@@ -81,6 +82,7 @@ func parseFlags(args []string, usage io.Writer, getenv func(string) string) (opt
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
 	fs.StringVar(&o.httpAddr, "http-addr", "", "serve /metrics, /health, /ready and /v1/services on this `address` (e.g. 127.0.0.1:9333); off when empty")
 	fs.BoolVar(&o.healthcheck, "healthcheck", false, "ask the daemon listening on -http-addr for /health and exit 0 if it answers, else 1 (the image's HEALTHCHECK)")
+	fs.StringVar(&o.dockerHealth, "docker-health", "mirror", "how a container's Docker HEALTHCHECK counts: mirror (a Consul check; other backends hold the entry while healthy), healthy (registered only while healthy) or ignore")
 	fs.BoolVar(&o.dryRun, "dry-run", false, "log the registrations and removals the plan calls for, without making them")
 
 	// The environment first, so that the command line wins.
@@ -150,6 +152,11 @@ func parseFlags(args []string, usage io.Writer, getenv func(string) string) (opt
 		return o, errors.New("-ttl must be greater than -ttl-refresh")
 	}
 	o.ttl, o.ttlEvery = time.Duration(*ttl)*time.Second, time.Duration(*ttlEvery)*time.Second
+	switch o.dockerHealth {
+	case "mirror", "healthy", "ignore":
+	default:
+		return o, fmt.Errorf("-docker-health %q: must be mirror, healthy or ignore", o.dockerHealth)
+	}
 	if o.httpAddr != "" {
 		if _, _, err := net.SplitHostPort(o.httpAddr); err != nil {
 			return o, fmt.Errorf("-http-addr %q: must be host:port, e.g. 127.0.0.1:9333", o.httpAddr)

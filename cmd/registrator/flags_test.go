@@ -54,6 +54,8 @@ func TestParseFlags(t *testing.T) {
 		{name: "-http-addr and -dry-run", args: []string{"-http-addr", "127.0.0.1:9333", "-dry-run", "consul://h:1"}, check: func(o options) bool {
 			return o.httpAddr == "127.0.0.1:9333" && o.dryRun
 		}},
+		{name: "-docker-health", args: []string{"-docker-health", "healthy", "consul://h:1"}, check: func(o options) bool { return o.dockerHealth == "healthy" }},
+		{name: "bad -docker-health", args: []string{"-docker-health", "sometimes", "consul://h:1"}, err: "-docker-health"},
 		{name: "bad -http-addr", args: []string{"-http-addr", "9333", "consul://h:1"}, err: "-http-addr"},
 		{name: "-healthcheck needs no URI", args: []string{"-healthcheck", "-http-addr", "127.0.0.1:1"}, check: func(o options) bool { return o.healthcheck }},
 		{name: "-healthcheck without -http-addr", args: []string{"-healthcheck"}, err: "needs -http-addr"},

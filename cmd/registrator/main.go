@@ -88,7 +88,7 @@ func run(args []string) int {
 	}
 	host, _ := os.Hostname()
 	cfg := docker.Config{Hostname: host, HostIP: o.hostIP, Internal: o.internal, Explicit: o.explicit,
-		UseIPFromLabel: o.useIPFromLabel, Tags: tags}
+		UseIPFromLabel: o.useIPFromLabel, Tags: tags, DockerHealth: o.dockerHealth}
 	if o.hostIP == "" && !o.internal {
 		cfg.HostAddr = hostAddress(host, log)
 	}
@@ -97,7 +97,7 @@ func run(args []string) int {
 	src := &docker.Source{API: api, Config: cfg}
 	var bridges []*bridge.Bridge
 	for _, b := range backends {
-		br := bridge.New(src, b, bridge.Config{
+		br := bridge.New(src, b.Backend, bridge.Config{
 			Owner: owner, OnSuccess: o.onSuccess, Cleanup: o.cleanup, Hostname: host, Resync: o.resync,
 			DryRun: o.dryRun, Observer: mon.Observer(b.name),
 		}, log.WithField("backend", b.name))

@@ -2,6 +2,10 @@
 // It listens on the ports given as arguments ("80", "53/udp"): on TCP it
 // serves HTTP, GET /health answering 200, or the code in HEALTH_STATUS; on
 // UDP it echoes. It exits 0 on SIGTERM, and with EXIT_CODE after EXIT_AFTER.
+//
+// For Docker health: `testsvc -probe` (the health image's HEALTHCHECK)
+// succeeds while the file /health-state says "healthy" and prints what it
+// says; `testsvc -set <state>` (through docker exec) writes it.
 package main
 
 import (
@@ -16,7 +20,26 @@ import (
 	"time"
 )
 
+const stateFile = "/health-state"
+
 func main() {
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case "-probe":
+			b, _ := os.ReadFile(stateFile)
+			state := strings.TrimSpace(string(b))
+			fmt.Println("probe says", cmpOr(state, "nothing yet"))
+			if state != "healthy" {
+				os.Exit(1)
+			}
+			os.Exit(0)
+		case "-set":
+			if err := os.WriteFile(stateFile, []byte(os.Args[2]), 0o644); err != nil {
+				fail(err)
+			}
+			os.Exit(0)
+		}
+	}
 	status := http.StatusOK
 	if s := os.Getenv("HEALTH_STATUS"); s != "" {
 		status, _ = strconv.Atoi(s)
@@ -74,4 +97,11 @@ func echo(c net.PacketConn) {
 func fail(err error) {
 	fmt.Fprintln(os.Stderr, "testsvc:", err)
 	os.Exit(1)
+}
+
+func cmpOr(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
 }

@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -149,8 +150,35 @@ func (b *Backend) Register(ctx context.Context, s bridge.Service) error {
 	if err := b.client.Agent().ServiceRegisterOpts(reg, opts); err != nil {
 		return fmt.Errorf("consul: register %s: %w", s.ID, err)
 	}
+	// A registration sets a check's status, not its output: the last
+	// probe's output goes in with an update.
+	if h := s.Health; h != nil && h.Output != "" {
+		err := b.client.Agent().UpdateTTLOpts(HealthCheckID(s.ID), h.Output, healthStatus[h.Status], (&api.QueryOptions{}).WithContext(ctx))
+		if err != nil {
+			return fmt.Errorf("consul: docker health output of %s: %w", s.ID, err)
+		}
+	}
 	return nil
 }
+
+// MirrorsHealth says that Consul shows a container's Docker health as a
+// check of its services.
+func (b *Backend) MirrorsHealth() bool { return true }
+
+// HealthCheckID is the ID of the check that mirrors the Docker health of
+// the service's container.
+func HealthCheckID(serviceID string) string { return "service:" + serviceID + ":docker-health" }
+
+// healthStatus maps Docker health to a check status.
+var healthStatus = map[string]string{
+	bridge.Healthy:   api.HealthPassing,
+	bridge.Starting:  api.HealthWarning,
+	bridge.Unhealthy: api.HealthCritical,
+}
+
+// healthTTL is the TTL of the Docker health check: long, because the
+// daemon updates the check when Docker's health changes, not on a timer.
+const healthTTL = "8760h"
 
 // registration is what Register sends for s.
 func registration(s bridge.Service) *api.AgentServiceRegistration {
@@ -166,9 +194,17 @@ func registration(s bridge.Service) *api.AgentServiceRegistration {
 		Address: s.Address,
 		Meta:    meta,
 	}
-	checks := make(api.AgentServiceChecks, 0, len(s.Checks))
-	for _, c := range s.Checks {
+	checks := make(api.AgentServiceChecks, 0, len(s.Checks)+1)
+	for i, c := range s.Checks {
+		// One check has Consul's ID "service:<id>", which applications that
+		// update a TTL check rely on; several have "service:<id>:<n>". The
+		// IDs are given, so that the Docker health check changes neither.
+		id := "service:" + s.ID
+		if len(s.Checks) > 1 {
+			id += ":" + strconv.Itoa(i+1)
+		}
 		checks = append(checks, &api.AgentServiceCheck{
+			CheckID:                        id,
 			HTTP:                           c.HTTP,
 			Method:                         c.Method,
 			TCP:                            c.TCP,
@@ -183,15 +219,16 @@ func registration(s bridge.Service) *api.AgentServiceRegistration {
 			DeregisterCriticalServiceAfter: c.DeregisterAfter,
 		})
 	}
-	// One check keeps Consul's ID "service:<id>", which applications that
-	// update a TTL check rely on; several get "service:<id>:<n>".
-	switch len(checks) {
-	case 0:
-	case 1:
-		reg.Check = checks[0]
-	default:
-		reg.Checks = checks
+	if h := s.Health; h != nil {
+		checks = append(checks, &api.AgentServiceCheck{
+			CheckID: HealthCheckID(s.ID),
+			Name:    "Docker health",
+			Notes:   "The container's Docker HEALTHCHECK, mirrored by registrator: healthy is passing, starting warning, unhealthy critical.",
+			TTL:     healthTTL,
+			Status:  healthStatus[h.Status],
+		})
 	}
+	reg.Checks = checks
 	return reg
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -122,13 +123,33 @@ func TestMeta(t *testing.T) {
 }
 
 func TestRegistrationChecks(t *testing.T) {
-	one := registration(bridge.Service{ID: "a", Checks: []bridge.Check{{TTL: "30s"}}})
-	if one.Check == nil || one.Check.TTL != "30s" || len(one.Checks) != 0 {
-		t.Errorf("one check should go in Check (ID service:<id>), got Check=%v Checks=%v", one.Check, one.Checks)
+	ids := func(reg *api.AgentServiceRegistration) []string {
+		var out []string
+		for _, c := range reg.Checks {
+			out = append(out, c.CheckID)
+		}
+		return out
 	}
-	two := registration(bridge.Service{ID: "a", Checks: []bridge.Check{{TTL: "30s"}, {TCP: "h:1", Interval: "5s"}}})
-	if two.Check != nil || len(two.Checks) != 2 {
-		t.Errorf("two checks should go in Checks, got Check=%v Checks=%v", two.Check, two.Checks)
+	for _, tc := range []struct {
+		name string
+		s    bridge.Service
+		want []string
+	}{
+		{"one check keeps service:<id>", bridge.Service{ID: "a", Checks: []bridge.Check{{TTL: "30s"}}}, []string{"service:a"}},
+		{"several are numbered", bridge.Service{ID: "a", Checks: []bridge.Check{{TTL: "30s"}, {TCP: "h:1", Interval: "5s"}}}, []string{"service:a:1", "service:a:2"}},
+		{"the Docker health check changes neither", bridge.Service{ID: "a", Checks: []bridge.Check{{TTL: "30s"}}, Health: &bridge.Health{Status: bridge.Starting}},
+			[]string{"service:a", "service:a:docker-health"}},
+		{"Docker health alone", bridge.Service{ID: "a", Health: &bridge.Health{Status: bridge.Healthy}}, []string{"service:a:docker-health"}},
+	} {
+		if got := ids(registration(tc.s)); !slices.Equal(got, tc.want) {
+			t.Errorf("%s: check IDs %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	for status, want := range map[string]string{bridge.Healthy: "passing", bridge.Starting: "warning", bridge.Unhealthy: "critical"} {
+		reg := registration(bridge.Service{ID: "a", Health: &bridge.Health{Status: status}})
+		if got := reg.Checks[0].Status; got != want {
+			t.Errorf("Docker %s: check status %q, want %q", status, got, want)
+		}
 	}
 	s := bridge.Service{ID: "a", Owner: "me", Container: "c1", Meta: map[string]string{"x": "1"}}
 	if m := registration(s).Meta; m[MetaOwner] != "me" || m[MetaContainer] != "c1" || m[MetaRevision] != s.Fingerprint() || m["x"] != "1" {

@@ -1,0 +1,63 @@
+package e2e
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/registrator/registrator/registry/consul"
+)
+
+// A container's Docker HEALTHCHECK, starting → healthy → unhealthy →
+// healthy, is mirrored each time: in Consul as the service's "Docker
+// health" check (warning, passing, critical, passing) with the probe's
+// output; in etcd by the entry being there only while healthy. A container
+// that asks for SERVICE_DOCKER_HEALTH=healthy is registered only while healthy.
+func TestDockerHealthMirrored(t *testing.T) {
+	clean(t)
+	startDaemonURIs(t, []string{"consul://" + agent.Addr, etcdURI("/services")})
+	p := freePort(t)
+	run(t, "--name", "hc", "-p", pub(p, "80"), imgHealth, "80")
+	run(t, "--name", "hc-only", "-p", "127.0.0.1::80", "-e", "SERVICE_DOCKER_HEALTH=healthy", imgHealth, "80")
+	sid := id("hc", "80")
+	key := "/services/health/" + sid
+	value := "127.0.0.1:" + strconv.Itoa(p)
+	onlyKey := "/services/health/" + id("hc-only", "80")
+	onlyValue := func() string {
+		return "127.0.0.1:" + docker(t, "inspect", "-f", `{{(index (index .NetworkSettings.Ports "80/tcp") 0).HostPort}}`, "hc-only")
+	}
+
+	check := func(status, output string) error {
+		c := checks(t, sid)[consul.HealthCheckID(sid)]
+		if c == nil {
+			return fmt.Errorf("no Docker health check on %s", sid)
+		}
+		if c.Status != status || !strings.Contains(c.Output, output) {
+			return fmt.Errorf("Docker health check %s with output %q, want %s with %q", c.Status, c.Output, status, output)
+		}
+		return nil
+	}
+	set := func(name, state string) { docker(t, "exec", name, "/testsvc", "-set", state) }
+
+	expectIDs(t, sid)
+	eventually(t, settle, func() error { return check("warning", "") })
+	expectKV(t, "/services/", map[string]string{})
+
+	set("hc", "healthy")
+	set("hc-only", "healthy")
+	eventually(t, settle, func() error { return check("passing", "probe says healthy") })
+	expectKV(t, "/services/", map[string]string{key: value, onlyKey: onlyValue()})
+	expectIDs(t, sid, id("hc-only", "80"))
+
+	set("hc", "unhealthy")
+	eventually(t, settle, func() error { return check("critical", "probe says unhealthy") })
+	expectKV(t, "/services/", map[string]string{onlyKey: onlyValue()})
+	expectIDs(t, sid, id("hc-only", "80"))
+
+	set("hc", "healthy")
+	set("hc-only", "unhealthy")
+	eventually(t, settle, func() error { return check("passing", "probe says healthy") })
+	expectKV(t, "/services/", map[string]string{key: value})
+	expectIDs(t, sid)
+}
