@@ -14,6 +14,10 @@ const (
 	// KeyDockerHealth chooses, per container or port, how Docker's
 	// HEALTHCHECK status counts: one of the Health* modes.
 	KeyDockerHealth = "docker_health"
+	// KeyNetwork names the network whose address -internal registers.
+	KeyNetwork = "network"
+	// KeyIPFamily is 4 or 6: register by IPv4 or IPv6 address.
+	KeyIPFamily = "ip_family"
 
 	// Every key that starts with KeyCheckPrefix configures checks and is never
 	// an attribute.

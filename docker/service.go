@@ -2,7 +2,9 @@ package docker
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/url"
 	"path"
@@ -28,7 +30,13 @@ type Config struct {
 	HostIP string
 	// HostAddr is this host's own address, used for ports published on every
 	// interface when HostIP is empty ("" lets the backend choose).
-	HostAddr       string
+	HostAddr string
+	// HostAddr6 is the host's own IPv6 address, for IPv6 services of ports
+	// published on every interface when HostIP6 is empty.
+	HostAddr6      string
+	HostIP6        string // -ip6: the address registered for IPv6 services of published ports
+	IPv6           bool   // -ip-family 6: services are registered by IPv6 address
+	Network        string // -network: the network whose address -internal registers
 	Internal       bool   // -internal
 	Explicit       bool   // -explicit
 	UseIPFromLabel string // -useIpFromLabel
@@ -43,12 +51,38 @@ type Config struct {
 // compatibility contract. It never fails: each piece of metadata it cannot use
 // is skipped and reported in warnings, naming the key.
 func Services(c container.InspectResponse, cfg Config) (services []bridge.Service, warnings []error) {
+	decisions, warnings := Explain(c, cfg)
+	for _, d := range decisions {
+		if d.Service != nil {
+			services = append(services, *d.Service)
+		}
+	}
+	return services, warnings
+}
+
+// Decision is what one exposed port of a container yields: a service, or
+// the reason it yields none.
+type Decision struct {
+	Port    string          // "80/tcp"
+	Service *bridge.Service // nil when Skipped says why not
+	Skipped string
+}
+
+// Explain decides, for every exposed or published port of a running
+// container in port order, whether it yields a service and why not.
+func Explain(c container.InspectResponse, cfg Config) (decisions []Decision, warnings []error) {
 	if c.ContainerJSONBase == nil || c.Config == nil {
 		return nil, nil
 	}
 	md := readMetadata(c.Config.Env, c.Config.Labels)
-	ports := servicePorts(c, cfg.Internal)
-	group := len(ports) > 1
+	ports := containerPorts(c)
+	registrable := 0
+	for _, p := range ports {
+		if p.hostPort != "" || cfg.Internal {
+			registrable++
+		}
+	}
+	group := registrable > 1
 
 	var forced string
 	if cfg.Tags != nil {
@@ -60,15 +94,22 @@ func Services(c container.InspectResponse, cfg Config) (services []bridge.Servic
 
 	name := strings.TrimPrefix(c.Name, "/")
 	for _, p := range ports {
+		d := Decision{Port: string(p.exposed)}
 		m := md.forPort(p.exposed.Port())
-		if isSet(m.value(KeyIgnore)) {
+		s := bridge.Service{Container: c.ID, Name: m.value(KeyName), ExposedPort: p.exposed.Int()}
+		switch {
+		case p.hostPort == "" && !cfg.Internal:
+			d.Skipped = "exposed but not published (publish it with -p, or run the daemon with -internal)"
+		case isSet(m.value(KeyIgnore)):
+			d.Skipped = m.key(KeyIgnore) + " is set"
+		case s.Name == "" && cfg.Explicit:
+			d.Skipped = "-explicit and no " + Prefix + "NAME or " + Prefix + p.exposed.Port() + "_NAME"
+		}
+		if d.Skipped != "" {
+			decisions = append(decisions, d)
 			continue
 		}
-		s := bridge.Service{Container: c.ID, Name: m.value(KeyName), ExposedPort: p.exposed.Int()}
 		if s.Name == "" {
-			if cfg.Explicit {
-				continue
-			}
 			s.Name = defaultName(c)
 		}
 		if group && !m.fromPort(KeyName) {
@@ -81,24 +122,28 @@ func Services(c container.InspectResponse, cfg Config) (services []bridge.Servic
 		if id := m.value(KeyID); id != "" {
 			s.ID = id
 		}
-		s.Address, s.Port = address(c, p, cfg)
+		var w []error
+		s.Address, s.Port, w = address(c, p, m, cfg)
+		warnings = append(warnings, w...)
 		s.Tags = joinTags(joinTags(nil, splitTags(m.value(KeyTags))), splitTags(forced))
 		if p.exposed.Proto() == "udp" {
 			s.Tags = joinTags(s.Tags, []string{"udp"})
 		}
 		s.Meta = m.attributes()
-		var w []error
 		s.Checks, w = checks(m, s.Address, s.Port)
 		warnings = append(warnings, w...)
 		health, w := dockerHealth(c, m, cfg.DockerHealth)
 		warnings = append(warnings, w...)
 		if health.skip {
+			d.Skipped = "Docker health is " + c.State.Health.Status + " and " + m.key(KeyDockerHealth) + "/-docker-health is healthy"
+			decisions = append(decisions, d)
 			continue
 		}
 		s.Health = health.mirror
-		services = append(services, s)
+		d.Service = &s
+		decisions = append(decisions, d)
 	}
-	return services, warnings
+	return decisions, warnings
 }
 
 // healthChoice is what a container's Docker health does to one service.
@@ -153,41 +198,38 @@ func cut(s string, n int) string {
 // port is one exposed port and where the host publishes it.
 type port struct {
 	exposed  nat.Port
-	hostIP   string
-	hostPort string // "" when not published
+	bindings []nat.PortBinding // from the runtime port map; nil with --net=host
+	hostPort string            // "" when not published
 }
 
-// servicePorts lists the ports that can be registered, ordered by number and
-// protocol. An exposed port counts as published on the same port unless the
-// runtime port map says otherwise (--net=host has no runtime port map).
-func servicePorts(c container.InspectResponse, internal bool) []port {
+// containerPorts lists every exposed or published port, ordered by number
+// and protocol. An exposed port counts as published on the same port
+// unless the runtime port map says otherwise (--net=host has no runtime
+// port map).
+func containerPorts(c container.InspectResponse) []port {
 	all := map[nat.Port]port{}
 	for p := range c.Config.ExposedPorts {
 		all[p] = port{exposed: p, hostPort: p.Port()}
 	}
 	if c.NetworkSettings != nil {
 		for p, bindings := range c.NetworkSettings.Ports {
-			b := firstBinding(bindings)
-			all[p] = port{exposed: p, hostIP: b.HostIP, hostPort: b.HostPort}
+			all[p] = port{exposed: p, bindings: bindings, hostPort: pickBinding(bindings, false).HostPort}
 		}
 	}
-	var out []port
-	for _, p := range all {
-		if p.hostPort != "" || internal {
-			out = append(out, p)
-		}
-	}
+	out := slices.Collect(maps.Values(all))
 	slices.SortFunc(out, func(a, b port) int {
 		return cmp.Or(cmp.Compare(a.exposed.Int(), b.exposed.Int()), cmp.Compare(a.exposed.Proto(), b.exposed.Proto()))
 	})
 	return out
 }
 
-// firstBinding prefers the first IPv4 binding: the engine lists a port
-// published on every interface once for 0.0.0.0 and once for ::.
-func firstBinding(bs []nat.PortBinding) nat.PortBinding {
+// pickBinding prefers the first binding of the family (IPv4, or IPv6 when
+// v6): the engine lists a port published on every interface once for
+// 0.0.0.0 and once for ::. A binding on no address counts for both.
+func pickBinding(bs []nat.PortBinding, v6 bool) nat.PortBinding {
 	for _, b := range bs {
-		if ip := net.ParseIP(b.HostIP); b.HostIP == "" || ip.To4() != nil {
+		ip := net.ParseIP(b.HostIP)
+		if b.HostIP == "" || ip != nil && (ip.To4() == nil) == v6 {
 			return b
 		}
 	}
@@ -197,56 +239,103 @@ func firstBinding(bs []nat.PortBinding) nat.PortBinding {
 	return nat.PortBinding{}
 }
 
-func address(c container.InspectResponse, p port, cfg Config) (string, int) {
+// address is where a service of the port is reached, following -internal,
+// the network and family choice, the bind IP, -ip/-ip6 and -useIpFromLabel.
+func address(c container.InspectResponse, p port, m portMetadata, cfg Config) (string, int, []error) {
+	var warnings []error
+	v6 := false
+	switch family := strings.TrimSpace(m.value(KeyIPFamily)); family {
+	case "":
+		v6 = cfg.IPv6
+	case "4", "6":
+		v6 = family == "6"
+	default:
+		warnings = append(warnings, fmt.Errorf("%s=%q: not 4 or 6, ignored", m.key(KeyIPFamily), m.value(KeyIPFamily)))
+		v6 = cfg.IPv6
+	}
 	var addr string
 	var num int
 	if cfg.Internal {
-		addr, num = containerIP(c), p.exposed.Int()
+		network := cmp.Or(strings.TrimSpace(m.value(KeyNetwork)), cfg.Network)
+		var w error
+		addr, w = containerIP(c, network, v6)
+		if w != nil {
+			warnings = append(warnings, fmt.Errorf("%s=%q: %w", cmp.Or(keyIfSet(m, KeyNetwork), "-network"), network, w))
+		}
+		num = p.exposed.Int()
 	} else {
-		addr = p.hostIP
+		b := nat.PortBinding{HostPort: p.hostPort}
+		if p.bindings != nil {
+			b = pickBinding(p.bindings, v6)
+		}
+		addr = b.HostIP
 		if ip := net.ParseIP(addr); addr == "" || ip.IsUnspecified() {
 			addr = cfg.HostAddr
+			if v6 {
+				addr = cfg.HostAddr6
+			}
 		}
-		if cfg.HostIP != "" {
+		if cfg.HostIP != "" && !v6 {
 			addr = cfg.HostIP
 		}
-		num, _ = strconv.Atoi(p.hostPort)
+		if cfg.HostIP6 != "" && v6 {
+			addr = cfg.HostIP6
+		}
+		num, _ = strconv.Atoi(b.HostPort)
 	}
 	if cfg.UseIPFromLabel != "" {
 		if v := c.Config.Labels[cfg.UseIPFromLabel]; v != "" {
 			addr, _, _ = strings.Cut(v, "/")
 		}
 	}
-	return addr, num
+	return addr, num, warnings
 }
 
-// containerIP is the container's address: on the network its network mode
-// names, else on the default bridge, else on the first network by name.
-func containerIP(c container.InspectResponse) string {
+// keyIfSet is the key as the user wrote it, "" when it is not set.
+func keyIfSet(m portMetadata, key string) string {
+	if _, ok := m.get(key); ok {
+		return m.key(key)
+	}
+	return ""
+}
+
+// containerIP is the container's address (IPv6 when v6) on the named
+// network; without one, or when the container is not on it (an error says
+// so), on the network its network mode names, else on the default bridge,
+// else on the first network by name that gives it an address.
+func containerIP(c container.InspectResponse, network string, v6 bool) (string, error) {
 	if c.NetworkSettings == nil {
-		return ""
+		return "", nil
 	}
 	nets := c.NetworkSettings.Networks
+	ipOf := func(n string) string {
+		e := nets[n]
+		switch {
+		case e == nil:
+			return ""
+		case v6:
+			return e.GlobalIPv6Address
+		default:
+			return e.IPAddress
+		}
+	}
+	var err error
+	if network != "" {
+		if ip := ipOf(network); ip != "" {
+			return ip, nil
+		}
+		err = errors.New("the container has no address on that network; the default rule applies")
+	}
 	var mode string
 	if c.HostConfig != nil {
 		mode = string(c.HostConfig.NetworkMode)
 	}
-	for _, n := range []string{mode, "bridge"} {
-		if e := nets[n]; e != nil && e.IPAddress != "" {
-			return e.IPAddress
+	for _, n := range append([]string{mode, "bridge"}, slices.Sorted(maps.Keys(nets))...) {
+		if ip := ipOf(n); ip != "" {
+			return ip, err
 		}
 	}
-	names := make([]string, 0, len(nets))
-	for n := range nets {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	for _, n := range names {
-		if e := nets[n]; e != nil && e.IPAddress != "" {
-			return e.IPAddress
-		}
-	}
-	return ""
+	return "", err
 }
 
 var hexID = regexp.MustCompile(`^[0-9a-f]{12,64}$`)

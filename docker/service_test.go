@@ -37,6 +37,7 @@ type run struct {
 	publish []string          // -p: "8000:80", "10.1.2.3:8000:80", "53:53/udp"
 	net     string            // --net: "" for the default bridge, "host", or a network name
 	ips     map[string]string // network name → the container's address on it
+	ips6    map[string]string // network name → the container's IPv6 address on it
 	// ports, when set, is the runtime port map as the engine reports it,
 	// for bindings -p cannot express.
 	ports nat.PortMap
@@ -97,6 +98,12 @@ func (r run) inspect(t *testing.T) container.InspectResponse {
 	}
 	for n, ip := range r.ips {
 		ns.Networks[n] = &network.EndpointSettings{IPAddress: ip}
+	}
+	for n, ip := range r.ips6 {
+		if ns.Networks[n] == nil {
+			ns.Networks[n] = &network.EndpointSettings{}
+		}
+		ns.Networks[n].GlobalIPv6Address = ip
 	}
 
 	imageID := r.imageID

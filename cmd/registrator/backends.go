@@ -13,6 +13,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/registrator/registrator/bridge"
+	"github.com/registrator/registrator/docker"
 	"github.com/registrator/registrator/registry"
 )
 
@@ -80,20 +81,39 @@ func reach(ctx context.Context, backend bridge.Backend, o options, log *logrus.E
 	}
 }
 
-// hostAddress is the address the host name resolves to, preferring IPv4,
-// as registrator did for ports published on every interface.
-func hostAddress(host string, log *logrus.Entry) string {
+// deriveConfig is how services are derived, from the command line: the
+// daemon and explain share it.
+func deriveConfig(o options, log *logrus.Entry) docker.Config {
+	tags, err := docker.ParseTags(o.tags)
+	if err != nil {
+		log.WithField("error", err).Error("-tags is not a valid template; no tags are added from it")
+	}
+	host, _ := os.Hostname()
+	cfg := docker.Config{Hostname: host, HostIP: o.hostIP, HostIP6: o.hostIP6, IPv6: o.ipv6, Network: o.network,
+		Internal: o.internal, Explicit: o.explicit, UseIPFromLabel: o.useIPFromLabel, Tags: tags, DockerHealth: o.dockerHealth}
+	if !o.internal && (o.hostIP == "" || o.hostIP6 == "") {
+		cfg.HostAddr, cfg.HostAddr6 = hostAddresses(host, log)
+	}
+	return cfg
+}
+
+// hostAddresses are the IPv4 and IPv6 addresses the host name resolves
+// to, as registrator did for ports published on every interface.
+func hostAddresses(host string, log *logrus.Entry) (v4, v6 string) {
 	ips, err := net.LookupIP(host)
 	if err != nil || len(ips) == 0 {
 		log.WithField("error", err).Warnf("cannot resolve host name %q: ports published on all interfaces are registered without an address; set -ip", host)
-		return ""
+		return "", ""
 	}
 	for _, ip := range ips {
-		if ip.To4() != nil {
-			return ip.String()
+		switch {
+		case ip.To4() != nil && v4 == "":
+			v4 = ip.String()
+		case ip.To4() == nil && v6 == "":
+			v6 = ip.String()
 		}
 	}
-	return ips[0].String()
+	return v4, v6
 }
 
 func newLogger(o options) *logrus.Entry {

@@ -34,6 +34,9 @@ type options struct {
 	httpAddr       string
 	dryRun         bool
 	dockerHealth   string
+	network        string
+	ipv6           bool
+	hostIP6        string
 	uris           []string // one or more registry URIs
 }
 
@@ -83,6 +86,9 @@ func parseFlags(args []string, usage io.Writer, getenv func(string) string) (opt
 	fs.StringVar(&o.httpAddr, "http-addr", "", "serve /metrics, /health, /ready and /v1/services on this `address` (e.g. 127.0.0.1:9333); off when empty")
 	fs.BoolVar(&o.healthcheck, "healthcheck", false, "ask the daemon listening on -http-addr for /health and exit 0 if it answers, else 1 (the image's HEALTHCHECK)")
 	fs.StringVar(&o.dockerHealth, "docker-health", "mirror", "how a container's Docker HEALTHCHECK counts: mirror (a Consul check; other backends hold the entry while healthy), healthy (registered only while healthy) or ignore")
+	fs.StringVar(&o.network, "network", "", "the `network` whose address -internal registers, for containers on several (SERVICE_NETWORK beats it)")
+	ipFamily := fs.String("ip-family", "4", "register services by IPv4 (4) or IPv6 (6) address (SERVICE_IP_FAMILY beats it)")
+	fs.StringVar(&o.hostIP6, "ip6", "", "IPv6 address to register for published ports of IPv6 services (beats the bind IP and the hostname's IPv6 address)")
 	fs.BoolVar(&o.dryRun, "dry-run", false, "log the registrations and removals the plan calls for, without making them")
 
 	// The environment first, so that the command line wins.
@@ -152,6 +158,16 @@ func parseFlags(args []string, usage io.Writer, getenv func(string) string) (opt
 		return o, errors.New("-ttl must be greater than -ttl-refresh")
 	}
 	o.ttl, o.ttlEvery = time.Duration(*ttl)*time.Second, time.Duration(*ttlEvery)*time.Second
+	switch *ipFamily {
+	case "4":
+	case "6":
+		o.ipv6 = true
+	default:
+		return o, fmt.Errorf("-ip-family %q: must be 4 or 6", *ipFamily)
+	}
+	if ip := net.ParseIP(o.hostIP6); o.hostIP6 != "" && (ip == nil || ip.To4() != nil) {
+		return o, fmt.Errorf("-ip6 %q is not an IPv6 address", o.hostIP6)
+	}
 	switch o.dockerHealth {
 	case "mirror", "healthy", "ignore":
 	default:
@@ -186,6 +202,7 @@ func parseFlags(args []string, usage io.Writer, getenv func(string) string) (opt
 
 func printUsage(fs *flag.FlagSet, w io.Writer) {
 	fmt.Fprintln(w, "Usage: registrator [options] <registry URI> [<registry URI>...]")
+	fmt.Fprintln(w, "       registrator explain [options] <container>   (what the container yields, and why)")
 	fmt.Fprintln(w, "Registry URIs: consul://host:port, consul-tls://host:port, consul-unix:///path.sock,")
 	fmt.Fprintln(w, "  consulkv://host:port/prefix, etcd://host:port[,host:port]/prefix, etcd+tls://...,")
 	fmt.Fprintln(w, "  skydns2://host:port/domain, zookeeper://host:port[,host:port]/basepath")

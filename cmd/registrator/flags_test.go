@@ -56,6 +56,11 @@ func TestParseFlags(t *testing.T) {
 		}},
 		{name: "-docker-health", args: []string{"-docker-health", "healthy", "consul://h:1"}, check: func(o options) bool { return o.dockerHealth == "healthy" }},
 		{name: "bad -docker-health", args: []string{"-docker-health", "sometimes", "consul://h:1"}, err: "-docker-health"},
+		{name: "-network, -ip-family 6, -ip6", args: []string{"-network", "back", "-ip-family", "6", "-ip6", "fd00::5", "consul://h:1"}, check: func(o options) bool {
+			return o.network == "back" && o.ipv6 && o.hostIP6 == "fd00::5"
+		}},
+		{name: "bad -ip-family", args: []string{"-ip-family", "5", "consul://h:1"}, err: "-ip-family"},
+		{name: "-ip6 with an IPv4 address", args: []string{"-ip6", "10.0.0.5", "consul://h:1"}, err: "-ip6"},
 		{name: "bad -http-addr", args: []string{"-http-addr", "9333", "consul://h:1"}, err: "-http-addr"},
 		{name: "-healthcheck needs no URI", args: []string{"-healthcheck", "-http-addr", "127.0.0.1:1"}, check: func(o options) bool { return o.healthcheck }},
 		{name: "-healthcheck without -http-addr", args: []string{"-healthcheck"}, err: "needs -http-addr"},

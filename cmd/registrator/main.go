@@ -30,6 +30,9 @@ func main() {
 }
 
 func run(args []string) int {
+	if len(args) > 0 && args[0] == "explain" {
+		return explainCommand(args[1:])
+	}
 	o, err := parseFlags(args, os.Stdout, os.Getenv)
 	switch {
 	case errors.Is(err, errHelp):
@@ -57,10 +60,6 @@ func run(args []string) int {
 			return fail(fmt.Errorf("-http-addr: %w", err))
 		}
 	}
-	tags, err := docker.ParseTags(o.tags)
-	if err != nil {
-		log.WithField("error", err).Error("-tags is not a valid template; no tags are added from it")
-	}
 	api, err := docker.Connect()
 	if err != nil {
 		return fail(err)
@@ -86,19 +85,14 @@ func run(args []string) int {
 		}
 		return fail(err)
 	}
-	host, _ := os.Hostname()
-	cfg := docker.Config{Hostname: host, HostIP: o.hostIP, Internal: o.internal, Explicit: o.explicit,
-		UseIPFromLabel: o.useIPFromLabel, Tags: tags, DockerHealth: o.dockerHealth}
-	if o.hostIP == "" && !o.internal {
-		cfg.HostAddr = hostAddress(host, log)
-	}
+	cfg := deriveConfig(o, log)
 	// One bridge per backend: each has its own queue and retries, so that
 	// one backend's outage never holds up another's writes.
 	src := &docker.Source{API: api, Config: cfg}
 	var bridges []*bridge.Bridge
 	for _, b := range backends {
 		br := bridge.New(src, b.Backend, bridge.Config{
-			Owner: owner, OnSuccess: o.onSuccess, Cleanup: o.cleanup, Hostname: host, Resync: o.resync,
+			Owner: owner, OnSuccess: o.onSuccess, Cleanup: o.cleanup, Hostname: cfg.Hostname, Resync: o.resync,
 			DryRun: o.dryRun, Observer: mon.Observer(b.name),
 		}, log.WithField("backend", b.name))
 		mon.Add(b.name, br)

@@ -1,0 +1,110 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+
+	"github.com/registrator/registrator/bridge"
+	"github.com/registrator/registrator/docker"
+)
+
+// explainCommand is `registrator explain [options] <container>`: what the
+// container yields with these options (and the REGISTRATOR_* environment,
+// as the daemon reads it), or why it yields nothing. It writes nothing.
+func explainCommand(args []string) int {
+	noRegistry := func(k string) string {
+		if k == envRegistry {
+			return ""
+		}
+		return os.Getenv(k)
+	}
+	o, err := parseFlags(args, os.Stdout, noRegistry)
+	switch {
+	case errors.Is(err, errHelp):
+		return 0
+	case err == nil && len(o.uris) != 1:
+		err = errors.New("explain takes one container name or ID")
+	case err != nil && strings.Contains(err.Error(), "missing registry URI"):
+		err = errors.New("explain takes one container name or ID")
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "registrator explain: %v\n", err)
+		return exitMisconfigured
+	}
+	api, err := docker.Connect()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "registrator explain: %v\n", err)
+		return 1
+	}
+	defer api.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := api.ContainerInspect(ctx, o.uris[0])
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "registrator explain: %v\n", err)
+		return 1
+	}
+	cfg := deriveConfig(o, newLogger(o))
+	explain(os.Stdout, c, cfg)
+	return 0
+}
+
+// explain prints what a container yields and why.
+func explain(w io.Writer, c container.InspectResponse, cfg docker.Config) {
+	name := strings.TrimPrefix(c.Name, "/")
+	fmt.Fprintf(w, "container %s (%.12s)\n", name, c.ID)
+	if c.State == nil || !c.State.Running || c.State.Restarting {
+		fmt.Fprintln(w, "  no services: the container is not running")
+		return
+	}
+	decisions, warnings := docker.Explain(c, cfg)
+	if len(decisions) == 0 {
+		fmt.Fprintln(w, "  no services: the container exposes and publishes no port")
+	}
+	for _, d := range decisions {
+		if d.Service == nil {
+			fmt.Fprintf(w, "  %s: no service: %s\n", d.Port, d.Skipped)
+			continue
+		}
+		describe(w, d.Port, *d.Service)
+	}
+	for _, err := range warnings {
+		fmt.Fprintf(w, "  warning: %v\n", err)
+	}
+}
+
+func describe(w io.Writer, port string, s bridge.Service) {
+	fmt.Fprintf(w, "  %s: service %q, ID %s, at %s:%d\n", port, s.Name, s.ID, s.Address, s.Port)
+	if len(s.Tags) > 0 {
+		fmt.Fprintf(w, "    tags: %s\n", strings.Join(s.Tags, ", "))
+	}
+	for _, k := range slices.Sorted(maps.Keys(s.Meta)) {
+		fmt.Fprintf(w, "    meta: %s=%s\n", k, s.Meta[k])
+	}
+	for _, c := range s.Checks {
+		what := map[bool]string{true: "http " + c.HTTP}[c.HTTP != ""]
+		switch {
+		case c.TCP != "":
+			what = "tcp " + c.TCP
+		case c.GRPC != "":
+			what = "grpc " + c.GRPC
+		case c.TTL != "":
+			what = "ttl " + c.TTL
+		case len(c.Args) > 0:
+			what = "script " + strings.Join(c.Args, " ")
+		}
+		fmt.Fprintf(w, "    check: %s\n", what)
+	}
+	if s.Health != nil {
+		fmt.Fprintf(w, "    Docker health: %s (mirrored)\n", s.Health.Status)
+	}
+}
