@@ -350,6 +350,15 @@ func (b *Bridge) sync(ctx context.Context, id string) error {
 	case gone:
 	case c.Running:
 		desired = b.forBackend(c.Services)
+	case !c.Stopping.IsZero() && time.Since(c.Stopping) < c.Drain && b.containers[id] != nil:
+		// Stopped within its drain period: its services stay, draining,
+		// and go when the period ends.
+		for _, s := range b.containers[id].desired {
+			s.Draining = true
+			desired = append(desired, s)
+		}
+		desired = b.forBackend(desired)
+		b.q.AddAfter(id, c.Drain-time.Since(c.Stopping))
 	case b.cfg.OnSuccess && failed(c.ExitCode):
 		desired = actual // keep them: -deregister on-success
 	}
@@ -417,14 +426,17 @@ func (b *Bridge) sync(ctx context.Context, id string) error {
 }
 
 // forBackend adapts services to what the backend shows: one that mirrors
-// Docker health gets it, any other holds a service only while its
-// container is healthy.
+// Docker health gets it, and draining services; any other holds a service
+// only while its container is healthy and not stopping.
 func (b *Bridge) forBackend(services []Service) []Service {
 	if m, ok := b.backend.(HealthMirror); ok && m.MirrorsHealth() {
 		return services
 	}
 	var out []Service
 	for _, s := range services {
+		if s.Draining {
+			continue
+		}
 		if s.Health != nil {
 			if s.Health.Status != Healthy {
 				continue

@@ -1,10 +1,14 @@
 package bridge
 
 import (
+	"context"
 	"errors"
+	"io"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/sirupsen/logrus"
 )
 
 // counts is what a recorder was told.
@@ -196,5 +200,68 @@ func TestHealthWithdrawsFromBackendsWithoutChecks(t *testing.T) {
 	defer e.be.mu.Unlock()
 	if h := e.be.entries["c1:80"].Health; h != nil {
 		t.Errorf("the backend was given the health %+v", h)
+	}
+}
+
+// mirror is a backend that shows draining and health itself, as Consul does.
+type mirror struct{ *fakeBackend }
+
+func (mirror) MirrorsHealth() bool { return true }
+
+// A stopping container's services are withdrawn from a backend without
+// maintenance; one that shows it keeps them, draining, for the drain
+// period after the container stopped, then they go.
+func TestDrain(t *testing.T) {
+	t.Run("withdrawn from a backend without maintenance", func(t *testing.T) {
+		e := start(t, Config{}, func(src *fakeSource, be *fakeBackend) { src.set(running("c1", 80)) })
+		e.settle(t, "c1:80")
+		c := running("c1", 80)
+		c.Services[0].Draining = true
+		c.Stopping = time.Now()
+		e.src.set(c)
+		e.b.Changed("c1")
+		e.settle(t)
+	})
+	t.Run("kept draining for the drain period", func(t *testing.T) {
+		src := &fakeSource{containers: map[string]Container{}}
+		be := mirror{&fakeBackend{entries: map[string]Service{}}}
+		src.set(running("c1", 80))
+		b := New(src, be, Config{Owner: owner, Resync: time.Hour, Retry: ExponentialBackoff(time.Millisecond, 20*time.Millisecond)}, quietLog())
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { b.Run(ctx); close(done) }()
+		t.Cleanup(func() { cancel(); <-done })
+		b.Resync()
+		waitFor(t, func() bool { return len(be.ids()) == 1 })
+
+		stopped := time.Now()
+		src.set(Container{ID: "c1", Name: "nc1", Stopping: stopped, Drain: 300 * time.Millisecond})
+		b.Changed("c1")
+		waitFor(t, func() bool {
+			be.mu.Lock()
+			defer be.mu.Unlock()
+			return be.entries["c1:80"].Draining
+		})
+		waitFor(t, func() bool { return len(be.ids()) == 0 })
+		if took := time.Since(stopped); took < 300*time.Millisecond {
+			t.Errorf("deregistered %s after stopping, before the drain period (300ms) ended", took)
+		}
+	})
+}
+
+func quietLog() *logrus.Entry {
+	l := logrus.New()
+	l.SetOutput(io.Discard)
+	return logrus.NewEntry(l)
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 5s")
+		}
+		time.Sleep(2 * time.Millisecond)
 	}
 }

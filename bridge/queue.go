@@ -103,6 +103,21 @@ func (q *queue) Get(ctx context.Context) (string, bool) {
 	}
 }
 
+// AddAfter makes key ready after d, unless it is added sooner.
+func (q *queue) AddAfter(key string, d time.Duration) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if t := q.timers[key]; t != nil {
+		t.Stop()
+	}
+	q.timers[key] = time.AfterFunc(d, func() {
+		q.mu.Lock()
+		defer q.mu.Unlock()
+		delete(q.timers, key)
+		q.addLocked(key)
+	})
+}
+
 // Done ends the processing of key. A failed key is retried after a backoff
 // that grows with its consecutive failures, unless it is added again sooner.
 func (q *queue) Done(key string, failed bool) {
@@ -119,6 +134,9 @@ func (q *queue) Done(key string, failed bool) {
 	}
 	if failed {
 		q.failures[key]++
+		if t := q.timers[key]; t != nil {
+			t.Stop()
+		}
 		q.timers[key] = time.AfterFunc(q.backoff(q.failures[key]), func() {
 			q.mu.Lock()
 			defer q.mu.Unlock()

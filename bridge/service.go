@@ -19,6 +19,7 @@ import (
 	"errors"
 	"maps"
 	"slices"
+	"time"
 )
 
 // Service is one registration: one port of one container.
@@ -33,6 +34,9 @@ type Service struct {
 	Tags        []string          // in the order the user gave them
 	Meta        map[string]string // the container's attributes (SERVICE_<KEY> that is not a known key)
 	Checks      []Check
+	// Draining is set while the container is stopping: Consul puts the
+	// service in maintenance, other backends no longer hold it.
+	Draining bool `json:",omitempty"`
 	// Health, when set, is the container's Docker health, which the
 	// service mirrors: a backend with health checks (Consul) shows it, the
 	// others hold the entry only while it is healthy.
@@ -127,6 +131,14 @@ type Container struct {
 	// only created.
 	Running  bool
 	ExitCode int
+	// Stopping is when the engine was seen stopping this run of the
+	// container (a kill event: docker stop, docker kill), zero if it was
+	// not. Its services are draining: Consul shows them in maintenance,
+	// other backends no longer hold them.
+	Stopping time.Time
+	// Drain is how long the services of a stopped container stay draining
+	// after Stopping before they are deregistered.
+	Drain time.Duration
 	// Fingerprint, from List, changes whenever anything that could change the
 	// container's services changes (state, name, ports, networks, labels).
 	Fingerprint string

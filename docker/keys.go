@@ -14,6 +14,8 @@ const (
 	// KeyDockerHealth chooses, per container or port, how Docker's
 	// HEALTHCHECK status counts: one of the Health* modes.
 	KeyDockerHealth = "docker_health"
+	// KeyDrain is how long a stopped container's services stay draining.
+	KeyDrain = "drain"
 	// KeyNetwork names the network whose address -internal registers.
 	KeyNetwork = "network"
 	// KeyIPFamily is 4 or 6: register by IPv4 or IPv6 address.

@@ -45,6 +45,9 @@ type Config struct {
 	// container says otherwise: HealthMirror ("" too), HealthOnly or
 	// HealthIgnore.
 	DockerHealth string
+	// Drain (-drain) is how long the services of a stopped container stay
+	// draining before they go, unless SERVICE_DRAIN says otherwise.
+	Drain time.Duration
 }
 
 // Services derives the services of a running container, following the
@@ -144,6 +147,23 @@ func Explain(c container.InspectResponse, cfg Config) (decisions []Decision, war
 		decisions = append(decisions, d)
 	}
 	return decisions, warnings
+}
+
+// drainOf is the container's SERVICE_DRAIN, else def.
+func drainOf(c container.InspectResponse, def time.Duration) (time.Duration, error) {
+	if c.Config == nil {
+		return def, nil
+	}
+	md := readMetadata(c.Config.Env, c.Config.Labels)
+	e, ok := md.generic[KeyDrain]
+	if !ok || strings.TrimSpace(e.value) == "" {
+		return def, nil
+	}
+	d, err := time.ParseDuration(strings.TrimSpace(e.value))
+	if err != nil || d < 0 {
+		return def, fmt.Errorf("%s=%q: not a duration such as 5s; %s used", e.key, e.value, def)
+	}
+	return d, nil
 }
 
 // healthChoice is what a container's Docker health does to one service.

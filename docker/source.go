@@ -12,6 +12,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/docker/docker/api/types/container"
@@ -64,6 +65,42 @@ func EngineID(ctx context.Context, api client.APIClient, retry func(attempt int,
 type Source struct {
 	API    client.APIClient
 	Config Config
+
+	mu       sync.Mutex
+	stopping map[string]time.Time // container ID → when a kill event was seen
+}
+
+// Stopping notes that the engine is stopping a container (a kill event),
+// so that its services drain. It never blocks.
+func (s *Source) Stopping(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopping == nil {
+		s.stopping = map[string]time.Time{}
+	}
+	if _, ok := s.stopping[id]; !ok {
+		s.stopping[id] = time.Now()
+	}
+}
+
+// stoppedAt is when this run of the container was seen stopping, zero if
+// it was not; marks of earlier runs and of removed containers are dropped.
+func (s *Source) stoppedAt(id string, c *container.InspectResponse) time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	at, ok := s.stopping[id]
+	if !ok {
+		return time.Time{}
+	}
+	if c == nil {
+		delete(s.stopping, id)
+		return time.Time{}
+	}
+	if started, err := time.Parse(time.RFC3339Nano, c.State.StartedAt); err == nil && started.After(at) {
+		delete(s.stopping, id) // it started again since
+		return time.Time{}
+	}
+	return at
 }
 
 var _ bridge.Source = (*Source)(nil)
@@ -134,6 +171,7 @@ func healthOf(status string) string {
 func (s *Source) Inspect(ctx context.Context, id string) (bridge.Container, error) {
 	c, err := s.API.ContainerInspect(ctx, id)
 	if errdefs.IsNotFound(err) {
+		s.stoppedAt(id, nil)
 		return bridge.Container{ID: id}, fmt.Errorf("docker: inspect %.12s: %w", id, bridge.ErrNotFound)
 	}
 	if err != nil {
@@ -147,9 +185,20 @@ func (s *Source) Inspect(ctx context.Context, id string) (bridge.Container, erro
 		Name:     strings.TrimPrefix(c.Name, "/"),
 		Running:  c.State.Running && !c.State.Restarting,
 		ExitCode: c.State.ExitCode,
+		Stopping: s.stoppedAt(id, &c),
 	}
 	if out.Running {
 		out.Services, out.Warnings = Services(c, s.Config)
+		for i := range out.Services {
+			out.Services[i].Draining = !out.Stopping.IsZero()
+		}
+	}
+	if !out.Stopping.IsZero() {
+		var w error
+		out.Drain, w = drainOf(c, s.Config.Drain)
+		if w != nil {
+			out.Warnings = append(out.Warnings, w)
+		}
 	}
 	return out, nil
 }

@@ -36,7 +36,16 @@ type Handler struct {
 	Event func(typ, action string)
 	// Lost, if set, is called when the stream breaks.
 	Lost func(err error)
+	// Stopping, if set, is called with the container's ID when the engine
+	// signals a container to end (a kill event: docker stop, docker kill),
+	// before Changed.
+	Stopping func(id string)
 }
+
+// reloadSignals are signals programs take as "reload" or "report", not
+// "end": a kill event with one of them does not drain.
+var reloadSignals = map[string]bool{"1": true, "10": true, "12": true, "28": true,
+	"SIGHUP": true, "SIGUSR1": true, "SIGUSR2": true, "SIGWINCH": true, "HUP": true, "USR1": true, "USR2": true, "WINCH": true}
 
 // Watch follows the engine's events until ctx is done and never returns
 // earlier. The subscription starts at the engine's clock as read before
@@ -85,9 +94,14 @@ func watchOnce(ctx context.Context, api client.APIClient, f filters.Args, h Hand
 			if h.Event != nil {
 				h.Event(string(m.Type), string(m.Action))
 			}
-			if id := containerOf(m); id != "" {
-				h.Changed(id)
+			id := containerOf(m)
+			if id == "" {
+				continue
 			}
+			if h.Stopping != nil && m.Type == events.ContainerEventType && m.Action == events.ActionKill && !reloadSignals[m.Actor.Attributes["signal"]] {
+				h.Stopping(id)
+			}
+			h.Changed(id)
 		case err := <-errs:
 			return err
 		case <-stable.C:

@@ -90,7 +90,7 @@ func deriveConfig(o options, log *logrus.Entry) docker.Config {
 	}
 	host, _ := os.Hostname()
 	cfg := docker.Config{Hostname: host, HostIP: o.hostIP, HostIP6: o.hostIP6, IPv6: o.ipv6, Network: o.network,
-		Internal: o.internal, Explicit: o.explicit, UseIPFromLabel: o.useIPFromLabel, Tags: tags, DockerHealth: o.dockerHealth}
+		Internal: o.internal, Explicit: o.explicit, UseIPFromLabel: o.useIPFromLabel, Tags: tags, DockerHealth: o.dockerHealth, Drain: o.drain}
 	if !o.internal && (o.hostIP == "" || o.hostIP6 == "") {
 		cfg.HostAddr, cfg.HostAddr6 = hostAddresses(host, log)
 	}

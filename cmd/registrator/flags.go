@@ -37,6 +37,7 @@ type options struct {
 	network        string
 	ipv6           bool
 	hostIP6        string
+	drain          time.Duration
 	uris           []string // one or more registry URIs
 }
 
@@ -89,6 +90,7 @@ func parseFlags(args []string, usage io.Writer, getenv func(string) string) (opt
 	fs.StringVar(&o.network, "network", "", "the `network` whose address -internal registers, for containers on several (SERVICE_NETWORK beats it)")
 	ipFamily := fs.String("ip-family", "4", "register services by IPv4 (4) or IPv6 (6) address (SERVICE_IP_FAMILY beats it)")
 	fs.StringVar(&o.hostIP6, "ip6", "", "IPv6 address to register for published ports of IPv6 services (beats the bind IP and the hostname's IPv6 address)")
+	fs.DurationVar(&o.drain, "drain", 0, "how long the services of a stopped container stay draining (Consul maintenance) before they are deregistered, e.g. 5s (SERVICE_DRAIN beats it)")
 	fs.BoolVar(&o.dryRun, "dry-run", false, "log the registrations and removals the plan calls for, without making them")
 
 	// The environment first, so that the command line wins.
@@ -158,6 +160,9 @@ func parseFlags(args []string, usage io.Writer, getenv func(string) string) (opt
 		return o, errors.New("-ttl must be greater than -ttl-refresh")
 	}
 	o.ttl, o.ttlEvery = time.Duration(*ttl)*time.Second, time.Duration(*ttlEvery)*time.Second
+	if o.drain < 0 {
+		return o, fmt.Errorf("-drain %s: must not be negative", o.drain)
+	}
 	switch *ipFamily {
 	case "4":
 	case "6":

@@ -112,8 +112,9 @@ func run(args []string) int {
 				b.Resync()
 			}
 		},
-		Event: mon.Event,
-		Lost:  mon.DockerLost,
+		Event:    mon.Event,
+		Lost:     mon.DockerLost,
+		Stopping: src.Stopping,
 	})
 	var wg sync.WaitGroup
 	for _, b := range bridges {

@@ -1,7 +1,8 @@
 // Command testsvc is the program inside the e2e test images (FROM scratch).
 // It listens on the ports given as arguments ("80", "53/udp"): on TCP it
 // serves HTTP, GET /health answering 200, or the code in HEALTH_STATUS; on
-// UDP it echoes. It exits 0 on SIGTERM, and with EXIT_CODE after EXIT_AFTER.
+// UDP it echoes. It exits 0 on SIGTERM (STOP_DELAY after it), and with
+// EXIT_CODE after EXIT_AFTER.
 //
 // For Docker health: `testsvc -probe` (the health image's HEALTHCHECK)
 // succeeds while the file /health-state says "healthy" and prints what it
@@ -76,6 +77,10 @@ func main() {
 	}
 	select {
 	case <-sig:
+		// STOP_DELAY: a graceful shutdown that takes this long.
+		if d, err := time.ParseDuration(os.Getenv("STOP_DELAY")); err == nil {
+			time.Sleep(d)
+		}
 		os.Exit(0)
 	case <-exit:
 		code, _ := strconv.Atoi(os.Getenv("EXIT_CODE"))

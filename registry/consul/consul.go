@@ -150,6 +150,12 @@ func (b *Backend) Register(ctx context.Context, s bridge.Service) error {
 	if err := b.client.Agent().ServiceRegisterOpts(reg, opts); err != nil {
 		return fmt.Errorf("consul: register %s: %w", s.ID, err)
 	}
+	if s.Draining {
+		err := b.client.Agent().EnableServiceMaintenanceOpts(s.ID, "registrator: the container is stopping", (&api.QueryOptions{}).WithContext(ctx))
+		if err != nil {
+			return fmt.Errorf("consul: maintenance of draining %s: %w", s.ID, err)
+		}
+	}
 	// A registration sets a check's status, not its output: the last
 	// probe's output goes in with an update.
 	if h := s.Health; h != nil && h.Output != "" {

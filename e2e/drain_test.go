@@ -1,0 +1,77 @@
+package e2e
+
+import (
+	"fmt"
+	"os/exec"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// maintenance reports whether Consul holds the service in maintenance.
+func maintenance(t *testing.T, serviceID string) bool {
+	_, ok := checks(t, serviceID)["_service_maintenance:"+serviceID]
+	return ok
+}
+
+// docker stop of a container that takes 4 s to shut down: its service is
+// in Consul maintenance and withdrawn from etcd while it stops, before it
+// exits, and deregistered once it died. With SERVICE_DRAIN=3s the drained
+// entry stays that long after the container exited.
+func TestDrainBeforeTheContainerExits(t *testing.T) {
+	clean(t)
+	startDaemonURIs(t, []string{"consul://" + agent.Addr, etcdURI("/services")})
+	p := freePort(t)
+	run(t, "--name", "slow", "-p", pub(p, "80"), "-e", "STOP_DELAY=4s", imgSvc, "80")
+	run(t, "--name", "lingers", "-p", "127.0.0.1::80", "-e", "SERVICE_DRAIN=3s", imgSvc, "80")
+	slow, lingers := id("slow", "80"), id("lingers", "80")
+	expectIDs(t, slow, lingers)
+	expectKV(t, "/services/", map[string]string{
+		"/services/svc/" + slow:    "127.0.0.1:" + strconv.Itoa(p),
+		"/services/svc/" + lingers: "127.0.0.1:" + docker(t, "port", "lingers", "80/tcp")[len("127.0.0.1:"):],
+	})
+
+	stopped := make(chan error, 1)
+	go func() { stopped <- exec.Command("docker", "stop", "-t", "20", "slow").Run() }()
+	eventually(t, 3*time.Second, func() error {
+		if !maintenance(t, slow) {
+			return fmt.Errorf("%s not in maintenance while its container stops", slow)
+		}
+		return nil
+	})
+	expectKVLacks(t, "/services/svc/"+slow)
+	if s := docker(t, "inspect", "-f", "{{.State.Status}}", "slow"); s != "running" {
+		t.Fatalf("the container is %s: drain was not seen before it exited", s)
+	}
+	if err := <-stopped; err != nil {
+		t.Fatal(err)
+	}
+	expectIDs(t, lingers)
+
+	docker(t, "stop", "lingers")
+	exited := time.Now()
+	if !maintenance(t, lingers) {
+		t.Fatalf("%s not in maintenance right after its container exited (SERVICE_DRAIN=3s)", lingers)
+	}
+	expectIDs(t)
+	if took := time.Since(exited); took < 2*time.Second {
+		t.Errorf("deregistered %s after the container exited, want about 3s", took)
+	} else {
+		t.Logf("drained entry removed %s after the container exited", took)
+	}
+}
+
+// expectKVLacks waits until key is not in etcd.
+func expectKVLacks(t *testing.T, key string) {
+	t.Helper()
+	eventually(t, 3*time.Second, func() error {
+		got, err := kv(key)
+		if err != nil {
+			return err
+		}
+		if _, ok := got[key]; ok {
+			return fmt.Errorf("%s still in etcd", key)
+		}
+		return nil
+	})
+}
