@@ -359,8 +359,8 @@ func (b *Bridge) sync(ctx context.Context, id string) error {
 		}
 		desired = b.forBackend(desired)
 		b.q.AddAfter(id, c.Drain-time.Since(c.Stopping))
-	case b.cfg.OnSuccess && failed(c.ExitCode):
-		desired = actual // keep them: -deregister on-success
+	case b.keeps(c):
+		desired = actual // kept: -deregister on-success, SERVICE_DEREGISTER
 	}
 	register, deregister := Plan(b.cfg.Owner, desired, actual)
 	b.mu.Unlock()
@@ -483,6 +483,20 @@ func (b *Bridge) call(ctx context.Context, op func(context.Context) error) error
 // Ping checks that the backend answers.
 func (b *Bridge) Ping(ctx context.Context) error {
 	return b.call(ctx, b.backend.Ping)
+}
+
+// keeps reports whether the services of a container that stopped stay
+// registered, by its own policy or else -deregister.
+func (b *Bridge) keeps(c Container) bool {
+	switch c.Deregister {
+	case DeregisterNever:
+		return true
+	case DeregisterOnSuccess:
+		return failed(c.ExitCode)
+	case DeregisterAlways:
+		return false
+	}
+	return b.cfg.OnSuccess && failed(c.ExitCode)
 }
 
 // failed reports whether an exit code is a failure of the program rather

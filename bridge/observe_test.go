@@ -265,3 +265,28 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(2 * time.Millisecond)
 	}
 }
+
+// A container's own deregistration policy beats -deregister.
+func TestDeregisterPolicy(t *testing.T) {
+	for _, tc := range []struct {
+		policy    string
+		onSuccess bool
+		exit      int
+		keep      bool
+	}{
+		{"", false, 3, false},
+		{"", true, 3, true},
+		{"", true, 0, false},
+		{"", true, 137, false},
+		{DeregisterAlways, true, 3, false},
+		{DeregisterOnSuccess, false, 3, true},
+		{DeregisterOnSuccess, false, 0, false},
+		{DeregisterNever, false, 0, true},
+		{DeregisterNever, false, 143, true},
+	} {
+		b := &Bridge{cfg: Config{OnSuccess: tc.onSuccess}}
+		if got := b.keeps(Container{Deregister: tc.policy, ExitCode: tc.exit}); got != tc.keep {
+			t.Errorf("policy %q, -deregister on-success %v, exit %d: keeps %v, want %v", tc.policy, tc.onSuccess, tc.exit, got, tc.keep)
+		}
+	}
+}

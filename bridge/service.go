@@ -139,6 +139,10 @@ type Container struct {
 	// Drain is how long the services of a stopped container stay draining
 	// after Stopping before they are deregistered.
 	Drain time.Duration
+	// Deregister is the container's own policy for when it stops (one of
+	// the Deregister* values), "" for the bridge's. A removed container is
+	// always deregistered.
+	Deregister string
 	// Fingerprint, from List, changes whenever anything that could change the
 	// container's services changes (state, name, ports, networks, labels).
 	Fingerprint string
@@ -148,6 +152,13 @@ type Container struct {
 	Services []Service
 	Warnings []error
 }
+
+// Deregistration policies of a container that stopped.
+const (
+	DeregisterAlways    = "always"
+	DeregisterOnSuccess = "on-success" // kept when it exited with a failure
+	DeregisterNever     = "never"      // kept until the container is removed
+)
 
 // ErrNotFound is returned by Source.Inspect for a container that does not exist.
 var ErrNotFound = errors.New("no such container")

@@ -94,3 +94,22 @@ func TestHealthOfListStatus(t *testing.T) {
 		}
 	}
 }
+
+func TestDeregisterOf(t *testing.T) {
+	for _, tc := range []struct {
+		env  []string
+		want string
+		warn bool
+	}{
+		{nil, "", false},
+		{[]string{"SERVICE_DEREGISTER=never"}, "never", false},
+		{[]string{"SERVICE_DEREGISTER=On-Success"}, "on-success", false},
+		{[]string{"SERVICE_DEREGISTER=always"}, "always", false},
+		{[]string{"SERVICE_DEREGISTER=sometimes"}, "", true},
+	} {
+		got, err := deregisterOf(web(tc.env...).inspect(t))
+		if got != tc.want || (err != nil) != tc.warn {
+			t.Errorf("%v: %q, %v; want %q, warning %v", tc.env, got, err, tc.want, tc.warn)
+		}
+	}
+}

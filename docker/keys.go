@@ -14,6 +14,9 @@ const (
 	// KeyDockerHealth chooses, per container or port, how Docker's
 	// HEALTHCHECK status counts: one of the Health* modes.
 	KeyDockerHealth = "docker_health"
+	// KeyDeregister is the container's deregistration policy: always,
+	// on-success or never.
+	KeyDeregister = "deregister"
 	// KeyDrain is how long a stopped container's services stay draining.
 	KeyDrain = "drain"
 	// KeyNetwork names the network whose address -internal registers.

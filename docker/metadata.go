@@ -100,7 +100,7 @@ func (m portMetadata) attributes() map[string]string {
 	for _, src := range []map[string]entry{m.generic, m.port} {
 		for k, e := range src {
 			switch {
-			case k == KeyName, k == KeyID, k == KeyTags, k == KeyIgnore, k == KeyDockerHealth, k == KeyNetwork, k == KeyIPFamily, k == KeyDrain, strings.HasPrefix(k, KeyCheckPrefix):
+			case k == KeyName, k == KeyID, k == KeyTags, k == KeyIgnore, k == KeyDockerHealth, k == KeyNetwork, k == KeyIPFamily, k == KeyDrain, k == KeyDeregister, strings.HasPrefix(k, KeyCheckPrefix):
 				continue
 			}
 			if attrs == nil {

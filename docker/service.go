@@ -149,6 +149,23 @@ func Explain(c container.InspectResponse, cfg Config) (decisions []Decision, war
 	return decisions, warnings
 }
 
+// deregisterOf is the container's SERVICE_DEREGISTER policy, "" for the
+// daemon's.
+func deregisterOf(c container.InspectResponse) (string, error) {
+	if c.Config == nil {
+		return "", nil
+	}
+	e, ok := readMetadata(c.Config.Env, c.Config.Labels).generic[KeyDeregister]
+	v := strings.ToLower(strings.TrimSpace(e.value))
+	switch {
+	case !ok || v == "":
+		return "", nil
+	case v == bridge.DeregisterAlways, v == bridge.DeregisterOnSuccess, v == bridge.DeregisterNever:
+		return v, nil
+	}
+	return "", fmt.Errorf("%s=%q: not always, on-success or never; -deregister applies", e.key, e.value)
+}
+
 // drainOf is the container's SERVICE_DRAIN, else def.
 func drainOf(c container.InspectResponse, def time.Duration) (time.Duration, error) {
 	if c.Config == nil {

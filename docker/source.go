@@ -200,5 +200,9 @@ func (s *Source) Inspect(ctx context.Context, id string) (bridge.Container, erro
 			out.Warnings = append(out.Warnings, w)
 		}
 	}
+	var w error
+	if out.Deregister, w = deregisterOf(c); w != nil {
+		out.Warnings = append(out.Warnings, w)
+	}
 	return out, nil
 }

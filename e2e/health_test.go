@@ -18,7 +18,7 @@ func TestDockerHealthMirrored(t *testing.T) {
 	clean(t)
 	startDaemonURIs(t, []string{"consul://" + agent.Addr, etcdURI("/services")})
 	p := freePort(t)
-	run(t, "--name", "hc", "-p", pub(p, "80"), imgHealth, "80")
+	run(t, "--name", "hc", "-p", pub(p, "80"), "-e", "SERVICE_CHECK_TCP=1", "-e", "SERVICE_CHECK_INTERVAL=1s", imgHealth, "80")
 	run(t, "--name", "hc-only", "-p", "127.0.0.1::80", "-e", "SERVICE_DOCKER_HEALTH=healthy", imgHealth, "80")
 	sid := id("hc", "80")
 	key := "/services/health/" + sid
@@ -49,6 +49,14 @@ func TestDockerHealthMirrored(t *testing.T) {
 	eventually(t, settle, func() error { return check("passing", "probe says healthy") })
 	expectKV(t, "/services/", map[string]string{key: value, onlyKey: onlyValue()})
 	expectIDs(t, sid, id("hc-only", "80"))
+
+	// The user's check and the Docker health check live side by side.
+	eventually(t, settle, func() error {
+		if c := checks(t, sid)["service:"+sid]; c == nil || c.Status != "passing" || c.Type != "tcp" {
+			return fmt.Errorf("the SERVICE_CHECK_TCP check beside Docker health: %+v, want a passing tcp check service:%s", c, sid)
+		}
+		return nil
+	})
 
 	set("hc", "unhealthy")
 	eventually(t, settle, func() error { return check("critical", "probe says unhealthy") })

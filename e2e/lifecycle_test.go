@@ -118,6 +118,27 @@ func TestDeregisterOnSuccess(t *testing.T) {
 	expectIDs(t)
 }
 
+// SERVICE_DEREGISTER beats -deregister for its container.
+func TestPerContainerDeregisterPolicy(t *testing.T) {
+	clean(t)
+	startDaemon(t, "-deregister", "on-success")
+	run(t, "--name", "never", "-p", "127.0.0.1::80", "-e", "SERVICE_DEREGISTER=never", "-e", "EXIT_AFTER=2s", "-e", "EXIT_CODE=0", imgSvc, "80")
+	run(t, "--name", "always", "-p", "127.0.0.1::80", "-e", "SERVICE_DEREGISTER=always", "-e", "EXIT_AFTER=2s", "-e", "EXIT_CODE=3", imgSvc, "80")
+	run(t, "--name", "default", "-p", "127.0.0.1::80", "-e", "EXIT_AFTER=2s", "-e", "EXIT_CODE=3", imgSvc, "80")
+	expectIDs(t, id("never", "80"), id("always", "80"), id("default", "80"))
+	eventually(t, settle, func() error {
+		for _, n := range []string{"never", "always", "default"} {
+			if s := docker(t, "inspect", "-f", "{{.State.Status}}", n); s != "exited" {
+				return fmt.Errorf("%s is %s", n, s)
+			}
+		}
+		return nil
+	})
+	expectIDs(t, id("never", "80"), id("default", "80"))
+	docker(t, "rm", "never", "default") // removal always deregisters
+	expectIDs(t)
+}
+
 // Entries without our owner mark, or with another owner, are never touched;
 // -cleanup also removes entries registrator left for this host.
 func TestForeignEntriesAndCleanup(t *testing.T) {
