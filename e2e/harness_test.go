@@ -67,8 +67,15 @@ func startDaemonURIs(t *testing.T, uris []string, args ...string) *daemon {
 // when the test ends, failing the test unless it exits 0.
 func launch(t *testing.T, uris []string, args ...string) *daemon {
 	t.Helper()
+	return launchEnv(t, nil, uris, args...)
+}
+
+// launchEnv is launch with more environment variables ("K=V").
+func launchEnv(t *testing.T, env []string, uris []string, args ...string) *daemon {
+	t.Helper()
 	d := &daemon{out: &testproc.Buffer{}, exited: make(chan struct{})}
 	d.cmd = exec.Command(daemonBin, append(append([]string{"-log-level", "debug"}, args...), uris...)...)
+	d.cmd.Env = append(os.Environ(), env...)
 	d.cmd.Stdout, d.cmd.Stderr = d.out, d.out
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)
