@@ -7,6 +7,7 @@ package etcdtest
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"os"
@@ -36,7 +37,22 @@ func Binary() (string, error) {
 
 // Start starts a server on free loopback ports and waits until it answers.
 // extra adds command-line flags.
-func Start(extra ...string) (*Server, error) {
+func Start(extra ...string) (*Server, error) { return start(nil, extra...) }
+
+// TLS is the configuration of a server that serves clients over TLS only
+// and requires a client certificate signed by CA.
+type TLS struct {
+	CertFile, KeyFile, CAFile string
+	Client                    *tls.Config // what the test's own client uses
+}
+
+// StartTLS starts a server that serves clients over TLS only.
+func StartTLS(t TLS) (*Server, error) {
+	return start(t.Client, "--cert-file", t.CertFile, "--key-file", t.KeyFile,
+		"--client-cert-auth", "--trusted-ca-file", t.CAFile)
+}
+
+func start(clientTLS *tls.Config, extra ...string) (*Server, error) {
 	bin, err := Binary()
 	if err != nil {
 		return nil, err
@@ -50,14 +66,18 @@ func Start(extra ...string) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0])), dir: dir}
-	client := "http://" + s.Addr
+	scheme := "http://"
+	if clientTLS != nil {
+		scheme = "https://"
+	}
+	client := scheme + s.Addr
 	peer := "http://127.0.0.1:" + strconv.Itoa(ports[1])
 	args := []string{"--name", "test", "--data-dir", dir + "/data",
 		"--listen-client-urls", client, "--advertise-client-urls", client,
 		"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
 		"--initial-cluster", "test=" + peer, "--log-level", "warn", "--logger", "zap"}
 	s.proc = &testproc.Process{Bin: bin, Args: append(args, extra...)}
-	s.cli, err = clientv3.New(clientv3.Config{Endpoints: []string{s.Addr}, DialTimeout: 2 * time.Second, Logger: zap.NewNop()})
+	s.cli, err = clientv3.New(clientv3.Config{Endpoints: []string{client}, DialTimeout: 2 * time.Second, Logger: zap.NewNop(), TLS: clientTLS})
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, err

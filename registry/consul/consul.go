@@ -44,6 +44,7 @@ const (
 type Backend struct {
 	client *api.Client
 	addr   string
+	https  bool
 }
 
 var _ bridge.Backend = (*Backend)(nil)
@@ -65,7 +66,7 @@ func Open(u *url.URL) (*Backend, error) {
 	if err != nil {
 		return nil, fmt.Errorf("consul: %w", err)
 	}
-	return &Backend{client: c, addr: addr}, nil
+	return &Backend{client: c, addr: addr, https: cfg.Scheme == "https"}, nil
 }
 
 // ClientConfig is the client configuration for the agent a consul URI names:
@@ -108,6 +109,10 @@ func (b *Backend) Ping(ctx context.Context) error {
 	_, err := b.client.Status().LeaderWithQueryOptions((&api.QueryOptions{}).WithContext(ctx))
 	var se api.StatusError
 	if err != nil && !errors.As(err, &se) {
+		if b.https {
+			// A refused client certificate surfaces as a failed connection.
+			return fmt.Errorf("consul: agent at %s over TLS (check CONSUL_CACERT, CONSUL_CLIENT_CERT and CONSUL_CLIENT_KEY): %w", b.addr, err)
+		}
 		return fmt.Errorf("consul: agent at %s: %w", b.addr, err)
 	}
 	return nil
