@@ -64,6 +64,9 @@ func Schemes() []string { return slices.Sorted(maps.Keys(schemes)) }
 
 // Open returns the backend a registry URI names. It does not connect.
 func Open(uri string, o Options) (bridge.Backend, error) {
+	if !strings.Contains(uri, "://") {
+		return nil, fmt.Errorf("registry URI %q has no scheme, e.g. consul://127.0.0.1:8500 (known: %s)", redactRaw(uri), strings.Join(Schemes(), ", "))
+	}
 	u, err := url.Parse(uri)
 	if err != nil {
 		return nil, fmt.Errorf("registry URI: %w", redact(err))
@@ -76,6 +79,15 @@ func Open(uri string, o Options) (bridge.Backend, error) {
 		return nil, fmt.Errorf("unknown registry scheme %q in %q (known: %s)", u.Scheme, u.Redacted(), strings.Join(Schemes(), ", "))
 	}
 	return open(u, o)
+}
+
+// redactRaw hides what could be a password in a string that is not a URL:
+// anything before an @.
+func redactRaw(s string) string {
+	if i := strings.LastIndexByte(s, '@'); i >= 0 {
+		return "xxxxx" + s[i:]
+	}
+	return s
 }
 
 // redact drops the URL from a parse error: it may hold a password.

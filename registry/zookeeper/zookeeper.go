@@ -73,10 +73,6 @@ func Open(u *url.URL, o kv.Options) (*kv.Backend, error) {
 		log = logrus.NewEntry(logrus.StandardLogger())
 	}
 	s := &Store{servers: servers, ttl: o.TTL, log: log.WithField("backend", u.Scheme), lost: map[string][]func(){}, done: make(chan struct{})}
-	if err := s.connect(); err != nil {
-		return fail("%v", err)
-	}
-	go s.watch()
 	return kv.New(u.Scheme, s, Layout{Base: base}, marks, o), nil
 }
 
@@ -100,22 +96,25 @@ type Store struct {
 
 var _ kv.Store = (*Store)(nil)
 
-func (s *Store) connect() error {
+func (s *Store) connect() (*zk.Conn, error) {
 	conn, _, err := zk.Connect(s.servers, s.ttl, zk.WithLogger(debugLogger{s.log}), zk.WithEventCallback(s.event))
-	if err != nil {
-		return err
-	}
-	s.mu.Lock()
-	s.conn = conn
-	s.mu.Unlock()
-	return nil
+	return conn, err
 }
 
-// Conn returns the current ZooKeeper connection.
-func (s *Store) Conn() *zk.Conn {
+// Conn returns the current ZooKeeper connection, opening it on first use
+// (which resolves the server names), so that Open does no I/O.
+func (s *Store) Conn() (*zk.Conn, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.conn
+	if s.conn == nil {
+		conn, err := s.connect()
+		if err != nil {
+			return nil, fmt.Errorf("zookeeper: %w", err)
+		}
+		s.conn = conn
+		go s.watch()
+	}
+	return s.conn, nil
 }
 
 func (s *Store) event(e zk.Event) {
@@ -152,7 +151,10 @@ func (s *Store) watch() {
 			return
 		case <-tick.C:
 		}
-		if s.Conn().State() == zk.StateHasSession {
+		s.mu.Lock()
+		conn := s.conn
+		s.mu.Unlock()
+		if conn.State() == zk.StateHasSession {
 			last = time.Now()
 			continue
 		}
@@ -160,12 +162,15 @@ func (s *Store) watch() {
 			continue
 		}
 		s.log.Warnf("zookeeper: no session for %s, longer than the session timeout: reconnecting with a new session", time.Since(last).Round(time.Second))
-		old := s.Conn()
-		if err := s.connect(); err != nil {
+		fresh, err := s.connect()
+		if err != nil {
 			s.log.WithField("error", err).Warn("zookeeper: reconnect failed, will retry")
 			continue
 		}
-		old.Close()
+		s.mu.Lock()
+		s.conn = fresh
+		s.mu.Unlock()
+		conn.Close()
 		s.ended()
 		last = time.Now()
 	}
@@ -173,8 +178,8 @@ func (s *Store) watch() {
 
 // session is the current session, "" while there is none.
 func (s *Store) session() string {
-	c := s.Conn()
-	if c.State() != zk.StateHasSession {
+	c, err := s.Conn()
+	if err != nil || c.State() != zk.StateHasSession {
 		return ""
 	}
 	return strconv.FormatInt(c.SessionID(), 16)
@@ -192,7 +197,10 @@ func (s *Store) List(_ context.Context, prefixes ...string) ([][]kv.Pair, error)
 
 // walk appends every node below dir that holds data.
 func (s *Store) walk(dir string, out *[]kv.Pair) error {
-	conn := s.Conn()
+	conn, err := s.Conn()
+	if err != nil {
+		return err
+	}
 	children, _, err := conn.Children(dir)
 	if errors.Is(err, zk.ErrNoNode) {
 		return nil
@@ -226,7 +234,11 @@ func (s *Store) walk(dir string, out *[]kv.Pair) error {
 }
 
 func (s *Store) Get(_ context.Context, key string) ([]byte, bool, error) {
-	data, _, err := s.Conn().Get(key)
+	conn, err := s.Conn()
+	if err != nil {
+		return nil, false, err
+	}
+	data, _, err := conn.Get(key)
 	if errors.Is(err, zk.ErrNoNode) {
 		return nil, false, nil
 	}
@@ -236,7 +248,10 @@ func (s *Store) Get(_ context.Context, key string) ([]byte, bool, error) {
 // Commit applies ops in order (ZooKeeper's multi cannot create-or-replace);
 // puts on a lease are ephemeral znodes of the current session.
 func (s *Store) Commit(_ context.Context, lease string, ops []kv.Op) error {
-	conn := s.Conn()
+	conn, err := s.Conn()
+	if err != nil {
+		return err
+	}
 	var flags int32
 	if lease != "" {
 		if s.session() != lease {
@@ -360,13 +375,20 @@ func (s *Store) KeepAlive(ctx context.Context, lease string, lost func()) error 
 
 // Ping waits for a session.
 func (s *Store) Ping(ctx context.Context) error {
+	if _, err := s.Conn(); err != nil {
+		return err
+	}
 	_, err := s.Grant(ctx, 0)
 	return err
 }
 
 func (s *Store) Close() error {
 	close(s.done)
-	s.Conn().Close()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.conn != nil {
+		s.conn.Close()
+	}
 	return nil
 }
 
