@@ -2,7 +2,7 @@
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: build install setup run test unit check fuzz image clean
+.PHONY: build install setup run test unit check fuzz bench bench-smoke image clean
 
 ## build: a static binary at build/registrator
 build:
@@ -40,6 +40,14 @@ fuzz:
 	go test -run='^$$' -fuzz='^FuzzSplitTags$$' -fuzztime=$(FUZZTIME) ./docker
 	go test -run='^$$' -fuzz='^FuzzLabel$$' -fuzztime=$(FUZZTIME) ./registry/skydns2
 	go test -run='^$$' -fuzz='^FuzzOpen$$' -fuzztime=$(FUZZTIME) ./registry
+
+## bench: the benchmark on the real engine, Consul and etcd (several minutes); table on stdout, JSON in docs/performance.json
+bench:
+	CONSUL_BIN="$$(scripts/get-consul.sh)" go run ./cmd/registrator-bench -out docs/performance.json
+
+## bench-smoke: the benchmark in a small configuration, as CI runs it (timings not asserted)
+bench-smoke:
+	CONSUL_BIN="$$(scripts/get-consul.sh)" go run ./cmd/registrator-bench -latency 20 -sync 50 -burst 50 -steady 50 -steady-for 10s
 
 ## image: the registrator image (FROM scratch) from build/registrator
 image: build

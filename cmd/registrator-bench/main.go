@@ -1,0 +1,369 @@
+// Command registrator-bench measures the daemon against the real Docker
+// engine and real Consul and etcd servers, and prints one table and writes
+// it as JSON. See docs/performance.md.
+//
+//	go run ./cmd/registrator-bench -out docs/performance.json
+//
+// It builds the daemon and the test image, starts its own Consul dev agent
+// and etcd server on loopback, and runs, for each backend:
+//   - latency: containers started one at a time; from the container's
+//     State.StartedAt to the service visible in the backend (polled every
+//     millisecond);
+//   - startup sync: N containers already running, from daemon start to all
+//     N registered;
+//   - burst: B containers started concurrently; from the last `docker run`
+//     returning to the last registration, and the same for removal;
+//   - steady state: N containers unchanged, -resync 1: backend writes and
+//     CPU seconds per minute;
+//   - memory: the daemon's peak RSS over the run.
+//
+// Containers use -internal (exposed ports, nothing published), so that the
+// engine starts no docker-proxy per port; the daemon's work is the same.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/registrator/registrator/internal/consultest"
+	"github.com/registrator/registrator/internal/etcdtest"
+)
+
+const (
+	label = "registrator-bench"
+	image = "bench.local/svc:latest"
+)
+
+type result struct {
+	Backend         string             `json:"backend"`
+	LatencyMS       map[string]float64 `json:"latency_ms"` // median, p90, p99
+	LatencyCount    int                `json:"latency_count"`
+	StartupSync     map[string]float64 `json:"startup_sync_s"` // by N
+	BurstN          int                `json:"burst_n"`
+	BurstStartS     float64            `json:"burst_start_converged_s"`
+	BurstRemoveS    float64            `json:"burst_remove_converged_s"`
+	SteadyN         int                `json:"steady_n"`
+	SteadyWrites    float64            `json:"steady_writes_per_pass"`
+	SteadyCPUPerMin float64            `json:"steady_cpu_s_per_min"`
+	PeakRSSMB       float64            `json:"peak_rss_mb"`
+}
+
+type report struct {
+	Machine map[string]string `json:"machine"`
+	Runs    int               `json:"runs"`
+	Results []result          `json:"results"`
+}
+
+func main() {
+	latencyN := flag.Int("latency", 50, "containers started one at a time for the latency figures")
+	syncN := flag.String("sync", "100,500", "comma list of N for the startup sync")
+	burstN := flag.Int("burst", 100, "containers started at once for the burst")
+	steadyN := flag.Int("steady", 500, "unchanged containers for the steady state")
+	steadyFor := flag.Duration("steady-for", 60*time.Second, "how long the steady state is measured")
+	backends := flag.String("backends", "consul,etcd", "backends to measure")
+	out := flag.String("out", "", "write the results as JSON to this file")
+	flag.Parse()
+	if err := run(*latencyN, *syncN, *burstN, *steadyN, *steadyFor, strings.Split(*backends, ","), *out); err != nil {
+		fmt.Fprintln(os.Stderr, "registrator-bench:", err)
+		os.Exit(1)
+	}
+}
+
+// target is one backend under measurement.
+type target struct {
+	name    string
+	uri     string
+	visible func(ctx context.Context, id string) (bool, error)
+	count   func(ctx context.Context) (int, error)
+	reset   func(ctx context.Context) error
+}
+
+type bench struct {
+	daemon string // the built binary
+	host   string
+	peak   float64 // MB, over every daemon process
+}
+
+func run(latencyN int, syncList string, burstN, steadyN int, steadyFor time.Duration, backends []string, out string) error {
+	root, err := repoRoot()
+	if err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "registrator-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	b := &bench{daemon: filepath.Join(dir, "registrator")}
+	b.host, _ = os.Hostname()
+	if out, err := sh(root, []string{"CGO_ENABLED=0"}, "go", "build", "-o", b.daemon, "./cmd/registrator"); err != nil {
+		return fmt.Errorf("build daemon: %v\n%s", err, out)
+	}
+	if err := buildImage(root, dir); err != nil {
+		return err
+	}
+	removeContainers()
+	defer removeContainers()
+
+	var syncNs []int
+	for _, s := range strings.Split(syncList, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n <= 0 {
+			return fmt.Errorf("-sync %q: not a list of positive numbers", syncList)
+		}
+		syncNs = append(syncNs, n)
+	}
+	slices.Sort(syncNs)
+
+	rep := report{Machine: machine(), Runs: 1}
+	for _, name := range backends {
+		t, stop, err := startTarget(name)
+		if err != nil {
+			return err
+		}
+		r := result{Backend: name, StartupSync: map[string]float64{}}
+		err = b.measure(t, &r, latencyN, syncNs, burstN, steadyN, steadyFor)
+		stop()
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		r.PeakRSSMB = b.peak
+		b.peak = 0
+		rep.Results = append(rep.Results, r)
+		fmt.Fprintf(os.Stderr, "registrator-bench: %s done\n", name)
+	}
+	printTable(rep)
+	if out != "" {
+		data, _ := json.MarshalIndent(rep, "", "  ")
+		if err := os.WriteFile(out, append(data, '\n'), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func startTarget(name string) (*target, func(), error) {
+	switch name {
+	case "consul":
+		a, err := consultest.Start()
+		if err != nil {
+			return nil, nil, err
+		}
+		return &target{
+			name: name, uri: "consul://" + a.Addr,
+			visible: func(ctx context.Context, id string) (bool, error) {
+				s, _, err := a.Client().Agent().Service(id, nil)
+				if err != nil && strings.Contains(err.Error(), "404") {
+					return false, nil
+				}
+				return s != nil, err
+			},
+			count: func(ctx context.Context) (int, error) {
+				all, err := a.Client().Agent().Services()
+				n := 0
+				for _, s := range all {
+					if s.Meta["registrator-owner"] != "" {
+						n++
+					}
+				}
+				return n, err
+			},
+			reset: a.Reset,
+		}, a.Stop, nil
+	case "etcd":
+		s, err := etcdtest.Start()
+		if err != nil {
+			return nil, nil, err
+		}
+		return &target{
+			name: name, uri: "etcd://" + s.Addr + "/services",
+			visible: func(ctx context.Context, id string) (bool, error) {
+				resp, err := s.Client().Get(ctx, "/services/svc/"+id)
+				return err == nil && len(resp.Kvs) == 1, err
+			},
+			count: func(ctx context.Context) (int, error) {
+				resp, err := s.Client().Get(ctx, "/services/", clientv3WithPrefixCount()...)
+				if err != nil {
+					return 0, err
+				}
+				return int(resp.Count), nil
+			},
+			reset: s.Reset,
+		}, s.Close, nil
+	}
+	return nil, nil, fmt.Errorf("unknown backend %q (consul, etcd)", name)
+}
+
+func (b *bench) measure(t *target, r *result, latencyN int, syncNs []int, burstN, steadyN int, steadyFor time.Duration) error {
+	ctx := context.Background()
+	// Latency, one container at a time.
+	d, err := b.start(t, "-resync", "30")
+	if err != nil {
+		return err
+	}
+	var lat []float64
+	for i := range latencyN {
+		name := fmt.Sprintf("bench-lat-%d", i)
+		// The poller runs from before `docker run`, so that the CLI's own
+		// round trips do not count: it notes when the service first shows.
+		seen := make(chan time.Time, 1)
+		pctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		go func() {
+			defer close(seen)
+			for pctx.Err() == nil {
+				if ok, _ := t.visible(pctx, b.id(name)); ok {
+					seen <- time.Now()
+					return
+				}
+				time.Sleep(time.Millisecond)
+			}
+		}()
+		_, err := docker("run", "-d", "--label", label+"=1", "--name", name, "--expose", "80", image, "80")
+		if err == nil {
+			var started string
+			if started, err = docker("inspect", "-f", "{{.State.StartedAt}}", name); err == nil {
+				var at time.Time
+				if at, err = time.Parse(time.RFC3339Nano, started); err == nil {
+					visible, ok := <-seen
+					if !ok {
+						err = fmt.Errorf("latency: %s never registered", name)
+					}
+					lat = append(lat, float64(visible.Sub(at).Microseconds())/1000)
+				}
+			}
+		}
+		cancel()
+		if err != nil {
+			d.stop()
+			return err
+		}
+	}
+	removeContainers()
+	d.stop()
+	r.LatencyCount = len(lat)
+	r.LatencyMS = map[string]float64{"median": percentile(lat, 50), "p90": percentile(lat, 90), "p99": percentile(lat, 99)}
+
+	// Startup sync for each N, then the steady state on the last.
+	running := 0
+	for _, n := range syncNs {
+		if err := t.reset(ctx); err != nil {
+			return err
+		}
+		if err := startContainers("bench-sync", running, n); err != nil {
+			return err
+		}
+		running = n
+		start := time.Now()
+		d, err := b.start(t, "-resync", "30")
+		if err != nil {
+			return err
+		}
+		err = pollUntil(ctx, 10*time.Millisecond, 5*time.Minute, func() (bool, error) {
+			c, err := t.count(ctx)
+			return c == n, err
+		})
+		took := time.Since(start)
+		d.stop()
+		if err != nil {
+			return fmt.Errorf("startup sync of %d: %w", n, err)
+		}
+		r.StartupSync[strconv.Itoa(n)] = took.Seconds()
+	}
+	if err := b.steady(t, r, running, steadyN, steadyFor); err != nil {
+		return err
+	}
+	removeContainers()
+
+	// Burst.
+	if err := t.reset(ctx); err != nil {
+		return err
+	}
+	d, err = b.start(t, "-resync", "30")
+	if err != nil {
+		return err
+	}
+	defer d.stop()
+	r.BurstN = burstN
+	if err := parallel(burstN, burstN, func(i int) error {
+		_, err := docker("run", "-d", "--label", label+"=1", "--name", fmt.Sprintf("bench-burst-%d", i), "--expose", "80", image, "80")
+		return err
+	}); err != nil {
+		return err
+	}
+	last := time.Now()
+	if err := pollUntil(ctx, 5*time.Millisecond, 2*time.Minute, func() (bool, error) {
+		c, err := t.count(ctx)
+		return c == burstN, err
+	}); err != nil {
+		return fmt.Errorf("burst start: %w", err)
+	}
+	r.BurstStartS = time.Since(last).Seconds()
+	if err := parallel(burstN, burstN, func(i int) error {
+		_, err := docker("rm", "-f", fmt.Sprintf("bench-burst-%d", i))
+		return err
+	}); err != nil {
+		return err
+	}
+	last = time.Now()
+	if err := pollUntil(ctx, 5*time.Millisecond, 2*time.Minute, func() (bool, error) {
+		c, err := t.count(ctx)
+		return c == 0, err
+	}); err != nil {
+		return fmt.Errorf("burst removal: %w", err)
+	}
+	r.BurstRemoveS = time.Since(last).Seconds()
+	return nil
+}
+
+// steady runs the daemon with -resync 1 over n unchanged containers.
+func (b *bench) steady(t *target, r *result, running, n int, dur time.Duration) error {
+	ctx := context.Background()
+	if n > running {
+		if err := startContainers("bench-sync", running, n); err != nil {
+			return err
+		}
+	}
+	r.SteadyN = max(n, running)
+	d, err := b.start(t, "-resync", "1")
+	if err != nil {
+		return err
+	}
+	defer d.stop()
+	if err := pollUntil(ctx, 10*time.Millisecond, 5*time.Minute, func() (bool, error) {
+		c, err := t.count(ctx)
+		return c == r.SteadyN, err
+	}); err != nil {
+		return fmt.Errorf("steady state: %w", err)
+	}
+	time.Sleep(3 * time.Second) // let the first passes settle
+	w0, p0, err := d.writesAndPasses()
+	if err != nil {
+		return err
+	}
+	cpu0, err := d.cpu()
+	if err != nil {
+		return err
+	}
+	time.Sleep(dur)
+	w1, p1, err := d.writesAndPasses()
+	if err != nil {
+		return err
+	}
+	cpu1, err := d.cpu()
+	if err != nil {
+		return err
+	}
+	if p1 > p0 {
+		r.SteadyWrites = (w1 - w0) / (p1 - p0)
+	}
+	r.SteadyCPUPerMin = (cpu1 - cpu0) / dur.Minutes()
+	return nil
+}

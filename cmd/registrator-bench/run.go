@@ -1,0 +1,277 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"math"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/registrator/registrator/internal/consultest"
+)
+
+func clientv3WithPrefixCount() []clientv3.OpOption {
+	return []clientv3.OpOption{clientv3.WithPrefix(), clientv3.WithCountOnly()}
+}
+
+// id is the service ID the daemon gives port 80 of a container.
+func (b *bench) id(container string) string { return b.host + ":" + container + ":80" }
+
+// daemon is one run of the registrator binary.
+type daemon struct {
+	b    *bench
+	cmd  *exec.Cmd
+	addr string // its -http-addr
+	done chan struct{}
+}
+
+func (b *bench) start(t *target, args ...string) (*daemon, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	addr := l.Addr().String()
+	l.Close()
+	d := &daemon{b: b, addr: addr, done: make(chan struct{})}
+	d.cmd = exec.Command(b.daemon, append(append([]string{"-internal", "-log-level", "warn", "-http-addr", addr}, args...), t.uri)...)
+	d.cmd.Stderr = os.Stderr
+	if err := d.cmd.Start(); err != nil {
+		return nil, err
+	}
+	go func() { _ = d.cmd.Wait(); close(d.done) }()
+	return d, nil
+}
+
+// stop ends the daemon, noting its peak RSS.
+func (d *daemon) stop() {
+	if status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", d.cmd.Process.Pid)); err == nil {
+		for _, line := range strings.Split(string(status), "\n") {
+			if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
+				kb, _ := strconv.ParseFloat(f[1], 64)
+				d.b.peak = max(d.b.peak, kb/1024)
+			}
+		}
+	}
+	_ = d.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-d.done:
+	case <-time.After(10 * time.Second):
+		_ = d.cmd.Process.Kill()
+		<-d.done
+	}
+}
+
+// cpu is the daemon's user and system CPU seconds so far.
+func (d *daemon) cpu() (float64, error) {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", d.cmd.Process.Pid))
+	if err != nil {
+		return 0, err
+	}
+	// Fields after the command name in parentheses: utime is the 14th field
+	// of the line, stime the 15th; clock ticks of 1/100 s on Linux.
+	s := string(stat)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	ut, _ := strconv.ParseFloat(f[11], 64)
+	st, _ := strconv.ParseFloat(f[12], 64)
+	return (ut + st) / 100, nil
+}
+
+// writesAndPasses reads the daemon's write and reconcile counters.
+func (d *daemon) writesAndPasses() (writes, passes float64, err error) {
+	resp, err := http.Get("http://" + d.addr + "/metrics")
+	if err != nil {
+		return 0, 0, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, line := range strings.Split(string(body), "\n") {
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 || strings.HasPrefix(line, "#") {
+			continue
+		}
+		v, _ := strconv.ParseFloat(line[i+1:], 64)
+		switch {
+		case strings.HasPrefix(line, "registrator_writes_total{"):
+			writes += v
+		case strings.HasPrefix(line, "registrator_reconciles_total{"):
+			passes += v
+		}
+	}
+	return writes, passes, nil
+}
+
+func docker(args ...string) (string, error) {
+	out, err := exec.Command("docker", args...).CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("docker %s: %v: %s", strings.Join(args, " "), err, out)
+	}
+	return strings.TrimSpace(string(out)), nil
+}
+
+func sh(dir string, env []string, name string, args ...string) ([]byte, error) {
+	cmd := exec.Command(name, args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), env...)
+	return cmd.CombinedOutput()
+}
+
+// startContainers runs containers prefix-from .. prefix-(to-1), 8 at a time.
+func startContainers(prefix string, from, to int) error {
+	return parallel(to-from, 8, func(i int) error {
+		_, err := docker("run", "-d", "--label", label+"=1", "--name", fmt.Sprintf("%s-%d", prefix, from+i), "--expose", "80", image, "80")
+		return err
+	})
+}
+
+// parallel runs f(0..n-1), at most conc at a time, and returns the first error.
+func parallel(n, conc int, f func(i int) error) error {
+	sem := make(chan struct{}, conc)
+	var mu sync.Mutex
+	var first error
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if err := f(i); err != nil {
+				mu.Lock()
+				if first == nil {
+					first = err
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return first
+}
+
+func removeContainers() {
+	out, _ := exec.Command("docker", "ps", "-aq", "--filter", "label="+label).Output()
+	ids := strings.Fields(string(out))
+	for len(ids) > 0 {
+		n := min(len(ids), 100)
+		_ = exec.Command("docker", append([]string{"rm", "-f"}, ids[:n]...)...).Run()
+		ids = ids[n:]
+	}
+}
+
+func pollUntil(ctx context.Context, every, timeout time.Duration, f func() (bool, error)) error {
+	deadline := time.Now().Add(timeout)
+	var last error
+	for {
+		ok, err := f()
+		if ok {
+			return nil
+		}
+		if err != nil {
+			last = err
+		}
+		if time.Now().After(deadline) {
+			return errors.Join(fmt.Errorf("not within %s", timeout), last)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(every):
+		}
+	}
+}
+
+// percentile of values (nearest rank).
+func percentile(values []float64, p float64) float64 {
+	if len(values) == 0 {
+		return 0
+	}
+	s := slices.Clone(values)
+	slices.Sort(s)
+	i := int(math.Ceil(p/100*float64(len(s)))) - 1
+	return s[max(0, min(i, len(s)-1))]
+}
+
+func repoRoot() (string, error) {
+	_, file, _, ok := runtime.Caller(0)
+	if !ok {
+		return "", errors.New("cannot find the repository")
+	}
+	return filepath.Dir(filepath.Dir(filepath.Dir(file))), nil
+}
+
+// buildImage builds the test image FROM scratch from e2e/testsvc.
+func buildImage(root, dir string) error {
+	ctxDir := filepath.Join(dir, "image")
+	if err := os.Mkdir(ctxDir, 0o755); err != nil {
+		return err
+	}
+	if out, err := sh(root, []string{"CGO_ENABLED=0"}, "go", "build", "-o", filepath.Join(ctxDir, "testsvc"), "./e2e/testsvc"); err != nil {
+		return fmt.Errorf("build testsvc: %v\n%s", err, out)
+	}
+	df := "FROM scratch\nCOPY testsvc /testsvc\nENTRYPOINT [\"/testsvc\"]\n"
+	if err := os.WriteFile(filepath.Join(ctxDir, "Dockerfile"), []byte(df), 0o644); err != nil {
+		return err
+	}
+	if out, err := sh(ctxDir, []string{"DOCKER_BUILDKIT=0"}, "docker", "build", "-q", "-t", image, "."); err != nil {
+		return fmt.Errorf("build image: %v\n%s", err, out)
+	}
+	return nil
+}
+
+// machine records what the figures come from.
+func machine() map[string]string {
+	m := map[string]string{"cores": strconv.Itoa(runtime.NumCPU()), "go": runtime.Version(), "date": time.Now().UTC().Format(time.RFC3339)}
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		if f := strings.Fields(strings.SplitN(string(b), "\n", 2)[0]); len(f) >= 2 {
+			kb, _ := strconv.ParseFloat(f[1], 64)
+			m["memory"] = fmt.Sprintf("%.1f GiB", kb/1024/1024)
+		}
+	}
+	if v, err := docker("version", "-f", "{{.Server.Version}}"); err == nil {
+		m["docker"] = v
+	}
+	if bin, err := consultest.Binary(); err == nil {
+		if out, err := exec.Command(bin, "version").Output(); err == nil {
+			m["consul"] = strings.SplitN(string(out), "\n", 2)[0]
+		}
+	}
+	if out, err := exec.Command("etcd", "--version").Output(); err == nil {
+		m["etcd"] = strings.SplitN(string(out), "\n", 2)[0]
+	}
+	return m
+}
+
+func printTable(rep report) {
+	fmt.Printf("machine: %v\n\n", rep.Machine)
+	fmt.Printf("%-8s %-28s %-22s %-20s %-22s %-8s\n", "backend", "latency ms (med/p90/p99)", "startup sync s", "burst s (start/rm)", "steady (writes, cpu/min)", "peak RSS")
+	for _, r := range rep.Results {
+		var sync []string
+		for _, k := range slices.Sorted(maps.Keys(r.StartupSync)) {
+			sync = append(sync, fmt.Sprintf("%s: %.2f", k, r.StartupSync[k]))
+		}
+		fmt.Printf("%-8s %-28s %-22s %-20s %-22s %.1f MB\n", r.Backend,
+			fmt.Sprintf("%.1f / %.1f / %.1f (n=%d)", r.LatencyMS["median"], r.LatencyMS["p90"], r.LatencyMS["p99"], r.LatencyCount),
+			strings.Join(sync, ", "),
+			fmt.Sprintf("%.2f / %.2f (n=%d)", r.BurstStartS, r.BurstRemoveS, r.BurstN),
+			fmt.Sprintf("%.1f, %.2f s (n=%d)", r.SteadyWrites, r.SteadyCPUPerMin, r.SteadyN),
+			r.PeakRSSMB)
+	}
+}
