@@ -116,14 +116,17 @@ func hostAddresses(host string, log *logrus.Entry) (v4, v6 string) {
 	return v4, v6
 }
 
+// logTime is RFC 3339 with milliseconds: how long a change took shows.
+const logTime = "2006-01-02T15:04:05.000Z07:00"
+
 func newLogger(o options) *logrus.Entry {
 	l := logrus.New()
 	l.SetOutput(os.Stderr)
 	l.SetLevel(o.logLevel)
 	if o.logJSON {
-		l.SetFormatter(&logrus.JSONFormatter{})
+		l.SetFormatter(&logrus.JSONFormatter{TimestampFormat: logTime})
 	} else {
-		l.SetFormatter(&logrus.TextFormatter{FullTimestamp: true, DisableColors: true})
+		l.SetFormatter(&logrus.TextFormatter{FullTimestamp: true, DisableColors: true, TimestampFormat: logTime})
 	}
 	return logrus.NewEntry(l)
 }
