@@ -91,31 +91,34 @@ func (d *daemon) cpu() (float64, error) {
 	return (ut + st) / 100, nil
 }
 
-// writesAndPasses reads the daemon's write and reconcile counters.
-func (d *daemon) writesAndPasses() (writes, passes float64, err error) {
+// metrics sums the daemon's metrics by name, over their labels.
+func (d *daemon) metrics() (map[string]float64, error) {
 	resp, err := http.Get("http://" + d.addr + "/metrics")
 	if err != nil {
-		return 0, 0, err
+		return nil, err
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return 0, 0, err
+		return nil, err
 	}
+	out := map[string]float64{}
 	for _, line := range strings.Split(string(body), "\n") {
 		i := strings.LastIndexByte(line, ' ')
 		if i < 0 || strings.HasPrefix(line, "#") {
 			continue
 		}
 		v, _ := strconv.ParseFloat(line[i+1:], 64)
-		switch {
-		case strings.HasPrefix(line, "registrator_writes_total{"):
-			writes += v
-		case strings.HasPrefix(line, "registrator_reconciles_total{"):
-			passes += v
-		}
+		name, _, _ := strings.Cut(line[:i], "{")
+		out[name] += v
 	}
-	return writes, passes, nil
+	return out, nil
+}
+
+// writesAndPasses reads the daemon's write and reconcile counters.
+func (d *daemon) writesAndPasses() (writes, passes float64, err error) {
+	m, err := d.metrics()
+	return m["registrator_writes_total"], m["registrator_reconciles_total"], err
 }
 
 func docker(args ...string) (string, error) {
@@ -261,14 +264,14 @@ func machine() map[string]string {
 
 func printTable(rep report) {
 	fmt.Printf("machine: %v\n\n", rep.Machine)
-	fmt.Printf("%-8s %-28s %-22s %-20s %-22s %-8s\n", "backend", "latency ms (med/p90/p99)", "startup sync s", "burst s (start/rm)", "steady (writes, cpu/min)", "peak RSS")
+	fmt.Printf("%-8s %-42s %-22s %-20s %-22s %-8s\n", "backend", "latency ms (med/p90/p99; daemon's mean)", "startup sync s", "burst s (start/rm)", "steady (writes, cpu/min)", "peak RSS")
 	for _, r := range rep.Results {
 		var sync []string
 		for _, k := range slices.Sorted(maps.Keys(r.StartupSync)) {
 			sync = append(sync, fmt.Sprintf("%s: %.2f", k, r.StartupSync[k]))
 		}
-		fmt.Printf("%-8s %-28s %-22s %-20s %-22s %.1f MB\n", r.Backend,
-			fmt.Sprintf("%.1f / %.1f / %.1f (n=%d)", r.LatencyMS["median"], r.LatencyMS["p90"], r.LatencyMS["p99"], r.LatencyCount),
+		fmt.Printf("%-8s %-42s %-22s %-20s %-22s %.1f MB\n", r.Backend,
+			fmt.Sprintf("%.1f / %.1f / %.1f (n=%d; daemon %.1f)", r.LatencyMS["median"], r.LatencyMS["p90"], r.LatencyMS["p99"], r.LatencyCount, r.DaemonMS),
 			strings.Join(sync, ", "),
 			fmt.Sprintf("%.2f / %.2f (n=%d)", r.BurstStartS, r.BurstRemoveS, r.BurstN),
 			fmt.Sprintf("%.1f, %.2f s (n=%d)", r.SteadyWrites, r.SteadyCPUPerMin, r.SteadyN),
