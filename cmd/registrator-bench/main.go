@@ -43,14 +43,9 @@ const (
 )
 
 type result struct {
-	Backend      string             `json:"backend"`
-	LatencyMS    map[string]float64 `json:"latency_ms"` // median, p90, p99
-	LatencyCount int                `json:"latency_count"`
-	// DaemonMS is the mean, over the latency runs, of the daemon's own part:
-	// from receiving a container's event to its write done (the
-	// registrator_event_to_registry_seconds histogram); the rest of the
-	// latency is the engine's event delivery.
-	DaemonMS        float64            `json:"daemon_part_mean_ms"`
+	Backend         string             `json:"backend"`
+	LatencyMS       map[string]float64 `json:"latency_ms"` // median, p90, p99
+	LatencyCount    int                `json:"latency_count"`
 	StartupSync     map[string]float64 `json:"startup_sync_s"` // by N
 	BurstN          int                `json:"burst_n"`
 	BurstStartS     float64            `json:"burst_start_converged_s"`
@@ -250,9 +245,6 @@ func (b *bench) measure(t *target, r *result, latencyN int, syncNs []int, burstN
 			d.stop()
 			return err
 		}
-	}
-	if m, err := d.metrics(); err == nil && m["registrator_event_to_registry_seconds_count"] > 0 {
-		r.DaemonMS = 1000 * m["registrator_event_to_registry_seconds_sum"] / m["registrator_event_to_registry_seconds_count"]
 	}
 	removeContainers()
 	d.stop()

@@ -264,14 +264,14 @@ func machine() map[string]string {
 
 func printTable(rep report) {
 	fmt.Printf("machine: %v\n\n", rep.Machine)
-	fmt.Printf("%-8s %-42s %-22s %-20s %-22s %-8s\n", "backend", "latency ms (med/p90/p99; daemon's mean)", "startup sync s", "burst s (start/rm)", "steady (writes, cpu/min)", "peak RSS")
+	fmt.Printf("%-8s %-42s %-22s %-20s %-22s %-8s\n", "backend", "latency ms (med/p90/p99)", "startup sync s", "burst s (start/rm)", "steady (writes, cpu/min)", "peak RSS")
 	for _, r := range rep.Results {
 		var sync []string
 		for _, k := range slices.Sorted(maps.Keys(r.StartupSync)) {
 			sync = append(sync, fmt.Sprintf("%s: %.2f", k, r.StartupSync[k]))
 		}
 		fmt.Printf("%-8s %-42s %-22s %-20s %-22s %.1f MB\n", r.Backend,
-			fmt.Sprintf("%.1f / %.1f / %.1f (n=%d; daemon %.1f)", r.LatencyMS["median"], r.LatencyMS["p90"], r.LatencyMS["p99"], r.LatencyCount, r.DaemonMS),
+			fmt.Sprintf("%.1f / %.1f / %.1f (n=%d)", r.LatencyMS["median"], r.LatencyMS["p90"], r.LatencyMS["p99"], r.LatencyCount),
 			strings.Join(sync, ", "),
 			fmt.Sprintf("%.2f / %.2f (n=%d)", r.BurstStartS, r.BurstRemoveS, r.BurstN),
 			fmt.Sprintf("%.1f, %.2f s (n=%d)", r.SteadyWrites, r.SteadyCPUPerMin, r.SteadyN),
