@@ -65,7 +65,7 @@ type known struct {
 	fingerprint string    // from the last List that saw it
 	desired     []Service // what its last successful sync decided should exist
 	name        string    // from the last inspection
-	services    []Service // the services of the last inspection (nil once stopped)
+	services    []Service // what the last sync, successful or not, wanted in the backend
 	err         string    // the error of the last sync, "" if it succeeded
 }
 
@@ -408,10 +408,7 @@ func (b *Bridge) sync(ctx context.Context, id string) error {
 		k = &known{}
 		b.containers[id] = k
 	}
-	k.name, k.services = c.Name, nil
-	if c.Running {
-		k.services = c.Services
-	}
+	k.name, k.services = c.Name, desired
 	if len(errs) > 0 {
 		err := errors.Join(errs...)
 		k.err = err.Error()

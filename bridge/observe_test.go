@@ -290,3 +290,16 @@ func TestDeregisterPolicy(t *testing.T) {
 		}
 	}
 }
+
+// Status judges a service by what this backend should hold: a key-value
+// backend holds a healthy service without its health, and that is in sync.
+func TestStatusOfAServiceWithHealthInABackendWithoutChecks(t *testing.T) {
+	c := running("c1", 80)
+	c.Services[0].Health = &Health{Status: Healthy, Output: "ok"}
+	e := start(t, Config{}, func(src *fakeSource, be *fakeBackend) { src.set(c) })
+	e.settle(t, "c1:80")
+	st := e.b.Status()
+	if len(st) != 1 || len(st[0].Services) != 1 || st[0].Services[0].State != InSync {
+		t.Fatalf("status %+v, want c1:80 in sync", st)
+	}
+}
