@@ -84,16 +84,12 @@ func (s *Source) Stopping(id string) {
 }
 
 // stoppedAt is when this run of the container was seen stopping, zero if
-// it was not; marks of earlier runs and of removed containers are dropped.
-func (s *Source) stoppedAt(id string, c *container.InspectResponse) time.Time {
+// it was not; the mark of an earlier run is dropped.
+func (s *Source) stoppedAt(id string, c container.InspectResponse) time.Time {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	at, ok := s.stopping[id]
 	if !ok {
-		return time.Time{}
-	}
-	if c == nil {
-		delete(s.stopping, id)
 		return time.Time{}
 	}
 	if started, err := time.Parse(time.RFC3339Nano, c.State.StartedAt); err == nil && started.After(at) {
@@ -171,7 +167,9 @@ func healthOf(status string) string {
 func (s *Source) Inspect(ctx context.Context, id string) (bridge.Container, error) {
 	c, err := s.API.ContainerInspect(ctx, id)
 	if errdefs.IsNotFound(err) {
-		s.stoppedAt(id, nil)
+		s.mu.Lock()
+		delete(s.stopping, id) // removed: its mark goes too
+		s.mu.Unlock()
 		return bridge.Container{ID: id}, fmt.Errorf("docker: inspect %.12s: %w", id, bridge.ErrNotFound)
 	}
 	if err != nil {
@@ -185,7 +183,7 @@ func (s *Source) Inspect(ctx context.Context, id string) (bridge.Container, erro
 		Name:     strings.TrimPrefix(c.Name, "/"),
 		Running:  c.State.Running && !c.State.Restarting,
 		ExitCode: c.State.ExitCode,
-		Stopping: s.stoppedAt(id, &c),
+		Stopping: s.stoppedAt(id, c),
 	}
 	if out.Running {
 		out.Services, out.Warnings = Services(c, s.Config)

@@ -181,13 +181,14 @@ func (m *Monitor) Run(ctx context.Context) {
 			if ctx.Err() != nil {
 				return
 			}
-			m.mu.Lock()
-			m.pingErr[n.name] = ""
+			up, why := 1.0, ""
 			if err != nil {
-				m.pingErr[n.name] = err.Error()
+				up, why = 0, err.Error()
 			}
+			m.mu.Lock()
+			m.pingErr[n.name] = why
 			m.mu.Unlock()
-			m.up.WithLabelValues(n.name).Set(map[bool]float64{true: 1, false: 0}[err == nil])
+			m.up.WithLabelValues(n.name).Set(up)
 		}
 		select {
 		case <-ctx.Done():

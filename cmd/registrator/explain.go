@@ -91,8 +91,10 @@ func describe(w io.Writer, port string, s bridge.Service) {
 		fmt.Fprintf(w, "    meta: %s=%s\n", k, s.Meta[k])
 	}
 	for _, c := range s.Checks {
-		what := map[bool]string{true: "http " + c.HTTP}[c.HTTP != ""]
+		var what string
 		switch {
+		case c.HTTP != "":
+			what = "http " + c.HTTP
 		case c.TCP != "":
 			what = "tcp " + c.TCP
 		case c.GRPC != "":
