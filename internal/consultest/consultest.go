@@ -40,26 +40,35 @@ func Start(hcl ...string) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	ports, err := testproc.FreePorts(4)
+	a := &Agent{Bin: bin}
+	// Fresh ports per attempt: another test may take one that FreePorts
+	// gave before the agent binds it.
+	err = testproc.Retry(func() error {
+		ports, err := testproc.FreePorts(4)
+		if err != nil {
+			return err
+		}
+		a.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0]))
+		cfg := api.DefaultConfig()
+		cfg.Address, cfg.Token = a.Addr, ""
+		if a.api, err = api.NewClient(cfg); err != nil {
+			return err
+		}
+		args := []string{"agent", "-dev", "-bind", "127.0.0.1", "-client", "127.0.0.1",
+			"-http-port", strconv.Itoa(ports[0]), "-serf-lan-port", strconv.Itoa(ports[1]),
+			"-serf-wan-port", strconv.Itoa(ports[2]), "-server-port", strconv.Itoa(ports[3]),
+			"-dns-port", "-1", "-grpc-port", "-1", "-grpc-tls-port", "-1",
+			"-hcl", "enable_script_checks = true"}
+		for _, h := range hcl {
+			args = append(args, "-hcl", h)
+		}
+		a.proc = &testproc.Process{Bin: bin, Args: args}
+		return a.start()
+	})
 	if err != nil {
 		return nil, err
 	}
-	a := &Agent{Bin: bin, Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0]))}
-	cfg := api.DefaultConfig()
-	cfg.Address, cfg.Token = a.Addr, ""
-	if a.api, err = api.NewClient(cfg); err != nil {
-		return nil, err
-	}
-	args := []string{"agent", "-dev", "-bind", "127.0.0.1", "-client", "127.0.0.1",
-		"-http-port", strconv.Itoa(ports[0]), "-serf-lan-port", strconv.Itoa(ports[1]),
-		"-serf-wan-port", strconv.Itoa(ports[2]), "-server-port", strconv.Itoa(ports[3]),
-		"-dns-port", "-1", "-grpc-port", "-1", "-grpc-tls-port", "-1",
-		"-hcl", "enable_script_checks = true"}
-	for _, h := range hcl {
-		args = append(args, "-hcl", h)
-	}
-	a.proc = &testproc.Process{Bin: bin, Args: args}
-	return a, a.start()
+	return a, nil
 }
 
 func (a *Agent) start() error {

@@ -57,32 +57,40 @@ func start(clientTLS *tls.Config, extra ...string) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	ports, err := testproc.FreePorts(2)
-	if err != nil {
-		return nil, err
-	}
 	dir, err := os.MkdirTemp("", "etcdtest-")
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0])), dir: dir}
-	scheme := "http://"
-	if clientTLS != nil {
-		scheme = "https://"
-	}
-	client := scheme + s.Addr
-	peer := "http://127.0.0.1:" + strconv.Itoa(ports[1])
-	args := []string{"--name", "test", "--data-dir", dir + "/data",
-		"--listen-client-urls", client, "--advertise-client-urls", client,
-		"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-		"--initial-cluster", "test=" + peer, "--log-level", "warn", "--logger", "zap"}
-	s.proc = &testproc.Process{Bin: bin, Args: append(args, extra...)}
-	s.cli, err = clientv3.New(clientv3.Config{Endpoints: []string{client}, DialTimeout: 2 * time.Second, Logger: zap.NewNop(), TLS: clientTLS})
+	s := &Server{dir: dir}
+	// Fresh ports per attempt: another test may take one that FreePorts
+	// gave before the server binds it.
+	err = testproc.Retry(func() error {
+		ports, err := testproc.FreePorts(2)
+		if err != nil {
+			return err
+		}
+		s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0]))
+		scheme := "http://"
+		if clientTLS != nil {
+			scheme = "https://"
+		}
+		client := scheme + s.Addr
+		peer := "http://127.0.0.1:" + strconv.Itoa(ports[1])
+		args := []string{"--name", "test", "--data-dir", dir + "/data",
+			"--listen-client-urls", client, "--advertise-client-urls", client,
+			"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+			"--initial-cluster", "test=" + peer, "--log-level", "warn", "--logger", "zap"}
+		s.proc = &testproc.Process{Bin: bin, Args: append(args, extra...)}
+		if s.cli != nil {
+			s.cli.Close()
+		}
+		s.cli, err = clientv3.New(clientv3.Config{Endpoints: []string{client}, DialTimeout: 2 * time.Second, Logger: zap.NewNop(), TLS: clientTLS})
+		if err != nil {
+			return err
+		}
+		return s.Start()
+	})
 	if err != nil {
-		os.RemoveAll(dir)
-		return nil, err
-	}
-	if err := s.Start(); err != nil {
 		s.Close()
 		return nil, err
 	}
@@ -130,7 +138,11 @@ func (s *Server) Log() string { return s.proc.Log() }
 
 // Close stops the server and deletes its data.
 func (s *Server) Close() {
-	s.Stop()
-	s.cli.Close()
+	if s.proc != nil {
+		s.Stop()
+	}
+	if s.cli != nil {
+		s.cli.Close()
+	}
 	os.RemoveAll(s.dir)
 }

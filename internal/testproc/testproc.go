@@ -4,6 +4,7 @@ package testproc
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -18,12 +19,20 @@ type Process struct {
 	Bin  string
 	Args []string
 
-	mu  sync.Mutex
-	cmd *exec.Cmd
-	log *Buffer
+	mu     sync.Mutex
+	cmd    *exec.Cmd
+	exited chan struct{} // closed when cmd has exited
+	log    *Buffer
 }
 
+// ErrExited is wrapped by Start's error when the process ended before it
+// was ready, most often because another process took its port between
+// FreePorts and the bind: a caller may retry on fresh ports.
+var ErrExited = errors.New("exited before it was ready")
+
 // Start runs the process and waits up to a minute until ready returns nil.
+// A ready that succeeds while the process has already exited does not
+// count: something else answered on its port.
 func (p *Process) Start(ready func() error) error {
 	p.mu.Lock()
 	p.log = &Buffer{}
@@ -34,18 +43,38 @@ func (p *Process) Start(ready func() error) error {
 		p.mu.Unlock()
 		return fmt.Errorf("start %s: %w", p.Bin, err)
 	}
-	p.cmd = cmd
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	p.cmd, p.exited = cmd, exited
 	p.mu.Unlock()
 	deadline := time.Now().Add(60 * time.Second)
 	var err error
 	for time.Now().Before(deadline) {
-		if err = ready(); err == nil {
+		err = ready()
+		select {
+		case <-exited:
+			p.Stop()
+			return fmt.Errorf("%s %w (%s); log:\n%s", p.Bin, ErrExited, cmd.ProcessState, p.Log())
+		default:
+		}
+		if err == nil {
 			return nil
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	p.Stop()
 	return fmt.Errorf("%s not ready within 60s: %v; log:\n%s", p.Bin, err, p.Log())
+}
+
+// Retry calls start up to three times while it fails with ErrExited.
+func Retry(start func() error) error {
+	var err error
+	for range 3 {
+		if err = start(); !errors.Is(err, ErrExited) {
+			return err
+		}
+	}
+	return err
 }
 
 // Stop stops the process (SIGTERM, then SIGKILL after 10s). It does nothing
@@ -57,13 +86,11 @@ func (p *Process) Stop() {
 		return
 	}
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { _ = p.cmd.Wait(); close(done) }()
 	select {
-	case <-done:
+	case <-p.exited:
 	case <-time.After(10 * time.Second):
 		_ = p.cmd.Process.Kill()
-		<-done
+		<-p.exited
 	}
 	p.cmd = nil
 }

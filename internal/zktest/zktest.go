@@ -9,10 +9,12 @@ package zktest
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/go-zookeeper/zk"
@@ -46,22 +48,28 @@ func Start() (*Server, error) {
 	if _, err := os.Stat(filepath.SplitList(cp)[0]); err != nil {
 		return nil, fmt.Errorf("zktest: no ZooKeeper at %s (ZK_CLASSPATH): run `make setup`", cp)
 	}
-	ports, err := testproc.FreePorts(1)
-	if err != nil {
-		return nil, err
-	}
 	dir, err := os.MkdirTemp("", "zktest-")
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0])), dir: dir}
-	cfg := fmt.Sprintf("tickTime=500\ndataDir=%s/data\nclientPort=%d\nclientPortAddress=127.0.0.1\nadmin.enableServer=false\n", dir, ports[0])
-	if err := os.WriteFile(filepath.Join(dir, "zoo.cfg"), []byte(cfg), 0o644); err != nil {
-		return nil, err
-	}
-	s.proc = &testproc.Process{Bin: java, Args: []string{"-Xmx256m", "-Dzookeeper.admin.enableServer=false",
-		"-cp", cp, "org.apache.zookeeper.server.ZooKeeperServerMain", filepath.Join(dir, "zoo.cfg")}}
-	if err := s.Start(); err != nil {
+	s := &Server{dir: dir}
+	// A fresh port per attempt: another test may take the one FreePorts
+	// gave before the server binds it.
+	err = testproc.Retry(func() error {
+		ports, err := testproc.FreePorts(1)
+		if err != nil {
+			return err
+		}
+		s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0]))
+		cfg := fmt.Sprintf("tickTime=500\ndataDir=%s/data\nclientPort=%d\nclientPortAddress=127.0.0.1\nadmin.enableServer=false\n", dir, ports[0])
+		if err := os.WriteFile(filepath.Join(dir, "zoo.cfg"), []byte(cfg), 0o644); err != nil {
+			return err
+		}
+		s.proc = &testproc.Process{Bin: java, Args: []string{"-Xmx256m", "-Dzookeeper.admin.enableServer=false",
+			"-cp", cp, "org.apache.zookeeper.server.ZooKeeperServerMain", filepath.Join(dir, "zoo.cfg")}}
+		return s.Start()
+	})
+	if err != nil {
 		os.RemoveAll(dir)
 		return nil, err
 	}
@@ -81,7 +89,7 @@ func (s *Server) connect() error {
 	for deadline := time.Now().Add(30 * time.Second); conn.State() != zk.StateHasSession; time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			conn.Close()
-			return errors.New("zktest: the test client got no session")
+			return fmt.Errorf("zktest: the test client got no session within 30s; server log:\n%s", s.proc.Log())
 		}
 	}
 	s.conn = conn
@@ -91,6 +99,8 @@ func (s *Server) connect() error {
 type quiet struct{}
 
 func (quiet) Printf(string, ...any) {}
+
+const zkVersion = "Zookeeper version:"
 
 // Start starts the server again after Stop, with the data it had.
 func (s *Server) Start() error {
@@ -105,10 +115,12 @@ func (s *Server) Start() error {
 		if _, err := c.Write([]byte("srvr")); err != nil {
 			return err
 		}
+		// Only a serving ZooKeeper answers with its version; anything else
+		// is a server still starting or another program on the port.
 		buf := make([]byte, 64)
-		n, _ := c.Read(buf)
-		if n == 0 {
-			return errors.New("no answer to srvr")
+		n, _ := io.ReadAtLeast(c, buf, len(zkVersion))
+		if !strings.HasPrefix(string(buf[:n]), zkVersion) {
+			return fmt.Errorf("srvr answered %q", buf[:n])
 		}
 		return nil
 	})
