@@ -288,6 +288,12 @@ func (b *Bridge) reconcile(ctx context.Context) (missing, stale int, err error) 
 		if _, ok := listed[id]; !ok {
 			todo[id] = true // gone while we were not looking
 		}
+		if k.err != "" {
+			// Its last sync failed and waits for a retry whose backoff
+			// may have grown long while the engine or the backend was
+			// away; this read just worked, so try now.
+			todo[id] = true
+		}
 		reg, dereg := Plan(b.cfg.Owner, k.desired, slices.Collect(maps.Values(b.actual[id])))
 		if len(reg)+len(dereg) > 0 {
 			todo[id] = true // the backend drifted
@@ -336,7 +342,13 @@ func (b *Bridge) sync(ctx context.Context, id string) error {
 	c, err := b.inspect(ctx, id)
 	gone := errors.Is(err, ErrNotFound)
 	if err != nil && !gone {
-		return fmt.Errorf("inspect: %w", err)
+		err = fmt.Errorf("inspect: %w", err)
+		b.mu.Lock()
+		if k := b.containers[id]; k != nil {
+			k.err = err.Error() // the next full reconcile retries it
+		}
+		b.mu.Unlock()
+		return err
 	}
 	log := b.log.WithField("container", short(id))
 	for _, w := range c.Warnings {

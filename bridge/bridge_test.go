@@ -19,6 +19,7 @@ type fakeSource struct {
 	mu         sync.Mutex
 	containers map[string]Container
 	listErr    error
+	inspectErr error
 	inspects   int
 }
 
@@ -53,6 +54,9 @@ func (f *fakeSource) Inspect(_ context.Context, id string) (Container, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.inspects++
+	if f.inspectErr != nil {
+		return Container{}, f.inspectErr
+	}
 	c, ok := f.containers[id]
 	if !ok {
 		return Container{ID: id}, ErrNotFound
@@ -269,6 +273,27 @@ func TestResyncCatchesAMissedEvent(t *testing.T) {
 	e.src.set(running("c2", 90))
 	e.b.Resync() // no event for either
 	e.settle(t, "c2:90")
+}
+
+// A container whose sync failed while the engine went away is synced at the
+// next full reconcile (the one after the reconnect), not only when its
+// retry backoff, long by then, runs out; even though the list already
+// showed its new state before the engine went.
+func TestResyncRetriesFailedSyncsAtOnce(t *testing.T) {
+	e := start(t, Config{Retry: ExponentialBackoff(time.Hour, time.Hour)}, func(src *fakeSource, _ *fakeBackend) { src.set(running("c1", 80)) })
+	e.settle(t, "c1:80")
+	e.src.mu.Lock()
+	e.src.inspectErr = errors.New("engine shutting down")
+	e.src.mu.Unlock()
+	e.src.set(Container{ID: "c1", Name: "nc1"}) // killed by the shutdown
+	e.b.Changed("c1")
+	e.b.Resync() // lists the stopped container; its sync fails again
+	time.Sleep(50 * time.Millisecond)
+	e.src.mu.Lock()
+	e.src.inspectErr = nil
+	e.src.mu.Unlock()
+	e.b.Resync()
+	e.settle(t)
 }
 
 func TestNothingIsRemovedWhenTheListFails(t *testing.T) {
