@@ -352,7 +352,7 @@ func (b *Bridge) sync(ctx context.Context, id string) error {
 	}
 	log := b.log.WithField("container", short(id))
 	for _, w := range c.Warnings {
-		log.WithField("error", w).Warnf("container %s: metadata ignored", c.Name)
+		log.WithField("error", w).Warnf("container %s: metadata warning", c.Name)
 	}
 
 	b.mu.Lock()

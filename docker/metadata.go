@@ -1,7 +1,9 @@
 package docker
 
 import (
+	"fmt"
 	"maps"
+	"regexp"
 	"slices"
 	"strings"
 )
@@ -111,3 +113,31 @@ func (m portMetadata) attributes() map[string]string {
 	}
 	return attrs
 }
+
+// misplaced reports keys that can never apply: per-port keys for a port the
+// container has not got, and keys whose port part starts with a digit but
+// is not a number (SERVICE_80a_NAME), which count as attributes.
+func (md metadata) misplaced(has func(port string) bool) []error {
+	var out []error
+	for _, p := range slices.Sorted(maps.Keys(md.ports)) {
+		if has(p) {
+			continue
+		}
+		for _, k := range slices.Sorted(maps.Keys(md.ports[p])) {
+			e := md.ports[p][k]
+			out = append(out, fmt.Errorf("%s=%q: the container neither exposes nor publishes port %s, ignored", e.key, e.value, p))
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(md.generic)) {
+		p, _, ok := strings.Cut(k, "_")
+		if ok && p != "" && p[0] >= '0' && p[0] <= '9' && !digits(p) {
+			e := md.generic[k]
+			out = append(out, fmt.Errorf("%s=%q: %q is not a port number, so this is attribute %q", e.key, e.value, p, k))
+		}
+	}
+	return out
+}
+
+// dnsLabel is what DNS interfaces (Consul's, skydns2) can serve as a
+// service name, by Consul's rule.
+var dnsLabel = regexp.MustCompile(`^[A-Za-z0-9-]{1,63}$`)

@@ -79,6 +79,9 @@ func Explain(c container.InspectResponse, cfg Config) (decisions []Decision, war
 	}
 	md := readMetadata(c.Config.Env, c.Config.Labels)
 	ports := containerPorts(c)
+	warnings = md.misplaced(func(n string) bool {
+		return slices.ContainsFunc(ports, func(p port) bool { return p.exposed.Port() == n })
+	})
 	registrable := 0
 	for _, p := range ports {
 		if p.hostPort != "" || cfg.Internal {
@@ -114,6 +117,8 @@ func Explain(c container.InspectResponse, cfg Config) (decisions []Decision, war
 		}
 		if s.Name == "" {
 			s.Name = defaultName(c)
+		} else if !dnsLabel.MatchString(s.Name) {
+			warnings = append(warnings, fmt.Errorf("%s=%q: not a DNS label (letters, digits and '-', at most 63): registered as given, but DNS interfaces (Consul DNS, skydns2) cannot serve it", m.key(KeyName), s.Name))
 		}
 		if group && !m.fromPort(KeyName) {
 			s.Name += "-" + p.exposed.Port()
@@ -146,7 +151,17 @@ func Explain(c container.InspectResponse, cfg Config) (decisions []Decision, war
 		d.Service = &s
 		decisions = append(decisions, d)
 	}
-	return decisions, warnings
+	return decisions, dedupe(warnings)
+}
+
+// dedupe drops repeated warnings: a generic key is read once per port.
+func dedupe(warnings []error) []error {
+	seen := map[string]bool{}
+	return slices.DeleteFunc(warnings, func(w error) bool {
+		dup := seen[w.Error()]
+		seen[w.Error()] = true
+		return dup
+	})
 }
 
 // deregisterOf is the container's SERVICE_DEREGISTER policy, "" for the

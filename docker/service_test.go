@@ -230,6 +230,22 @@ func TestServices(t *testing.T) {
 			name: "per-port key of another port does not apply",
 			run:  web("SERVICE_443_NAME=https", "SERVICE_443_REGION=eu"),
 			want: []bridge.Service{web80()},
+			warn: []string{"SERVICE_443_NAME", "SERVICE_443_REGION"},
+		},
+		{
+			name: "a port part that starts with a digit but is no number makes an attribute, with a warning",
+			run:  web("SERVICE_80a_NAME=x"),
+			want: []bridge.Service{func() bridge.Service { s := web80(); s.Meta = map[string]string{"80a_name": "x"}; return s }()},
+			warn: []string{"SERVICE_80a_NAME"},
+		},
+		{
+			name: "a name that is no DNS label is registered as given, with one warning for all ports",
+			run:  run{name: "multi", image: "web", publish: []string{"80:80", "443:443"}, env: []string{"SERVICE_NAME=café_web"}},
+			want: []bridge.Service{
+				{ID: "host:multi:80", Name: "café_web-80", Address: hostAddr, Port: 80, ExposedPort: 80},
+				{ID: "host:multi:443", Name: "café_web-443", Address: hostAddr, Port: 443, ExposedPort: 443},
+			},
+			warn: []string{"SERVICE_NAME"},
 		},
 		{
 			name: "per-port key applies to the tcp and the udp port of that number",
