@@ -41,7 +41,7 @@ var schemes = map[string]func(*url.URL, Options) (bridge.Backend, error){
 	"zookeeper":    openZooKeeper,
 }
 
-func openConsul(u *url.URL, _ Options) (bridge.Backend, error) { return consul.Open(u) }
+func openConsul(u *url.URL, o Options) (bridge.Backend, error) { return consul.Open(u, o.Log) }
 
 func openConsulKV(u *url.URL, o Options) (bridge.Backend, error) {
 	return consulkv.Open(u, kv.Options(o))

@@ -19,6 +19,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/hashicorp/consul/api"
+	"github.com/sirupsen/logrus"
 
 	"github.com/registrator/registrator/bridge"
 )
@@ -45,12 +46,14 @@ type Backend struct {
 	client *api.Client
 	addr   string
 	https  bool
+	log    *logrus.Entry
 }
 
 var _ bridge.Backend = (*Backend)(nil)
 
 // Open configures a client for the agent the URI names. It does not connect.
-func Open(u *url.URL) (*Backend, error) {
+// log gets what Register had to change to fit Consul's limits.
+func Open(u *url.URL, log *logrus.Entry) (*Backend, error) {
 	if u.Scheme != "consul-unix" && u.Path != "" && u.Path != "/" {
 		return nil, fmt.Errorf("consul: %s: unexpected path %q: the consul backend takes no prefix", u.Redacted(), u.Path)
 	}
@@ -66,7 +69,10 @@ func Open(u *url.URL) (*Backend, error) {
 	if err != nil {
 		return nil, fmt.Errorf("consul: %w", err)
 	}
-	return &Backend{client: c, addr: addr, https: cfg.Scheme == "https"}, nil
+	if log == nil {
+		log = logrus.NewEntry(logrus.StandardLogger())
+	}
+	return &Backend{client: c, addr: addr, https: cfg.Scheme == "https", log: log}, nil
 }
 
 // ClientConfig is the client configuration for the agent a consul URI names:
@@ -150,7 +156,10 @@ func (b *Backend) Services(ctx context.Context) ([]bridge.Service, error) {
 
 // Register creates or replaces the service and its checks.
 func (b *Backend) Register(ctx context.Context, s bridge.Service) error {
-	reg := registration(s)
+	reg, notes := registration(s)
+	for _, n := range notes {
+		b.log.WithField("service", s.ID).Warn("consul: " + n)
+	}
 	opts := api.ServiceRegisterOpts{ReplaceExistingChecks: true}.WithContext(ctx)
 	if err := b.client.Agent().ServiceRegisterOpts(reg, opts); err != nil {
 		return fmt.Errorf("consul: register %s: %w", s.ID, err)
@@ -191,9 +200,10 @@ var healthStatus = map[string]string{
 // daemon updates the check when Docker's health changes, not on a timer.
 const healthTTL = "8760h"
 
-// registration is what Register sends for s.
-func registration(s bridge.Service) *api.AgentServiceRegistration {
-	meta := Meta(s.Meta)
+// registration is what Register sends for s, and notes on what of the
+// service's attributes had to change to fit Consul's limits.
+func registration(s bridge.Service) (*api.AgentServiceRegistration, []string) {
+	meta, notes := Meta(s.Meta)
 	meta[MetaOwner] = s.Owner
 	meta[MetaContainer] = s.Container
 	meta[MetaRevision] = s.Fingerprint()
@@ -240,7 +250,7 @@ func registration(s bridge.Service) *api.AgentServiceRegistration {
 		})
 	}
 	reg.Checks = checks
-	return reg
+	return reg, notes
 }
 
 // Deregister removes the service; one the agent does not know is not an error.
@@ -265,16 +275,18 @@ func (b *Backend) Close() error { return nil }
 // Consul's reserved "consul-" prefix and our own "registrator-" prefix get a
 // leading '_', and past Consul's limit of pairs (less the 3 of our mark) the
 // rest are left out, in key order. Where two keys become one, the first in
-// key order wins.
-func Meta(attrs map[string]string) map[string]string {
+// key order wins. notes say what was cut or left out; renamed keys are
+// documented behaviour and not noted.
+func Meta(attrs map[string]string) (meta map[string]string, notes []string) {
 	out := make(map[string]string, len(attrs)+3)
 	keys := make([]string, 0, len(attrs))
 	for k := range attrs {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
-	for _, k := range keys {
+	for i, k := range keys {
 		if len(out) >= maxMetaPairs-3 {
+			notes = append(notes, fmt.Sprintf("%d attribute(s) from %q on left out: Consul takes %d meta pairs, 3 of them registrator's", len(keys)-i, k, maxMetaPairs))
 			break
 		}
 		nk := metaKey(k)
@@ -282,11 +294,19 @@ func Meta(attrs map[string]string) map[string]string {
 			continue
 		}
 		if _, dup := out[nk]; dup {
+			notes = append(notes, fmt.Sprintf("attribute %q left out: it is meta key %q, as an attribute before it", k, nk))
 			continue
 		}
-		out[nk] = cut(attrs[k], maxMetaValueLen)
+		if nk != k && len(k) > maxMetaKeyLen {
+			notes = append(notes, fmt.Sprintf("attribute %q: key cut to Consul's %d bytes", cut(k, 40)+"…", maxMetaKeyLen))
+		}
+		v := cut(attrs[k], maxMetaValueLen)
+		if len(v) < len(attrs[k]) {
+			notes = append(notes, fmt.Sprintf("attribute %q: value of %d bytes cut to Consul's %d", k, len(attrs[k]), maxMetaValueLen))
+		}
+		out[nk] = v
 	}
-	return out
+	return out, notes
 }
 
 func metaKey(k string) string {

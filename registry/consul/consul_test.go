@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -32,7 +33,7 @@ func TestMain(m *testing.M) {
 
 func TestContract(t *testing.T) {
 	open := func(t *testing.T) bridge.Backend {
-		b, err := Open(&url.URL{Scheme: "consul", Host: agent.Addr})
+		b, err := Open(&url.URL{Scheme: "consul", Host: agent.Addr}, registrytest.Quiet())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -74,7 +75,7 @@ func TestOpen(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			b, err := Open(u)
+			b, err := Open(u, registrytest.Quiet())
 			if tc.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.err) {
 					t.Fatalf("Open(%s) error = %v, want one containing %q", tc.uri, err, tc.err)
@@ -106,17 +107,36 @@ func TestMeta(t *testing.T) {
 		{"first key in order wins a collision", map[string]string{"a.b": "1", "a_b": "2"}, map[string]string{"a_b": "1"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if d := cmp.Diff(tc.want, Meta(tc.in)); d != "" {
+			if d := cmp.Diff(tc.want, first(Meta(tc.in))); d != "" {
 				t.Errorf("Meta (-want +got):\n%s", d)
 			}
 		})
 	}
+	t.Run("what is cut or left out is noted", func(t *testing.T) {
+		in := map[string]string{"a.b": "1", "a_b": "2", "big": strings.Repeat("v", 1<<20)}
+		for i := range 70 {
+			in["z"+strconv.Itoa(100+i)] = "v"
+		}
+		_, notes := Meta(in)
+		want := []string{`"a_b" left out`, `"big": value of 1048576 bytes cut to Consul's 512`, `11 attribute(s) from "z159" on left out`}
+		if len(notes) != len(want) {
+			t.Fatalf("notes %q, want %d", notes, len(want))
+		}
+		for i, w := range want {
+			if !strings.Contains(notes[i], w) {
+				t.Errorf("note %q, want it to contain %q", notes[i], w)
+			}
+		}
+		if _, notes := Meta(map[string]string{"com.example.tier": "1"}); len(notes) != 0 {
+			t.Errorf("notes %q for a renamed key, want none", notes)
+		}
+	})
 	t.Run("at most 61 pairs, leaving room for the owner mark", func(t *testing.T) {
 		in := map[string]string{}
 		for i := range 100 {
 			in[strings.Repeat("x", i+1)] = "v"
 		}
-		if got := len(Meta(in)); got != 61 {
+		if got := len(first(Meta(in))); got != 61 {
 			t.Errorf("%d pairs, want 61", got)
 		}
 	})
@@ -141,18 +161,20 @@ func TestRegistrationChecks(t *testing.T) {
 			[]string{"service:a", "service:a:docker-health"}},
 		{"Docker health alone", bridge.Service{ID: "a", Health: &bridge.Health{Status: bridge.Healthy}}, []string{"service:a:docker-health"}},
 	} {
-		if got := ids(registration(tc.s)); !slices.Equal(got, tc.want) {
+		if got := ids(first(registration(tc.s))); !slices.Equal(got, tc.want) {
 			t.Errorf("%s: check IDs %v, want %v", tc.name, got, tc.want)
 		}
 	}
 	for status, want := range map[string]string{bridge.Healthy: "passing", bridge.Starting: "warning", bridge.Unhealthy: "critical"} {
-		reg := registration(bridge.Service{ID: "a", Health: &bridge.Health{Status: status}})
+		reg, _ := registration(bridge.Service{ID: "a", Health: &bridge.Health{Status: status}})
 		if got := reg.Checks[0].Status; got != want {
 			t.Errorf("Docker %s: check status %q, want %q", status, got, want)
 		}
 	}
 	s := bridge.Service{ID: "a", Owner: "me", Container: "c1", Meta: map[string]string{"x": "1"}}
-	if m := registration(s).Meta; m[MetaOwner] != "me" || m[MetaContainer] != "c1" || m[MetaRevision] != s.Fingerprint() || m["x"] != "1" {
+	if m := first(registration(s)).Meta; m[MetaOwner] != "me" || m[MetaContainer] != "c1" || m[MetaRevision] != s.Fingerprint() || m["x"] != "1" {
 		t.Errorf("meta %v lacks the owner mark or the attributes", m)
 	}
 }
+
+func first[A, B any](a A, _ B) A { return a }
