@@ -59,7 +59,7 @@ func Watch(ctx context.Context, api client.APIClient, log *logrus.Entry, h Handl
 	const minWait, maxWait = 250 * time.Millisecond, 5 * time.Second
 	wait := minWait
 	for ctx.Err() == nil {
-		err := watchOnce(ctx, api, f, h, func() { wait = minWait })
+		err := watchOnce(ctx, api, log, f, h, func() { wait = minWait })
 		if ctx.Err() != nil {
 			return
 		}
@@ -77,7 +77,7 @@ func Watch(ctx context.Context, api client.APIClient, log *logrus.Entry, h Handl
 }
 
 // watchOnce subscribes and reads the stream until it breaks.
-func watchOnce(ctx context.Context, api client.APIClient, f filters.Args, h Handler, healthy func()) error {
+func watchOnce(ctx context.Context, api client.APIClient, log *logrus.Entry, f filters.Args, h Handler, healthy func()) error {
 	info, err := api.Info(ctx)
 	if err != nil {
 		return err
@@ -85,6 +85,7 @@ func watchOnce(ctx context.Context, api client.APIClient, f filters.Args, h Hand
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	msgs, errs := api.Events(ctx, events.ListOptions{Since: info.SystemTime, Filters: f})
+	log.WithField("engine", info.ServerVersion).Info("docker: watching events")
 	h.Connected()
 	stable := time.NewTimer(30 * time.Second) // a stream that lasted resets the backoff
 	defer stable.Stop()
@@ -98,6 +99,7 @@ func watchOnce(ctx context.Context, api client.APIClient, f filters.Args, h Hand
 			if id == "" {
 				continue
 			}
+			log.WithFields(logrus.Fields{"container": shortID(id), "event": string(m.Type) + " " + string(m.Action)}).Debug("docker event")
 			if h.Stopping != nil && m.Type == events.ContainerEventType && m.Action == events.ActionKill && !reloadSignals[m.Actor.Attributes["signal"]] {
 				h.Stopping(id)
 			}
@@ -119,3 +121,6 @@ func containerOf(m events.Message) string {
 	}
 	return ""
 }
+
+// shortID is the 12-character form of a container ID, as the CLI shows it.
+func shortID(id string) string { return id[:min(len(id), 12)] }
