@@ -2,7 +2,7 @@
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: build install setup run test unit check fuzz bench bench-smoke image clean
+.PHONY: build install setup run test unit check fuzz soak bench bench-smoke image clean
 
 ## build: a static binary at build/registrator
 build:
@@ -40,6 +40,13 @@ fuzz:
 	go test -run='^$$' -fuzz='^FuzzSplitTags$$' -fuzztime=$(FUZZTIME) ./docker
 	go test -run='^$$' -fuzz='^FuzzLabel$$' -fuzztime=$(FUZZTIME) ./registry/skydns2
 	go test -run='^$$' -fuzz='^FuzzOpen$$' -fuzztime=$(FUZZTIME) ./registry
+
+## soak: the churn-and-fault soak alone for SOAK_DURATION (default 5m; `make test` runs it for 60s); figures in docs/reliability.json. SOAK_SEED=n replays a run's choices
+SOAK_DURATION ?= 5m
+soak:
+	SOAK_DURATION=$(SOAK_DURATION) SOAK_REPORT=$(CURDIR)/docs/reliability.json \
+	CONSUL_BIN="$$(scripts/get-consul.sh)" COREDNS_BIN="$$(scripts/get-coredns.sh)" \
+	go test -count=1 -timeout 60m -run '^TestSoak$$' -v ./e2e
 
 ## bench: the benchmark on the real engine, Consul and etcd (several minutes); table on stdout, JSON in docs/performance.json
 bench:

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -73,8 +74,14 @@ func launch(t *testing.T, uris []string, args ...string) *daemon {
 // launchEnv is launch with more environment variables ("K=V").
 func launchEnv(t *testing.T, env []string, uris []string, args ...string) *daemon {
 	t.Helper()
+	return launchBin(t, daemonBin, env, uris, args...)
+}
+
+// launchBin is launchEnv with another build of the daemon.
+func launchBin(t *testing.T, bin string, env []string, uris []string, args ...string) *daemon {
+	t.Helper()
 	d := &daemon{out: &testproc.Buffer{}, exited: make(chan struct{})}
-	d.cmd = exec.Command(daemonBin, append(append([]string{"-log-level", "debug"}, args...), uris...)...)
+	d.cmd = exec.Command(bin, append(append([]string{"-log-level", "debug"}, args...), uris...)...)
 	d.cmd.Env = append(os.Environ(), env...)
 	d.cmd.Stdout, d.cmd.Stderr = d.out, d.out
 	if err := d.cmd.Start(); err != nil {
@@ -89,6 +96,12 @@ func launchEnv(t *testing.T, env []string, uris []string, args ...string) *daemo
 		}
 		if t.Failed() {
 			t.Logf("daemon log:\n%s", d.out)
+		}
+		if dir := os.Getenv("E2E_DAEMON_LOGS"); dir != "" { // kept for reading after a passing run too
+			name := fmt.Sprintf("%s-%d.log", strings.ReplaceAll(t.Name(), "/", "_"), d.cmd.Process.Pid)
+			if err := os.WriteFile(filepath.Join(dir, name), []byte(d.out.String()), 0o644); err != nil {
+				t.Error(err)
+			}
 		}
 	})
 	return d
@@ -347,7 +360,9 @@ func restartEngine(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start dockerd: %v", err)
 	}
-	_ = cmd.Process.Release()
+	// Reaped when it exits: a zombie would pass for a running dockerd at
+	// the next restart.
+	go func() { _ = cmd.Wait() }()
 	eventually(t, 60*time.Second, func() error {
 		return exec.Command("docker", "info").Run()
 	})

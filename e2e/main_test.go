@@ -73,8 +73,7 @@ func setup(m *testing.M) (int, error) {
 	}
 	defer os.RemoveAll(dir)
 
-	_, file, _, _ := runtime.Caller(0)
-	root := filepath.Dir(filepath.Dir(file))
+	root := repoRoot()
 	// The daemon runs with the race detector: a race it hits ends it with
 	// status 66, which fails the test that stops it.
 	daemonBin = filepath.Join(dir, "registrator")
@@ -124,6 +123,12 @@ func setup(m *testing.M) (int, error) {
 	code := m.Run()
 	removeContainers()
 	return code, nil
+}
+
+// repoRoot is the repository's top directory.
+func repoRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Dir(filepath.Dir(file))
 }
 
 func command(dir string, env []string, name string, args ...string) ([]byte, error) {
