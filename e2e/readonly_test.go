@@ -12,13 +12,21 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // recordingProxy serves the Docker API on a Unix socket, forwarding every
 // request to the real engine and recording its method and path.
 type recordingProxy struct {
 	mu       sync.Mutex
-	requests []string // "GET /v1.41/events"
+	requests []string      // "GET /v1.41/events"
+	delay    time.Duration // before answering anything but the event stream
+}
+
+func (p *recordingProxy) setDelay(d time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.delay = d
 }
 
 func (p *recordingProxy) seen() []string {
@@ -48,7 +56,15 @@ func startRecordingProxy(t *testing.T) (socket string, p *recordingProxy) {
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p.mu.Lock()
 		p.requests = append(p.requests, r.Method+" "+r.URL.Path)
+		delay := p.delay
 		p.mu.Unlock()
+		if !strings.HasSuffix(r.URL.Path, "/events") {
+			select {
+			case <-time.After(delay):
+			case <-r.Context().Done():
+				return
+			}
+		}
 		engine.ServeHTTP(w, r)
 	})}
 	go srv.Serve(l)
