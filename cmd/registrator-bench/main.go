@@ -70,8 +70,9 @@ func main() {
 	steadyFor := flag.Duration("steady-for", 60*time.Second, "how long the steady state is measured")
 	backends := flag.String("backends", "consul,etcd", "backends to measure")
 	out := flag.String("out", "", "write the results as JSON to this file")
+	profile := flag.String("profile", "", "write a CPU profile of the steady state and a heap profile after it to this `directory` (cpu-<backend>.pprof, heap-<backend>.pprof)")
 	flag.Parse()
-	if err := run(*latencyN, *syncN, *burstN, *steadyN, *steadyFor, strings.Split(*backends, ","), *out); err != nil {
+	if err := run(*latencyN, *syncN, *burstN, *steadyN, *steadyFor, strings.Split(*backends, ","), *out, *profile); err != nil {
 		fmt.Fprintln(os.Stderr, "registrator-bench:", err)
 		os.Exit(1)
 	}
@@ -87,12 +88,13 @@ type target struct {
 }
 
 type bench struct {
-	daemon string // the built binary
-	host   string
-	peak   float64 // MB, over every daemon process
+	daemon  string // the built binary
+	host    string
+	peak    float64 // MB, over every daemon process
+	profile string  // directory for the steady state's profiles, or ""
 }
 
-func run(latencyN int, syncList string, burstN, steadyN int, steadyFor time.Duration, backends []string, out string) error {
+func run(latencyN int, syncList string, burstN, steadyN int, steadyFor time.Duration, backends []string, out, profile string) error {
 	root, err := repoRoot()
 	if err != nil {
 		return err
@@ -102,7 +104,7 @@ func run(latencyN int, syncList string, burstN, steadyN int, steadyFor time.Dura
 		return err
 	}
 	defer os.RemoveAll(dir)
-	b := &bench{daemon: filepath.Join(dir, "registrator")}
+	b := &bench{daemon: filepath.Join(dir, "registrator"), profile: profile}
 	b.host, _ = os.Hostname()
 	if out, err := sh(root, []string{"CGO_ENABLED=0"}, "go", "build", "-o", b.daemon, "./cmd/registrator"); err != nil {
 		return fmt.Errorf("build daemon: %v\n%s", err, out)
@@ -282,6 +284,9 @@ func (b *bench) measure(t *target, r *result, latencyN int, syncNs []int, burstN
 	}
 	removeContainers()
 
+	if burstN == 0 {
+		return nil
+	}
 	// Burst.
 	if err := t.reset(ctx); err != nil {
 		return err
@@ -332,7 +337,11 @@ func (b *bench) steady(t *target, r *result, running, n int, dur time.Duration) 
 		}
 	}
 	r.SteadyN = max(n, running)
-	d, err := b.start(t, "-resync", "1")
+	args := []string{"-resync", "1"}
+	if b.profile != "" {
+		args = append(args, "-pprof")
+	}
+	d, err := b.start(t, args...)
 	if err != nil {
 		return err
 	}
@@ -352,7 +361,23 @@ func (b *bench) steady(t *target, r *result, running, n int, dur time.Duration) 
 	if err != nil {
 		return err
 	}
+	profiled := make(chan error, 1)
+	if b.profile != "" {
+		go func() {
+			profiled <- d.profile(fmt.Sprintf("profile?seconds=%d", int(dur.Seconds())), filepath.Join(b.profile, "cpu-"+t.name+".pprof"))
+		}()
+	} else {
+		profiled <- nil
+	}
 	time.Sleep(dur)
+	if err := <-profiled; err != nil {
+		return err
+	}
+	if b.profile != "" {
+		if err := d.profile("heap", filepath.Join(b.profile, "heap-"+t.name+".pprof")); err != nil {
+			return err
+		}
+	}
 	w1, p1, err := d.writesAndPasses()
 	if err != nil {
 		return err

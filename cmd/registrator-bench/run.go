@@ -76,6 +76,30 @@ func (d *daemon) stop() {
 	}
 }
 
+// profile saves the daemon's /debug/pprof/<what> in file.
+func (d *daemon) profile(what, file string) error {
+	resp, err := http.Get("http://" + d.addr + "/debug/pprof/" + what)
+	if err != nil {
+		return fmt.Errorf("profile: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("profile %s: %s", what, resp.Status)
+	}
+	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
+		return err
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
 // cpu is the daemon's user and system CPU seconds so far.
 func (d *daemon) cpu() (float64, error) {
 	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", d.cmd.Process.Pid))

@@ -32,6 +32,7 @@ type options struct {
 	version        bool
 	healthcheck    bool
 	httpAddr       string
+	pprof          bool
 	dryRun         bool
 	dockerHealth   string
 	network        string
@@ -85,6 +86,7 @@ func parseFlags(args []string, usage io.Writer, getenv func(string) string) (opt
 	format := fs.String("log-format", "text", "text or json")
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
 	fs.StringVar(&o.httpAddr, "http-addr", "", "serve /metrics, /health, /ready and /v1/services on this `address` (e.g. 127.0.0.1:9333); off when empty")
+	fs.BoolVar(&o.pprof, "pprof", false, "also serve Go's profiler under /debug/pprof/ on -http-addr (CPU, heap, goroutines)")
 	fs.BoolVar(&o.healthcheck, "healthcheck", false, "ask the daemon listening on -http-addr for /health and exit 0 if it answers, else 1 (the image's HEALTHCHECK)")
 	fs.StringVar(&o.dockerHealth, "docker-health", "mirror", "how a container's Docker HEALTHCHECK counts: mirror (a Consul check; other backends hold the entry while healthy), healthy (registered only while healthy) or ignore")
 	fs.StringVar(&o.network, "network", "", "the `network` whose address -internal registers, for containers on several (SERVICE_NETWORK beats it)")
@@ -114,6 +116,9 @@ func parseFlags(args []string, usage io.Writer, getenv func(string) string) (opt
 	}
 	if o.healthcheck && o.httpAddr == "" {
 		return o, errors.New("-healthcheck needs -http-addr (or REGISTRATOR_HTTP_ADDR)")
+	}
+	if o.pprof && o.httpAddr == "" {
+		return o, errors.New("-pprof needs -http-addr (or REGISTRATOR_HTTP_ADDR)")
 	}
 	if o.version || o.healthcheck {
 		return o, nil

@@ -64,6 +64,8 @@ func TestParseFlags(t *testing.T) {
 		{name: "bad -http-addr", args: []string{"-http-addr", "9333", "consul://h:1"}, err: "-http-addr"},
 		{name: "-healthcheck needs no URI", args: []string{"-healthcheck", "-http-addr", "127.0.0.1:1"}, check: func(o options) bool { return o.healthcheck }},
 		{name: "-healthcheck without -http-addr", args: []string{"-healthcheck"}, err: "needs -http-addr"},
+		{name: "-pprof without -http-addr", args: []string{"-pprof", "consul://h:1"}, err: "-pprof needs -http-addr"},
+		{name: "-pprof", args: []string{"-pprof", "-http-addr", "127.0.0.1:1", "consul://h:1"}, check: func(o options) bool { return o.pprof }},
 		{name: "every flag from the environment", env: map[string]string{
 			"REGISTRATOR_IP": "10.0.0.5", "REGISTRATOR_INTERNAL": "true", "REGISTRATOR_USEIPFROMLABEL": "ip",
 			"REGISTRATOR_RETRY_ATTEMPTS": "-1", "REGISTRATOR_HTTP_ADDR": "127.0.0.1:1", "REGISTRATOR_DRY_RUN": "1",

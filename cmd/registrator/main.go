@@ -6,6 +6,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"sync"
@@ -56,7 +58,11 @@ func run(args []string) int {
 	}
 	mon := monitor.New()
 	if o.httpAddr != "" {
-		if err := monitor.Serve(ctx, o.httpAddr, mon.Handler(), log); err != nil {
+		h := mon.Handler()
+		if o.pprof {
+			h = withProfiler(h)
+		}
+		if err := monitor.Serve(ctx, o.httpAddr, h, log); err != nil {
 			return fail(fmt.Errorf("-http-addr: %w", err))
 		}
 	}
@@ -127,4 +133,16 @@ func run(args []string) int {
 	wg.Wait()
 	log.Info("stopped; registrations are left in place")
 	return 0
+}
+
+// withProfiler adds Go's profiler under /debug/pprof/ to h.
+func withProfiler(h http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/", h)
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
 }
