@@ -32,7 +32,8 @@ import (
 // SOAK_DURATION (default 60s) bounds the driving; every fault kind is
 // injected at least once however short it is. SOAK_SEED replays a run's
 // choices (timing still varies). SOAK_REPORT names a file for the figures
-// as JSON (`make soak` writes docs/reliability.json). -short skips it.
+// as JSON (`make soak` writes docs/reliability.json). -short skips it,
+// except in CI (CI=true).
 
 const (
 	soakLabel   = "registrator-soak"
@@ -72,8 +73,8 @@ type convergeStats struct {
 }
 
 func TestSoak(t *testing.T) {
-	if testing.Short() {
-		t.Skip("the soak is not part of -short runs")
+	if testing.Short() && os.Getenv("CI") != "true" {
+		t.Skip("the soak is not part of -short runs (CI runs it always)")
 	}
 	clean(t)
 	duration := 60 * time.Second
@@ -104,7 +105,7 @@ func TestSoak(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cli.Close()
-	t.Cleanup(removeSoakContainers)
+	t.Cleanup(removeContainers) // soak containers carry the suite's label too
 
 	uris := []string{"consul://" + agent.Addr, etcdURI("/soak")}
 	args := []string{"-resync", strconv.Itoa(soakResync), "-ttl", strconv.Itoa(soakTTL), "-ttl-refresh", "1"}
@@ -325,13 +326,6 @@ func (c *churn) create(ctx context.Context, s *slot, r *rand.Rand) error {
 	}
 	s.id = cr.ID
 	return c.cli.ContainerStart(ctx, cr.ID, container.StartOptions{})
-}
-
-func removeSoakContainers() {
-	out, _ := exec.Command("docker", "ps", "-aq", "--filter", "label="+soakLabel).Output()
-	if ids := strings.Fields(string(out)); len(ids) > 0 {
-		_ = exec.Command("docker", append([]string{"rm", "-f"}, ids...)...).Run()
-	}
 }
 
 // entry is one registration as the checker compares it: name and address.
