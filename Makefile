@@ -48,9 +48,10 @@ soak:
 	CONSUL_BIN="$$(scripts/get-consul.sh)" COREDNS_BIN="$$(scripts/get-coredns.sh)" \
 	go test -count=1 -timeout 60m -run '^TestSoak$$' -v ./e2e
 
-## bench: the benchmark on the real engine, Consul and etcd (several minutes); table on stdout, JSON in docs/performance.json
+## bench: the benchmark on the real engine, Consul and etcd (~25 minutes a run on 2 cores); table on stdout, JSON in docs/performance.json. BENCH_RUNS=3 reports each figure's median over 3 runs
+BENCH_RUNS ?= 1
 bench:
-	CONSUL_BIN="$$(scripts/get-consul.sh)" go run ./cmd/registrator-bench -out docs/performance.json
+	CONSUL_BIN="$$(scripts/get-consul.sh)" go run ./cmd/registrator-bench -runs $(BENCH_RUNS) -out docs/performance.json
 
 ## bench-smoke: the benchmark in a small configuration, as CI runs it (timings not asserted)
 bench-smoke:

@@ -59,7 +59,8 @@ type result struct {
 type report struct {
 	Machine map[string]string `json:"machine"`
 	Runs    int               `json:"runs"`
-	Results []result          `json:"results"`
+	Results []result          `json:"results"`           // per backend, each figure the median over the runs
+	PerRun  []result          `json:"per_run,omitempty"` // every run's figures, when there were several
 }
 
 func main() {
@@ -70,9 +71,10 @@ func main() {
 	steadyFor := flag.Duration("steady-for", 60*time.Second, "how long the steady state is measured")
 	backends := flag.String("backends", "consul,etcd", "backends to measure")
 	out := flag.String("out", "", "write the results as JSON to this file")
+	runs := flag.Int("runs", 1, "repeat the measurement this many times per backend and report each figure's median (the lower middle value for an even count)")
 	profile := flag.String("profile", "", "write a CPU profile of the steady state and a heap profile after it to this `directory` (cpu-<backend>.pprof, heap-<backend>.pprof)")
 	flag.Parse()
-	if err := run(*latencyN, *syncN, *burstN, *steadyN, *steadyFor, strings.Split(*backends, ","), *out, *profile); err != nil {
+	if err := run(*latencyN, *syncN, *burstN, *steadyN, *steadyFor, strings.Split(*backends, ","), *out, *profile, *runs); err != nil {
 		fmt.Fprintln(os.Stderr, "registrator-bench:", err)
 		os.Exit(1)
 	}
@@ -94,7 +96,10 @@ type bench struct {
 	profile string  // directory for the steady state's profiles, or ""
 }
 
-func run(latencyN int, syncList string, burstN, steadyN int, steadyFor time.Duration, backends []string, out, profile string) error {
+func run(latencyN int, syncList string, burstN, steadyN int, steadyFor time.Duration, backends []string, out, profile string, runs int) error {
+	if runs < 1 {
+		return fmt.Errorf("-runs %d: at least 1", runs)
+	}
 	root, err := repoRoot()
 	if err != nil {
 		return err
@@ -125,22 +130,31 @@ func run(latencyN int, syncList string, burstN, steadyN int, steadyFor time.Dura
 	}
 	slices.Sort(syncNs)
 
-	rep := report{Machine: machine(), Runs: 1}
+	rep := report{Machine: machine(), Runs: runs}
 	for _, name := range backends {
 		t, stop, err := startTarget(name)
 		if err != nil {
 			return err
 		}
-		r := result{Backend: name, StartupSync: map[string]float64{}}
-		err = b.measure(t, &r, latencyN, syncNs, burstN, steadyN, steadyFor)
+		var rs []result
+		for i := range runs {
+			r := result{Backend: name, StartupSync: map[string]float64{}}
+			if err = b.measure(t, &r, latencyN, syncNs, burstN, steadyN, steadyFor); err != nil {
+				break
+			}
+			r.PeakRSSMB = b.peak
+			b.peak = 0
+			rs = append(rs, r)
+			fmt.Fprintf(os.Stderr, "registrator-bench: %s run %d of %d done\n", name, i+1, runs)
+		}
 		stop()
 		if err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
-		r.PeakRSSMB = b.peak
-		b.peak = 0
-		rep.Results = append(rep.Results, r)
-		fmt.Fprintf(os.Stderr, "registrator-bench: %s done\n", name)
+		rep.Results = append(rep.Results, medianOf(rs))
+		if runs > 1 {
+			rep.PerRun = append(rep.PerRun, rs...)
+		}
 	}
 	printTable(rep)
 	if out != "" {
@@ -391,4 +405,31 @@ func (b *bench) steady(t *target, r *result, running, n int, dur time.Duration) 
 	}
 	r.SteadyCPUPerMin = (cpu1 - cpu0) / dur.Minutes()
 	return nil
+}
+
+// medianOf is one result whose every figure is the median of that figure
+// over rs (all of one backend).
+func medianOf(rs []result) result {
+	med := func(f func(r result) float64) float64 {
+		vals := make([]float64, len(rs))
+		for i, r := range rs {
+			vals[i] = f(r)
+		}
+		return percentile(vals, 50)
+	}
+	out := rs[0]
+	out.LatencyMS = map[string]float64{}
+	for _, k := range []string{"median", "p90", "p99"} {
+		out.LatencyMS[k] = med(func(r result) float64 { return r.LatencyMS[k] })
+	}
+	out.StartupSync = map[string]float64{}
+	for k := range rs[0].StartupSync {
+		out.StartupSync[k] = med(func(r result) float64 { return r.StartupSync[k] })
+	}
+	out.BurstStartS = med(func(r result) float64 { return r.BurstStartS })
+	out.BurstRemoveS = med(func(r result) float64 { return r.BurstRemoveS })
+	out.SteadyWrites = med(func(r result) float64 { return r.SteadyWrites })
+	out.SteadyCPUPerMin = med(func(r result) float64 { return r.SteadyCPUPerMin })
+	out.PeakRSSMB = med(func(r result) float64 { return r.PeakRSSMB })
+	return out
 }
