@@ -50,9 +50,14 @@ func TestDrainBeforeTheContainerExits(t *testing.T) {
 
 	docker(t, "stop", "lingers")
 	exited := time.Now()
-	if !maintenance(t, lingers) {
-		t.Fatalf("%s not in maintenance right after its container exited (SERVICE_DRAIN=3s)", lingers)
-	}
+	// The engine answers the inspection only once the stop is over, so the
+	// daemon marks the entry a few milliseconds after docker stop returns.
+	eventually(t, time.Second, func() error {
+		if !maintenance(t, lingers) {
+			return fmt.Errorf("%s not in maintenance after its container exited (SERVICE_DRAIN=3s)", lingers)
+		}
+		return nil
+	})
 	expectIDs(t)
 	if took := time.Since(exited); took < 2*time.Second {
 		t.Errorf("deregistered %s after the container exited, want about 3s", took)
