@@ -121,6 +121,27 @@ func (d *daemon) waitFor(t *testing.T, text string) {
 	})
 }
 
+// warned waits until the daemon has logged a warning that contains every
+// one of texts.
+func (d *daemon) warned(t *testing.T, texts ...string) {
+	t.Helper()
+	eventually(t, settle, func() error {
+		for _, line := range strings.Split(d.out.String(), "\n") {
+			if !strings.Contains(line, "level=warning") {
+				continue
+			}
+			all := true
+			for _, s := range texts {
+				all = all && strings.Contains(line, s)
+			}
+			if all {
+				return nil
+			}
+		}
+		return fmt.Errorf("no warning containing all of %q", texts)
+	})
+}
+
 func (d *daemon) gone() bool {
 	select {
 	case <-d.exited:

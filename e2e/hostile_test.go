@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -21,28 +20,9 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/client"
 	"github.com/docker/go-connections/nat"
-)
 
-// warned waits until the daemon has logged a warning that contains every
-// one of texts.
-func (d *daemon) warned(t *testing.T, texts ...string) {
-	t.Helper()
-	eventually(t, settle, func() error {
-		for _, line := range strings.Split(d.out.String(), "\n") {
-			if !strings.Contains(line, "level=warning") {
-				continue
-			}
-			all := true
-			for _, s := range texts {
-				all = all && strings.Contains(line, s)
-			}
-			if all {
-				return nil
-			}
-		}
-		return fmt.Errorf("no warning containing all of %q", texts)
-	})
-}
+	"github.com/registrator/registrator/internal/testproc"
+)
 
 // Metadata users get wrong or push to extremes: each container is still
 // registered with what can be used, each problem is one warning naming
@@ -266,7 +246,7 @@ func TestLoadWithSlowBackend(t *testing.T) {
 	go func() {
 		defer close(sampled)
 		for {
-			if kb := rssKiB(d.cmd.Process.Pid); kb > peak.Load() {
+			if kb := testproc.StatusKiB(d.cmd.Process.Pid, "VmRSS"); kb > peak.Load() {
 				peak.Store(kb)
 			}
 			select {
@@ -383,19 +363,4 @@ func sameIDs(ids []string) error {
 		return fmt.Errorf("%d missing, %d stale", missing, stale)
 	}
 	return nil
-}
-
-// rssKiB is the resident set of a process, 0 if it cannot be read.
-func rssKiB(pid int) int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			return kb
-		}
-	}
-	return 0
 }

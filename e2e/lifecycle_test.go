@@ -240,14 +240,7 @@ func TestBadMetadataWarnsAndRegistersTheRest(t *testing.T) {
 	run(t, "--name", "odd", "-p", "127.0.0.1::80", "-e", "SERVICE_80_CHECK_INTERVAL=banana", "-e", "SERVICE_CHECK_HTTP=/health", imgSvc, "80")
 	run(t, "--name", "fine", "-p", "127.0.0.1::80", imgSvc, "80")
 	expectIDs(t, id("odd", "80"), id("fine", "80"))
-	eventually(t, settle, func() error {
-		for _, line := range strings.Split(d.out.String(), "\n") {
-			if strings.Contains(line, "level=warning") && strings.Contains(line, "odd") && strings.Contains(line, "SERVICE_80_CHECK_INTERVAL") {
-				return nil
-			}
-		}
-		return fmt.Errorf("no warning naming the container and the key")
-	})
+	d.warned(t, "odd", "SERVICE_80_CHECK_INTERVAL")
 	if c := checks(t, id("odd", "80")); len(c) != 1 {
 		t.Errorf("checks %v, want the HTTP check with the default interval", c)
 	}

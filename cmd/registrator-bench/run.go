@@ -23,6 +23,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/registrator/registrator/internal/consultest"
+	"github.com/registrator/registrator/internal/testproc"
 )
 
 func clientv3WithPrefixCount() []clientv3.OpOption {
@@ -59,14 +60,7 @@ func (b *bench) start(t *target, args ...string) (*daemon, error) {
 
 // stop ends the daemon, noting its peak RSS.
 func (d *daemon) stop() {
-	if status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", d.cmd.Process.Pid)); err == nil {
-		for _, line := range strings.Split(string(status), "\n") {
-			if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
-				kb, _ := strconv.ParseFloat(f[1], 64)
-				d.b.peak = max(d.b.peak, kb/1024)
-			}
-		}
-	}
+	d.b.peak = max(d.b.peak, float64(testproc.StatusKiB(d.cmd.Process.Pid, "VmHWM"))/1024)
 	_ = d.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-d.done:

@@ -2,6 +2,7 @@ package testproc
 
 import (
 	"errors"
+	"os"
 	"testing"
 	"time"
 )
@@ -29,5 +30,14 @@ func TestRetryStopsOnOtherErrors(t *testing.T) {
 	other := errors.New("bad flag")
 	if err := Retry(func() error { calls++; return other }); err != other || calls != 1 {
 		t.Errorf("Retry = %v after %d calls, want the error after 1", err, calls)
+	}
+}
+
+func TestStatusKiB(t *testing.T) {
+	if kb := StatusKiB(os.Getpid(), "VmRSS"); kb <= 0 {
+		t.Errorf("VmRSS of this process = %d kB", kb)
+	}
+	if kb := StatusKiB(os.Getpid(), "NoSuchField"); kb != 0 {
+		t.Errorf("an unknown field = %d, want 0", kb)
 	}
 }
