@@ -7,7 +7,9 @@
 package consul
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -16,12 +18,14 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/hashicorp/consul/api"
 	"github.com/sirupsen/logrus"
 
 	"github.com/registrator/registrator/bridge"
+	"github.com/registrator/registrator/internal/rawbody"
 )
 
 // Meta keys that mark an entry as ours. They are written beside the
@@ -47,6 +51,11 @@ type Backend struct {
 	addr   string
 	https  bool
 	log    *logrus.Entry
+
+	listMu sync.Mutex
+	body   [2]rawbody.Buffer // the agent's last two service lists, reused in turn
+	last   int               // which of body holds the last list
+	parsed []bridge.Service  // the last list, decoded
 }
 
 var _ bridge.Backend = (*Backend)(nil)
@@ -69,6 +78,13 @@ func Open(u *url.URL, log *logrus.Entry) (*Backend, error) {
 	if err != nil {
 		return nil, fmt.Errorf("consul: %w", err)
 	}
+	// NewClient left the HTTP client it uses in cfg. The agent is local:
+	// gzip would cost it and us CPU on every list for nothing. Services reads
+	// the list's body through the rawbody.Transport.
+	if tr, ok := cfg.HttpClient.Transport.(*http.Transport); ok {
+		tr.DisableCompression = true
+	}
+	cfg.HttpClient.Transport = &rawbody.Transport{Base: cfg.HttpClient.Transport}
 	if log == nil {
 		log = logrus.NewEntry(logrus.StandardLogger())
 	}
@@ -125,11 +141,51 @@ func (b *Backend) Ping(ctx context.Context) error {
 }
 
 // Services returns every service of the local agent.
+//
+// It runs every resync, and the agent's list, with every field of every
+// service, is long: Services decodes only the fields it returns, and not
+// at all when the agent answers byte for byte what it answered last time,
+// which is the common case (the agent's JSON has no timestamps and sorts
+// its keys).
 func (b *Backend) Services(ctx context.Context) ([]bridge.Service, error) {
-	m, err := b.client.Agent().ServicesWithFilterOpts("", (&api.QueryOptions{}).WithContext(ctx))
+	b.listMu.Lock()
+	defer b.listMu.Unlock()
+	cur := &b.body[1-b.last]
+	m, err := b.client.Agent().ServicesWithFilterOpts("", (&api.QueryOptions{}).WithContext(rawbody.Into(ctx, cur, "{}")))
 	if err != nil {
 		return nil, fmt.Errorf("consul: list services: %w", err)
 	}
+	if !cur.Got() { // not through our transport: the client decoded it all
+		lean := make(map[string]listedService, len(m))
+		for id, s := range m {
+			lean[id] = listedService{ID: s.ID, Service: s.Service, Address: s.Address, Port: s.Port, Tags: s.Tags, Meta: s.Meta}
+		}
+		return servicesOf(lean), nil
+	}
+	if b.parsed != nil && bytes.Equal(cur.Bytes(), b.body[b.last].Bytes()) {
+		return slices.Clone(b.parsed), nil
+	}
+	var lean map[string]listedService
+	if err := json.Unmarshal(cur.Bytes(), &lean); err != nil {
+		b.parsed = nil
+		return nil, fmt.Errorf("consul: list services: %w", err)
+	}
+	b.last = 1 - b.last
+	b.parsed = servicesOf(lean)
+	return slices.Clone(b.parsed), nil
+}
+
+// listedService is what Services reads of a service in the agent's list.
+type listedService struct {
+	ID      string
+	Service string
+	Address string
+	Port    int
+	Tags    []string
+	Meta    map[string]string
+}
+
+func servicesOf(m map[string]listedService) []bridge.Service {
 	out := make([]bridge.Service, 0, len(m))
 	for _, s := range m {
 		meta := map[string]string{}
@@ -151,7 +207,7 @@ func (b *Backend) Services(ctx context.Context) ([]bridge.Service, error) {
 		})
 	}
 	slices.SortFunc(out, func(a, b bridge.Service) int { return strings.Compare(a.ID, b.ID) })
-	return out, nil
+	return out
 }
 
 // Register creates or replaces the service and its checks.

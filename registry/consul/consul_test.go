@@ -178,3 +178,61 @@ func TestRegistrationChecks(t *testing.T) {
 }
 
 func first[A, B any](a A, _ B) A { return a }
+
+// Services skips decoding a list the agent repeats byte for byte; any
+// change made behind the backend's back must still show at the next call,
+// and what one call returned must not be changed by the next.
+func TestServicesSeesEveryChangeToARepeatedList(t *testing.T) {
+	if err := agent.Reset(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	b, err := Open(&url.URL{Scheme: "consul", Host: agent.Addr}, registrytest.Quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := registrytest.Context(t)
+	other := agent.Client().Agent()
+	list := func() []bridge.Service {
+		t.Helper()
+		s, err := b.Services(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	register := func(tags ...string) {
+		t.Helper()
+		err := other.ServiceRegister(&api.AgentServiceRegistration{ID: "web-1", Name: "web", Port: 80, Tags: tags, Meta: map[string]string{"k": "v"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	register("a")
+	first := list()
+	if len(first) != 1 || !slices.Equal(first[0].Tags, []string{"a"}) {
+		t.Fatalf("first list %+v, want web-1 with tag a", first)
+	}
+	if !b.body[b.last].Got() {
+		t.Fatal("the list was not read through the raw transport; the test would prove nothing")
+	}
+	again := list()
+	if diff := cmp.Diff(first, again); diff != "" {
+		t.Errorf("the repeated list reads differently (-first +again):\n%s", diff)
+	}
+	again[0].ID = "changed by the caller"
+	if third := list(); third[0].ID != "web-1" {
+		t.Errorf("a caller's change to one result shows in the next: %q", third[0].ID)
+	}
+
+	register("b") // behind the backend's back
+	if got := list(); len(got) != 1 || !slices.Equal(got[0].Tags, []string{"b"}) {
+		t.Errorf("after the tags changed: %+v, want tag b", got)
+	}
+	if err := other.ServiceDeregister("web-1"); err != nil {
+		t.Fatal(err)
+	}
+	if got := list(); len(got) != 0 {
+		t.Errorf("after the service was removed: %+v, want none", got)
+	}
+}
