@@ -178,29 +178,81 @@ func parseLease(lease string) (clientv3.LeaseID, error) {
 }
 
 func (s *Store) List(ctx context.Context, prefixes ...string) ([][]kv.Pair, error) {
+	lists, _, err := s.ListSnapshot(ctx, prefixes...)
+	return lists, err
+}
+
+var _ kv.Snapshotter = (*Store)(nil)
+
+// ListSnapshot is List; its token is the cluster's ID, the store's
+// revision at the read and the number of keys under each prefix.
+func (s *Store) ListSnapshot(ctx context.Context, prefixes ...string) ([][]kv.Pair, string, error) {
 	ops := make([]clientv3.Op, len(prefixes))
 	for i, p := range prefixes {
 		ops[i] = clientv3.OpGet(p, clientv3.WithPrefix())
 	}
 	cli, err := s.client(ctx)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	resp, err := cli.Txn(ctx).Then(ops...).Commit()
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	out := make([][]kv.Pair, len(prefixes))
+	token := fmt.Sprintf("%x,%d", resp.Header.ClusterId, resp.Header.Revision)
 	for i, r := range resp.Responses {
-		for _, e := range r.GetResponseRange().Kvs {
+		kvs := r.GetResponseRange().Kvs
+		token += "," + strconv.Itoa(len(kvs))
+		for _, e := range kvs {
 			var lease string
 			if e.Lease != 0 {
-				lease = fmt.Sprintf("%x", e.Lease)
+				lease = strconv.FormatInt(e.Lease, 16)
 			}
 			out[i] = append(out[i], kv.Pair{Key: string(e.Key), Value: e.Value, Lease: lease})
 		}
 	}
-	return out, nil
+	return out, token, nil
+}
+
+// Unchanged asks, in one transaction that sends no values back: has every key
+// under each prefix a modification revision at most the token's (nothing
+// created or changed since), and is their number the token's (nothing
+// removed)?
+func (s *Store) Unchanged(ctx context.Context, token string, prefixes ...string) (bool, error) {
+	f := strings.Split(token, ",")
+	if len(f) != len(prefixes)+2 {
+		return false, nil // not a token of these prefixes: list
+	}
+	rev, err := strconv.ParseInt(f[1], 10, 64)
+	if err != nil {
+		return false, nil
+	}
+	cmps := make([]clientv3.Cmp, len(prefixes))
+	ops := make([]clientv3.Op, len(prefixes))
+	for i, p := range prefixes {
+		cmps[i] = clientv3.Compare(clientv3.ModRevision(p).WithPrefix(), "<", rev+1)
+		ops[i] = clientv3.OpGet(p, clientv3.WithPrefix(), clientv3.WithCountOnly())
+	}
+	cli, err := s.client(ctx)
+	if err != nil {
+		return false, err
+	}
+	resp, err := cli.Txn(ctx).If(cmps...).Then(ops...).Commit()
+	if err != nil || !resp.Succeeded {
+		return false, err
+	}
+	// Another cluster at the same address (one wiped and started again)
+	// starts its revisions over.
+	if fmt.Sprintf("%x", resp.Header.ClusterId) != f[0] || resp.Header.Revision < rev {
+		return false, nil
+	}
+	for i, r := range resp.Responses {
+		if strconv.FormatInt(r.GetResponseRange().Count, 10) != f[i+2] {
+			return false, nil
+		}
+	}
+	return true, nil
 }
 
 func (s *Store) Get(ctx context.Context, key string) ([]byte, bool, error) {

@@ -210,3 +210,116 @@ func TestAuth(t *testing.T) {
 		t.Fatalf("the error shows the password: %v", err)
 	}
 }
+
+// Unchanged must see every creation, change and removal under the
+// prefixes since its token, and nothing outside them.
+func TestUnchangedSeesEveryChangeUnderThePrefixes(t *testing.T) {
+	if err := server.Reset(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	st := open(t, "etcd://"+server.Addr+"/snap", "me", 0).Store().(*Store)
+	cli := server.Client()
+	put := func(k, v string) {
+		if _, err := cli.Put(ctx(t), k, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put("/snap/a/1", "x")
+	put("/snap/m/1", "x")
+	prefixes := []string{"/snap/a/", "/snap/m/"}
+	token := func() string {
+		lists, tok, err := st.ListSnapshot(ctx(t), prefixes...)
+		if err != nil || len(lists) != 2 || tok == "" {
+			t.Fatalf("ListSnapshot = %v, %q, %v", lists, tok, err)
+		}
+		return tok
+	}
+	unchanged := func(tok string) bool {
+		same, err := st.Unchanged(ctx(t), tok, prefixes...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return same
+	}
+	for _, tc := range []struct {
+		name   string
+		change func()
+		same   bool
+	}{
+		{"nothing", func() {}, true},
+		{"a key outside", func() { put("/snap/other/1", "x") }, true},
+		{"the same value written again", func() { put("/snap/a/1", "x") }, false},
+		{"a new key", func() { put("/snap/m/2", "x") }, false},
+		{"a key removed", func() { _, _ = cli.Delete(ctx(t), "/snap/m/1") }, false},
+		{"one key added and one removed", func() { put("/snap/a/9", "x"); _, _ = cli.Delete(ctx(t), "/snap/a/1") }, false},
+		{"everything removed", func() { _, _ = cli.Delete(ctx(t), "/snap/", clientv3.WithPrefix()) }, false},
+	} {
+		tok := token()
+		tc.change()
+		if got := unchanged(tok); got != tc.same {
+			t.Errorf("%s: Unchanged = %v, want %v", tc.name, got, tc.same)
+		}
+	}
+	if unchanged("garbage") || unchanged(token()+",1") {
+		t.Error("a token of other prefixes passes for unchanged")
+	}
+
+	// Another cluster (as one wiped and started again at the same address)
+	// with the same number of keys, all older than the token's revision.
+	other, err := etcdtest.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	tok := token()
+	st2 := open(t, "etcd://"+other.Addr+"/snap", "me", 0).Store().(*Store)
+	if same, err := st2.Unchanged(ctx(t), tok, prefixes...); err != nil || same {
+		t.Errorf("another cluster: Unchanged = %v, %v; want false", same, err)
+	}
+}
+
+// Services answers an unchanged registry from its last read; a change made
+// behind its back must show at the next call.
+func TestServicesSeesChangesBehindItsBack(t *testing.T) {
+	if err := server.Reset(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	b := open(t, "etcd://"+server.Addr+"/snap", "me", 0)
+	a := svc("a")
+	a.Owner = "me"
+	if err := b.Register(ctx(t), a); err != nil {
+		t.Fatal(err)
+	}
+	list := func() []bridge.Service {
+		t.Helper()
+		all, err := b.Services(ctx(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return all
+	}
+	first := list()
+	if len(first) != 1 || first[0].Revision == "" {
+		t.Fatalf("Services = %+v, want a with its revision", first)
+	}
+	again := list()
+	if diff := cmp.Diff(first, again); diff != "" {
+		t.Errorf("an unchanged registry reads differently (-first +again):\n%s", diff)
+	}
+	again[0].ID = "changed by the caller"
+	if list()[0].ID != "a" {
+		t.Error("a caller's change to one result shows in the next")
+	}
+	if _, err := server.Client().Put(ctx(t), "/snap/web/a", "10.9.9.9:1"); err != nil {
+		t.Fatal(err)
+	}
+	if got := list(); len(got) != 1 || got[0].Address != "10.9.9.9" || got[0].Revision != "" {
+		t.Errorf("after the entry was overwritten: %+v, want the new address and no revision (rewrite it)", got)
+	}
+	if _, err := server.Client().Put(ctx(t), "/snap/other/b", "10.1.1.1:2"); err != nil {
+		t.Fatal(err)
+	}
+	if got := list(); len(got) != 2 {
+		t.Errorf("after another program's entry appeared: %+v, want 2 entries", got)
+	}
+}

@@ -20,7 +20,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -78,6 +80,17 @@ type Store interface {
 	Close() error
 }
 
+// A Snapshotter is a Store that can say cheaply that nothing under some
+// prefixes changed since a List, so that Services does not read and decode
+// an unchanged registry on every resync.
+type Snapshotter interface {
+	// ListSnapshot is List, and also returns a token for Unchanged.
+	ListSnapshot(ctx context.Context, prefixes ...string) (lists [][]Pair, token string, err error)
+	// Unchanged reports whether no key under the prefixes was created,
+	// changed or removed since ListSnapshot returned token for them.
+	Unchanged(ctx context.Context, token string, prefixes ...string) (bool, error)
+}
+
 // Layout says where an entry lives and what it holds.
 type Layout interface {
 	// Prefix is the part every entry's key starts with, followed by "/".
@@ -105,6 +118,17 @@ type Backend struct {
 	stop   func()            // ends the keep-alive of lease
 	keys   map[string]string // service ID → entry key, of our entries
 	listed bool              // keys holds every entry of ours (Services ran since the lease was taken)
+
+	snapMu sync.Mutex
+	snap   snapshot // the last list, for a Snapshotter store
+}
+
+// snapshot is what Services read from a Snapshotter at token.
+type snapshot struct {
+	token    string // "" for none
+	lease    string
+	services []bridge.Service
+	keys     map[string]string
 }
 
 var _ bridge.Backend = (*Backend)(nil)
@@ -169,8 +193,29 @@ func (b *Backend) Services(ctx context.Context) ([]bridge.Service, error) {
 	}
 	entriesPrefix := b.layout.Prefix() + "/"
 	marksPrefix := b.marks + "/entries/"
-	lists, err := b.store.List(ctx, entriesPrefix, marksPrefix)
+	b.snapMu.Lock()
+	defer b.snapMu.Unlock()
+	var (
+		lists [][]Pair
+		token string
+	)
+	if sn, ok := b.store.(Snapshotter); ok {
+		if b.snap.token != "" && b.snap.lease == lease {
+			same, err := sn.Unchanged(ctx, b.snap.token, entriesPrefix, marksPrefix)
+			if err != nil {
+				return nil, fmt.Errorf("%s: list %s: %w", b.name, entriesPrefix, err)
+			}
+			if same {
+				b.setKeys(lease, maps.Clone(b.snap.keys))
+				return slices.Clone(b.snap.services), nil
+			}
+		}
+		lists, token, err = sn.ListSnapshot(ctx, entriesPrefix, marksPrefix)
+	} else {
+		lists, err = b.store.List(ctx, entriesPrefix, marksPrefix)
+	}
 	if err != nil {
+		b.snap = snapshot{}
 		return nil, fmt.Errorf("%s: list %s: %w", b.name, entriesPrefix, err)
 	}
 	type owned struct {
@@ -224,12 +269,21 @@ func (b *Backend) Services(ctx context.Context) ([]bridge.Service, error) {
 			out = append(out, bridge.Service{ID: o.ID, Owner: o.owner, Container: o.Container})
 		}
 	}
+	b.snap = snapshot{}
+	if token != "" {
+		b.snap = snapshot{token: token, lease: lease, services: slices.Clone(out), keys: maps.Clone(keys)}
+	}
+	b.setKeys(lease, keys)
+	return out, nil
+}
+
+// setKeys records the keys of our entries as a list on lease found them.
+func (b *Backend) setKeys(lease string, keys map[string]string) {
 	b.mu.Lock()
+	defer b.mu.Unlock()
 	if b.lease == lease {
 		b.keys, b.listed = keys, true
 	}
-	b.mu.Unlock()
-	return out, nil
 }
 
 // Register writes the entry and its mark on the lease, removing the entry
