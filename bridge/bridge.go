@@ -64,8 +64,10 @@ type Bridge struct {
 type known struct {
 	fingerprint string    // from the last List that saw it
 	desired     []Service // what its last successful sync decided should exist
+	desiredRevs []string  // the Fingerprint of each of desired, computed once
 	name        string    // from the last inspection
 	services    []Service // what the last sync, successful or not, wanted in the backend
+	serviceRevs []string  // the Fingerprint of each of services
 	err         string    // the error of the last sync, "" if it succeeded
 }
 
@@ -294,7 +296,7 @@ func (b *Bridge) reconcile(ctx context.Context) (missing, stale int, err error) 
 			// away; this read just worked, so try now.
 			todo[id] = true
 		}
-		reg, dereg := Plan(b.cfg.Owner, k.desired, slices.Collect(maps.Values(b.actual[id])))
+		reg, dereg := plan(b.cfg.Owner, k.desired, k.desiredRevs, slices.Collect(maps.Values(b.actual[id])))
 		if len(reg)+len(dereg) > 0 {
 			todo[id] = true // the backend drifted
 			missing += len(reg)
@@ -374,7 +376,8 @@ func (b *Bridge) sync(ctx context.Context, id string) error {
 	case b.keeps(c):
 		desired = actual // kept: -deregister on-success, SERVICE_DEREGISTER
 	}
-	register, deregister := Plan(b.cfg.Owner, desired, actual)
+	revs := fingerprints(desired)
+	register, deregister := plan(b.cfg.Owner, desired, revs, actual)
 	b.mu.Unlock()
 
 	if b.cfg.DryRun {
@@ -420,14 +423,14 @@ func (b *Bridge) sync(ctx context.Context, id string) error {
 		k = &known{}
 		b.containers[id] = k
 	}
-	k.name, k.services = c.Name, desired
+	k.name, k.services, k.serviceRevs = c.Name, desired, revs
 	if len(errs) > 0 {
 		err := errors.Join(errs...)
 		k.err = err.Error()
 		return err
 	}
 	k.err = ""
-	k.desired = desired
+	k.desired, k.desiredRevs = desired, revs
 	if len(register)+len(deregister) == 0 {
 		log.Debug("in sync")
 	}

@@ -58,9 +58,9 @@ func (b *Bridge) Status() []ContainerStatus {
 			continue
 		}
 		cs := ContainerStatus{ID: id, Name: k.name}
-		for _, s := range k.services {
+		for i, s := range k.services {
 			st := ServiceStatus{Service: s, State: Pending}
-			if a, ok := b.actual[id][s.ID]; ok && a.Owner == b.cfg.Owner && a.Revision == s.Fingerprint() {
+			if a, ok := b.actual[id][s.ID]; ok && a.Owner == b.cfg.Owner && a.Revision == k.serviceRevs[i] {
 				st.State = InSync
 			} else if k.err != "" {
 				st.State, st.Error = Failing, k.err

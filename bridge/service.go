@@ -178,9 +178,16 @@ type Source interface {
 // Revision equals the desired service's Fingerprint and whose Owner is owner
 // is unchanged and is not written again. The result is in a stable order.
 func Plan(owner string, desired, actual []Service) (register, deregister []Service) {
+	return plan(owner, desired, fingerprints(desired), actual)
+}
+
+// plan is Plan with the desired services' fingerprints computed already.
+func plan(owner string, desired []Service, revs []string, actual []Service) (register, deregister []Service) {
 	want := make(map[string]Service, len(desired))
-	for _, s := range desired {
+	rev := make(map[string]string, len(desired))
+	for i, s := range desired {
 		want[s.ID] = s
+		rev[s.ID] = revs[i]
 	}
 	have := make(map[string]Service, len(actual))
 	for _, s := range actual {
@@ -188,7 +195,7 @@ func Plan(owner string, desired, actual []Service) (register, deregister []Servi
 	}
 	for _, id := range slices.Sorted(maps.Keys(want)) {
 		s := want[id]
-		if a, ok := have[id]; !ok || a.Owner != owner || a.Revision != s.Fingerprint() {
+		if a, ok := have[id]; !ok || a.Owner != owner || a.Revision != rev[id] {
 			register = append(register, s)
 		}
 	}
@@ -198,4 +205,13 @@ func Plan(owner string, desired, actual []Service) (register, deregister []Servi
 		}
 	}
 	return register, deregister
+}
+
+// fingerprints is the Fingerprint of each service.
+func fingerprints(services []Service) []string {
+	out := make([]string, len(services))
+	for i, s := range services {
+		out[i] = s.Fingerprint()
+	}
+	return out
 }
