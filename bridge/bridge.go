@@ -392,8 +392,9 @@ func (b *Bridge) sync(ctx context.Context, id string) error {
 	var errs []error
 	for _, s := range register {
 		s.Owner = b.cfg.Owner
+		began := time.Now()
 		err := b.call(ctx, func(ctx context.Context) error { return b.backend.Register(ctx, s) })
-		b.cfg.Observer.Wrote("register", err)
+		b.cfg.Observer.Wrote("register", time.Since(began), err)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("register %s: %w", s.ID, err))
 			continue
@@ -403,8 +404,9 @@ func (b *Bridge) sync(ctx context.Context, id string) error {
 		log.WithFields(logrus.Fields{"service": s.ID, "action": "register"}).Infof("registered %s at %s:%d", s.Name, s.Address, s.Port)
 	}
 	for _, s := range deregister {
+		began := time.Now()
 		err := b.call(ctx, func(ctx context.Context) error { return b.backend.Deregister(ctx, s) })
-		b.cfg.Observer.Wrote("deregister", err)
+		b.cfg.Observer.Wrote("deregister", time.Since(began), err)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("deregister %s: %w", s.ID, err))
 			continue

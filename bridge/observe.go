@@ -12,8 +12,9 @@ type Observer interface {
 	// Reconciled ends a full reconcile; repaired counts the entries it
 	// found missing (to be written again) and stale (to be removed).
 	Reconciled(took time.Duration, err error, missing, stale int)
-	// Wrote ends a write to the backend: action is register or deregister.
-	Wrote(action string, err error)
+	// Wrote ends a write to the backend: action is register or deregister;
+	// took is how long the backend took to answer.
+	Wrote(action string, took time.Duration, err error)
 	// Synced ends the sync that applied a change, took after it was
 	// reported with Changed.
 	Synced(took time.Duration)
@@ -22,7 +23,7 @@ type Observer interface {
 type nopObserver struct{}
 
 func (nopObserver) Reconciled(time.Duration, error, int, int) {}
-func (nopObserver) Wrote(string, error)                       {}
+func (nopObserver) Wrote(string, time.Duration, error)        {}
 func (nopObserver) Synced(time.Duration)                      {}
 
 // Sync states of a service, as Status reports them.

@@ -37,7 +37,7 @@ func (r *recorder) Reconciled(_ time.Duration, err error, missing, stale int) {
 	r.stale += stale
 }
 
-func (r *recorder) Wrote(_ string, err error) {
+func (r *recorder) Wrote(_ string, _ time.Duration, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.writes++

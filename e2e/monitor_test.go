@@ -94,6 +94,7 @@ func TestMetricsAndServicesFollowContainers(t *testing.T) {
 			{"registers ok", metric(m, "registrator_writes_total", `action="register"`, be, `result="ok"`) - metric(before, "registrator_writes_total", `action="register"`, be, `result="ok"`), 3},
 			{"start events", metric(m, "registrator_events_total", `action="start"`, `type="container"`) - metric(before, "registrator_events_total", `action="start"`, `type="container"`), 3},
 			{"latency samples", metric(m, "registrator_event_to_registry_seconds_count", be), 3},
+			{"timed registers", metric(m, "registrator_write_duration_seconds_count", `action="register"`, be) - metric(before, "registrator_write_duration_seconds_count", `action="register"`, be), 3},
 			{"backend up", metric(m, "registrator_backend_up", be), 1},
 			{"docker up", metric(m, "registrator_docker_up"), 1},
 		} {

@@ -35,6 +35,7 @@ type Monitor struct {
 	reconciles   *prometheus.CounterVec
 	reconcileDur *prometheus.HistogramVec
 	writes       *prometheus.CounterVec
+	writeDur     *prometheus.HistogramVec
 	repaired     *prometheus.CounterVec
 	up           *prometheus.GaugeVec
 	reconnects   prometheus.Counter
@@ -75,6 +76,11 @@ func New() *Monitor {
 		writes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "registrator_writes_total", Help: "Writes to a backend, by action (register or deregister) and result (ok or error).",
 		}, []string{"backend", "action", "result"}),
+		writeDur: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "registrator_write_duration_seconds",
+			Help:    "Time the backend took to answer a write, by action (register or deregister).",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+		}, []string{"backend", "action"}),
 		repaired: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "registrator_drift_repaired_total",
 			Help: "Entries a full reconcile found missing from a backend (kind=missing, written again) or left in it (kind=stale, removed).",
@@ -91,7 +97,7 @@ func New() *Monitor {
 		docker:  "not connected to the Docker event stream yet",
 		pingErr: map[string]string{},
 	}
-	m.reg.MustRegister(m.events, m.latency, m.reconciles, m.reconcileDur, m.writes, m.repaired, m.up,
+	m.reg.MustRegister(m.events, m.latency, m.reconciles, m.reconcileDur, m.writes, m.writeDur, m.repaired, m.up,
 		m.reconnects, m.dockerUp, stateCollector{m},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -129,8 +135,9 @@ func (o observer) Reconciled(took time.Duration, err error, missing, stale int) 
 	}
 }
 
-func (o observer) Wrote(action string, err error) {
+func (o observer) Wrote(action string, took time.Duration, err error) {
 	o.m.writes.WithLabelValues(o.name, action, result(err)).Inc()
+	o.m.writeDur.WithLabelValues(o.name, action).Observe(took.Seconds())
 }
 
 func (o observer) Synced(took time.Duration) {
