@@ -7,15 +7,19 @@
 // It builds the daemon and the test image, starts its own Consul dev agent
 // and etcd server on loopback, and runs, for each backend:
 //   - latency: containers started one at a time; from the container's
-//     State.StartedAt to the service visible in the backend (polled every
-//     millisecond);
+//     State.StartedAt to the service visible in the backend (Consul's agent
+//     polled every millisecond, an etcd watch);
 //   - startup sync: N containers already running, from daemon start to all
-//     N registered;
+//     N registered (the backend's answers to the daemon's writes, counted
+//     by the daemon's metrics, then checked in the backend);
 //   - burst: B containers started concurrently; from the last `docker run`
-//     returning to the last registration, and the same for removal;
+//     returning to the last registration, and the same for removal (the
+//     same way);
 //   - steady state: N containers unchanged, -resync 1: backend writes and
 //     CPU seconds per minute;
-//   - memory: the daemon's peak RSS over the run.
+//   - memory: the daemon's peak RSS over the run, and the peak of its
+//     anonymous part (RSS less the pages of the binary), sampled every
+//     50 ms.
 //
 // Containers use -internal (exposed ports, nothing published), so that the
 // engine starts no docker-proxy per port; the daemon's work is the same.
@@ -31,7 +35,10 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/registrator/registrator/internal/consultest"
 	"github.com/registrator/registrator/internal/etcdtest"
@@ -43,9 +50,14 @@ const (
 )
 
 type result struct {
-	Backend         string             `json:"backend"`
-	LatencyMS       map[string]float64 `json:"latency_ms"` // median, p90, p99
-	LatencyCount    int                `json:"latency_count"`
+	Backend      string             `json:"backend"`
+	LatencyMS    map[string]float64 `json:"latency_ms"` // median, p90, p99
+	LatencyCount int                `json:"latency_count"`
+	// Where the latency goes: the engine's start event after StartedAt
+	// (median), and the backend's answer to a registration (mean, from the
+	// daemon's registrator_write_duration_seconds).
+	LatencyEventMS  float64            `json:"latency_start_event_ms"`
+	LatencyWriteMS  float64            `json:"latency_backend_write_ms"`
 	StartupSync     map[string]float64 `json:"startup_sync_s"` // by N
 	BurstN          int                `json:"burst_n"`
 	BurstStartS     float64            `json:"burst_start_converged_s"`
@@ -54,6 +66,7 @@ type result struct {
 	SteadyWrites    float64            `json:"steady_writes_per_pass"`
 	SteadyCPUPerMin float64            `json:"steady_cpu_s_per_min"`
 	PeakRSSMB       float64            `json:"peak_rss_mb"`
+	PeakAnonMB      float64            `json:"peak_anon_mb"` // RssAnon, sampled`
 }
 
 type report struct {
@@ -82,18 +95,41 @@ func main() {
 
 // target is one backend under measurement.
 type target struct {
-	name    string
-	uri     string
-	visible func(ctx context.Context, id string) (bool, error)
-	count   func(ctx context.Context) (int, error)
-	reset   func(ctx context.Context) error
+	name string
+	uri  string
+	// seen returns when the service with this ID first shows in the
+	// backend; it is called before the container is started.
+	seen  func(ctx context.Context, id string) (<-chan time.Time, error)
+	count func(ctx context.Context) (int, error)
+	reset func(ctx context.Context) error
+}
+
+// polled is a seen that asks visible every millisecond.
+func polled(visible func(ctx context.Context, id string) (bool, error)) func(ctx context.Context, id string) (<-chan time.Time, error) {
+	return func(ctx context.Context, id string) (<-chan time.Time, error) {
+		seen := make(chan time.Time, 1)
+		go func() {
+			defer close(seen)
+			for ctx.Err() == nil {
+				if ok, _ := visible(ctx, id); ok {
+					seen <- time.Now()
+					return
+				}
+				time.Sleep(time.Millisecond)
+			}
+		}()
+		return seen, nil
+	}
 }
 
 type bench struct {
 	daemon  string // the built binary
 	host    string
-	peak    float64 // MB, over every daemon process
-	profile string  // directory for the steady state's profiles, or ""
+	profile string // directory for the steady state's profiles, or ""
+
+	mu   sync.Mutex
+	peak float64 // MB, VmHWM over every daemon process
+	anon float64 // MB, the peak of the sampled RssAnon
 }
 
 func run(latencyN int, syncList string, burstN, steadyN int, steadyFor time.Duration, backends []string, out, profile string, runs int) error {
@@ -111,7 +147,8 @@ func run(latencyN int, syncList string, burstN, steadyN int, steadyFor time.Dura
 	defer os.RemoveAll(dir)
 	b := &bench{daemon: filepath.Join(dir, "registrator"), profile: profile}
 	b.host, _ = os.Hostname()
-	if out, err := sh(root, []string{"CGO_ENABLED=0"}, "go", "build", "-o", b.daemon, "./cmd/registrator"); err != nil {
+	// Built as `make build` and the image build it: static, stripped.
+	if out, err := sh(root, []string{"CGO_ENABLED=0"}, "go", "build", "-trimpath", "-ldflags", "-s -w", "-o", b.daemon, "./cmd/registrator"); err != nil {
 		return fmt.Errorf("build daemon: %v\n%s", err, out)
 	}
 	if err := buildImage(root, dir); err != nil {
@@ -142,8 +179,8 @@ func run(latencyN int, syncList string, burstN, steadyN int, steadyFor time.Dura
 			if err = b.measure(t, &r, latencyN, syncNs, burstN, steadyN, steadyFor); err != nil {
 				break
 			}
-			r.PeakRSSMB = b.peak
-			b.peak = 0
+			r.PeakRSSMB, r.PeakAnonMB = b.peak, b.anon
+			b.peak, b.anon = 0, 0
 			rs = append(rs, r)
 			fmt.Fprintf(os.Stderr, "registrator-bench: %s run %d of %d done\n", name, i+1, runs)
 		}
@@ -175,13 +212,15 @@ func startTarget(name string) (*target, func(), error) {
 		}
 		return &target{
 			name: name, uri: "consul://" + a.Addr,
-			visible: func(ctx context.Context, id string) (bool, error) {
+			// The agent has no blocking read of a service that does not
+			// exist yet: polled.
+			seen: polled(func(ctx context.Context, id string) (bool, error) {
 				s, _, err := a.Client().Agent().Service(id, nil)
 				if err != nil && strings.Contains(err.Error(), "404") {
 					return false, nil
 				}
 				return s != nil, err
-			},
+			}),
 			count: func(ctx context.Context) (int, error) {
 				all, err := a.Client().Agent().Services()
 				n := 0
@@ -201,12 +240,29 @@ func startTarget(name string) (*target, func(), error) {
 		}
 		return &target{
 			name: name, uri: "etcd://" + s.Addr + "/services",
-			visible: func(ctx context.Context, id string) (bool, error) {
-				resp, err := s.Client().Get(ctx, "/services/svc/"+id)
-				return err == nil && len(resp.Kvs) == 1, err
+			// A watch: told of the write as etcd applies it, and no load
+			// of polling on the server while it is measured.
+			seen: func(ctx context.Context, id string) (<-chan time.Time, error) {
+				w := s.Client().Watch(ctx, "/services/svc/"+id, clientv3.WithCreatedNotify())
+				if r, ok := <-w; !ok || !r.Created {
+					return nil, fmt.Errorf("watch %s: %v", id, r.Err())
+				}
+				seen := make(chan time.Time, 1)
+				go func() {
+					defer close(seen)
+					for r := range w {
+						for _, e := range r.Events {
+							if e.Type == clientv3.EventTypePut {
+								seen <- time.Now()
+								return
+							}
+						}
+					}
+				}()
+				return seen, nil
 			},
 			count: func(ctx context.Context) (int, error) {
-				resp, err := s.Client().Get(ctx, "/services/", clientv3WithPrefixCount()...)
+				resp, err := s.Client().Get(ctx, "/services/", clientv3.WithPrefix(), clientv3.WithCountOnly())
 				if err != nil {
 					return 0, err
 				}
@@ -218,6 +274,27 @@ func startTarget(name string) (*target, func(), error) {
 	return nil, nil, fmt.Errorf("unknown backend %q (consul, etcd)", name)
 }
 
+// waitWritten waits until the backend has accepted n writes of action
+// from the daemon, polling the daemon's counters every 20 ms, and not the
+// backend: listing 500 services of a Consul agent every few milliseconds
+// kept the agent encoding lists instead of taking registrations, and
+// slowed what was measured (a scrape of the daemon is cheaper, but not
+// free either, hence 20 ms). waitCount checks the backend afterwards.
+func (d *daemon) waitWritten(ctx context.Context, action string, n int) error {
+	return pollUntil(ctx, 20*time.Millisecond, 5*time.Minute, func() (bool, error) {
+		w, err := d.written(action)
+		return w >= n, err
+	})
+}
+
+// waitCount waits until the backend holds n entries of ours.
+func (t *target) waitCount(ctx context.Context, n int) error {
+	return pollUntil(ctx, 50*time.Millisecond, 5*time.Minute, func() (bool, error) {
+		c, err := t.count(ctx)
+		return c == n, err
+	})
+}
+
 func (b *bench) measure(t *target, r *result, latencyN int, syncNs []int, burstN, steadyN int, steadyFor time.Duration) error {
 	ctx := context.Background()
 	// Latency, one container at a time.
@@ -225,34 +302,40 @@ func (b *bench) measure(t *target, r *result, latencyN int, syncNs []int, burstN
 	if err != nil {
 		return err
 	}
-	var lat []float64
+	events, stopEvents, err := startEvents()
+	if err != nil {
+		d.stop()
+		return err
+	}
+	defer stopEvents()
+	var lat, toEvent []float64
 	for i := range latencyN {
 		name := fmt.Sprintf("bench-lat-%d", i)
 		// The poller runs from before `docker run`, so that the CLI's own
 		// round trips do not count: it notes when the service first shows.
-		seen := make(chan time.Time, 1)
 		pctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-		go func() {
-			defer close(seen)
-			for pctx.Err() == nil {
-				if ok, _ := t.visible(pctx, b.id(name)); ok {
-					seen <- time.Now()
-					return
-				}
-				time.Sleep(time.Millisecond)
-			}
-		}()
-		_, err := docker("run", "-d", "--label", label+"=1", "--name", name, "--expose", "80", image, "80")
+		seen, err := t.seen(pctx, b.id(name))
+		if err != nil {
+			cancel()
+			d.stop()
+			return err
+		}
+		_, err = docker("run", "-d", "--label", label+"=1", "--name", name, "--expose", "80", image, "80")
 		if err == nil {
+			// StartedAt is read once the service shows: a `docker
+			// inspect` process running beside the registration took CPU
+			// from it on two cores.
+			visible, ok := <-seen
 			var started string
-			if started, err = docker("inspect", "-f", "{{.State.StartedAt}}", name); err == nil {
+			if !ok {
+				err = fmt.Errorf("latency: %s never registered", name)
+			} else if started, err = docker("inspect", "-f", "{{.State.StartedAt}}", name); err == nil {
 				var at time.Time
 				if at, err = time.Parse(time.RFC3339Nano, started); err == nil {
-					visible, ok := <-seen
-					if !ok {
-						err = fmt.Errorf("latency: %s never registered", name)
-					}
 					lat = append(lat, float64(visible.Sub(at).Microseconds())/1000)
+					if ev, ok := events.at(name, time.Second); ok {
+						toEvent = append(toEvent, float64(ev.Sub(at).Microseconds())/1000)
+					}
 				}
 			}
 		}
@@ -262,8 +345,12 @@ func (b *bench) measure(t *target, r *result, latencyN int, syncNs []int, burstN
 			return err
 		}
 	}
+	if sum, n, err := d.histogram("registrator_write_duration_seconds", `action="register"`); err == nil && n > 0 {
+		r.LatencyWriteMS = sum / n * 1000
+	}
 	removeContainers()
 	d.stop()
+	r.LatencyEventMS = percentile(toEvent, 50)
 	r.LatencyCount = len(lat)
 	r.LatencyMS = map[string]float64{"median": percentile(lat, 50), "p90": percentile(lat, 90), "p99": percentile(lat, 99)}
 
@@ -282,11 +369,11 @@ func (b *bench) measure(t *target, r *result, latencyN int, syncNs []int, burstN
 		if err != nil {
 			return err
 		}
-		err = pollUntil(ctx, 10*time.Millisecond, 5*time.Minute, func() (bool, error) {
-			c, err := t.count(ctx)
-			return c == n, err
-		})
+		err = d.waitWritten(ctx, "register", n)
 		took := time.Since(start)
+		if err == nil {
+			err = t.waitCount(ctx, n)
+		}
 		d.stop()
 		if err != nil {
 			return fmt.Errorf("startup sync of %d: %w", n, err)
@@ -318,13 +405,13 @@ func (b *bench) measure(t *target, r *result, latencyN int, syncNs []int, burstN
 		return err
 	}
 	last := time.Now()
-	if err := pollUntil(ctx, 5*time.Millisecond, 2*time.Minute, func() (bool, error) {
-		c, err := t.count(ctx)
-		return c == burstN, err
-	}); err != nil {
+	if err := d.waitWritten(ctx, "register", burstN); err != nil {
 		return fmt.Errorf("burst start: %w", err)
 	}
 	r.BurstStartS = time.Since(last).Seconds()
+	if err := t.waitCount(ctx, burstN); err != nil {
+		return fmt.Errorf("burst start: %w", err)
+	}
 	if err := parallel(burstN, burstN, func(i int) error {
 		_, err := docker("rm", "-f", fmt.Sprintf("bench-burst-%d", i))
 		return err
@@ -332,13 +419,13 @@ func (b *bench) measure(t *target, r *result, latencyN int, syncNs []int, burstN
 		return err
 	}
 	last = time.Now()
-	if err := pollUntil(ctx, 5*time.Millisecond, 2*time.Minute, func() (bool, error) {
-		c, err := t.count(ctx)
-		return c == 0, err
-	}); err != nil {
+	if err := d.waitWritten(ctx, "deregister", burstN); err != nil {
 		return fmt.Errorf("burst removal: %w", err)
 	}
 	r.BurstRemoveS = time.Since(last).Seconds()
+	if err := t.waitCount(ctx, 0); err != nil {
+		return fmt.Errorf("burst removal: %w", err)
+	}
 	return nil
 }
 
@@ -360,10 +447,7 @@ func (b *bench) steady(t *target, r *result, running, n int, dur time.Duration) 
 		return err
 	}
 	defer d.stop()
-	if err := pollUntil(ctx, 10*time.Millisecond, 5*time.Minute, func() (bool, error) {
-		c, err := t.count(ctx)
-		return c == r.SteadyN, err
-	}); err != nil {
+	if err := t.waitCount(ctx, r.SteadyN); err != nil {
 		return fmt.Errorf("steady state: %w", err)
 	}
 	time.Sleep(3 * time.Second) // let the first passes settle
@@ -426,10 +510,13 @@ func medianOf(rs []result) result {
 	for k := range rs[0].StartupSync {
 		out.StartupSync[k] = med(func(r result) float64 { return r.StartupSync[k] })
 	}
+	out.LatencyEventMS = med(func(r result) float64 { return r.LatencyEventMS })
+	out.LatencyWriteMS = med(func(r result) float64 { return r.LatencyWriteMS })
 	out.BurstStartS = med(func(r result) float64 { return r.BurstStartS })
 	out.BurstRemoveS = med(func(r result) float64 { return r.BurstRemoveS })
 	out.SteadyWrites = med(func(r result) float64 { return r.SteadyWrites })
 	out.SteadyCPUPerMin = med(func(r result) float64 { return r.SteadyCPUPerMin })
 	out.PeakRSSMB = med(func(r result) float64 { return r.PeakRSSMB })
+	out.PeakAnonMB = med(func(r result) float64 { return r.PeakAnonMB })
 	return out
 }

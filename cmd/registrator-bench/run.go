@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -20,15 +21,9 @@ import (
 	"syscall"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
-
 	"github.com/registrator/registrator/internal/consultest"
 	"github.com/registrator/registrator/internal/testproc"
 )
-
-func clientv3WithPrefixCount() []clientv3.OpOption {
-	return []clientv3.OpOption{clientv3.WithPrefix(), clientv3.WithCountOnly()}
-}
 
 // id is the service ID the daemon gives port 80 of a container.
 func (b *bench) id(container string) string { return b.host + ":" + container + ":80" }
@@ -55,12 +50,33 @@ func (b *bench) start(t *target, args ...string) (*daemon, error) {
 		return nil, err
 	}
 	go func() { _ = d.cmd.Wait(); close(d.done) }()
+	go d.sampleAnon()
 	return d, nil
+}
+
+// sampleAnon keeps the peak of the daemon's anonymous RSS (the kernel
+// keeps only the peak of the whole, VmHWM) until it exits.
+func (d *daemon) sampleAnon() {
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-d.done:
+			return
+		case <-tick.C:
+			kib := testproc.StatusKiB(d.cmd.Process.Pid, "RssAnon")
+			d.b.mu.Lock()
+			d.b.anon = max(d.b.anon, float64(kib)/1024)
+			d.b.mu.Unlock()
+		}
+	}
 }
 
 // stop ends the daemon, noting its peak RSS.
 func (d *daemon) stop() {
+	d.b.mu.Lock()
 	d.b.peak = max(d.b.peak, float64(testproc.StatusKiB(d.cmd.Process.Pid, "VmHWM"))/1024)
+	d.b.mu.Unlock()
 	_ = d.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-d.done:
@@ -109,8 +125,14 @@ func (d *daemon) cpu() (float64, error) {
 	return (ut + st) / 100, nil
 }
 
-// metrics sums the daemon's metrics by name, over their labels.
-func (d *daemon) metrics() (map[string]float64, error) {
+// sample is one line of the daemon's /metrics: a series and its value.
+type sample struct {
+	name, labels string // labels as written: `action="register",backend="consul"`
+	value        float64
+}
+
+// scrape reads the daemon's metrics.
+func (d *daemon) scrape() ([]sample, error) {
 	resp, err := http.Get("http://" + d.addr + "/metrics")
 	if err != nil {
 		return nil, err
@@ -120,23 +142,112 @@ func (d *daemon) metrics() (map[string]float64, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := map[string]float64{}
+	var out []sample
 	for _, line := range strings.Split(string(body), "\n") {
 		i := strings.LastIndexByte(line, ' ')
 		if i < 0 || strings.HasPrefix(line, "#") {
 			continue
 		}
 		v, _ := strconv.ParseFloat(line[i+1:], 64)
-		name, _, _ := strings.Cut(line[:i], "{")
-		out[name] += v
+		name, labels, _ := strings.Cut(line[:i], "{")
+		out = append(out, sample{name: name, labels: strings.TrimSuffix(labels, "}"), value: v})
 	}
 	return out, nil
+}
+
+// metrics sums the daemon's metrics by name, over their labels.
+func (d *daemon) metrics() (map[string]float64, error) {
+	samples, err := d.scrape()
+	out := map[string]float64{}
+	for _, s := range samples {
+		out[s.name] += s.value
+	}
+	return out, err
+}
+
+// written is how many writes of action ("register" or "deregister") the
+// backend has accepted from the daemon.
+func (d *daemon) written(action string) (int, error) {
+	samples, err := d.scrape()
+	n := 0.0
+	for _, s := range samples {
+		if s.name == "registrator_writes_total" && strings.Contains(s.labels, `action="`+action+`"`) && strings.Contains(s.labels, `result="ok"`) {
+			n += s.value
+		}
+	}
+	return int(n), err
+}
+
+// histogram reads the sum and count of a histogram of the daemon, over
+// the series whose labels contain label.
+func (d *daemon) histogram(name, label string) (sum, count float64, err error) {
+	samples, err := d.scrape()
+	for _, s := range samples {
+		if !strings.Contains(s.labels, label) {
+			continue
+		}
+		switch s.name {
+		case name + "_sum":
+			sum += s.value
+		case name + "_count":
+			count += s.value
+		}
+	}
+	return sum, count, err
 }
 
 // writesAndPasses reads the daemon's write and reconcile counters.
 func (d *daemon) writesAndPasses() (writes, passes float64, err error) {
 	m, err := d.metrics()
 	return m["registrator_writes_total"], m["registrator_reconciles_total"], err
+}
+
+// startEvents follows the engine's container start events, by container
+// name, through `docker events`.
+func startEvents() (*startTimes, func(), error) {
+	cmd := exec.Command("docker", "events", "--filter", "type=container", "--filter", "event=start", "--format", "{{.TimeNano}} {{.Actor.Attributes.name}}")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, nil, err
+	}
+	st := &startTimes{byName: map[string]time.Time{}}
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			ns, name, ok := strings.Cut(sc.Text(), " ")
+			n, err := strconv.ParseInt(ns, 10, 64)
+			if !ok || err != nil {
+				continue
+			}
+			st.mu.Lock()
+			st.byName[name] = time.Unix(0, n)
+			st.mu.Unlock()
+		}
+	}()
+	return st, func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }, nil
+}
+
+type startTimes struct {
+	mu     sync.Mutex
+	byName map[string]time.Time
+}
+
+// at is when the container's start event was emitted, waiting up to wait
+// for the stream to deliver it.
+func (st *startTimes) at(name string, wait time.Duration) (time.Time, bool) {
+	deadline := time.Now().Add(wait)
+	for {
+		st.mu.Lock()
+		t, ok := st.byName[name]
+		st.mu.Unlock()
+		if ok || time.Now().After(deadline) {
+			return t, ok
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 func docker(args ...string) (string, error) {
@@ -282,17 +393,22 @@ func machine() map[string]string {
 
 func printTable(rep report) {
 	fmt.Printf("machine: %v\n\n", rep.Machine)
-	fmt.Printf("%-8s %-42s %-22s %-20s %-22s %-8s\n", "backend", "latency ms (med/p90/p99)", "startup sync s", "burst s (start/rm)", "steady (writes, cpu/min)", "peak RSS")
+	fmt.Printf("%-8s %-42s %-22s %-20s %-22s %-8s\n", "backend", "latency ms (med/p90/p99)", "startup sync s", "burst s (start/rm)", "steady (writes, cpu/min)", "peak RSS (anon)")
 	for _, r := range rep.Results {
 		var sync []string
 		for _, k := range slices.Sorted(maps.Keys(r.StartupSync)) {
 			sync = append(sync, fmt.Sprintf("%s: %.2f", k, r.StartupSync[k]))
 		}
-		fmt.Printf("%-8s %-42s %-22s %-20s %-22s %.1f MB\n", r.Backend,
+		fmt.Printf("%-8s %-42s %-22s %-20s %-22s %.1f MB (%.1f)\n", r.Backend,
 			fmt.Sprintf("%.1f / %.1f / %.1f (n=%d)", r.LatencyMS["median"], r.LatencyMS["p90"], r.LatencyMS["p99"], r.LatencyCount),
 			strings.Join(sync, ", "),
 			fmt.Sprintf("%.2f / %.2f (n=%d)", r.BurstStartS, r.BurstRemoveS, r.BurstN),
 			fmt.Sprintf("%.1f, %.2f s (n=%d)", r.SteadyWrites, r.SteadyCPUPerMin, r.SteadyN),
-			r.PeakRSSMB)
+			r.PeakRSSMB, r.PeakAnonMB)
+	}
+	fmt.Println()
+	for _, r := range rep.Results {
+		fmt.Printf("%s latency: the engine's start event %.1f ms after StartedAt (median); the backend's answer to a registration %.1f ms (mean)\n",
+			r.Backend, r.LatencyEventMS, r.LatencyWriteMS)
 	}
 }
