@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
+
+	"github.com/registrator/registrator/internal/shorten"
 )
 
 // Config tunes a Bridge.
@@ -151,7 +153,7 @@ func (b *Bridge) work(ctx context.Context) {
 		err := b.sync(ctx, id)
 		switch {
 		case err != nil && ctx.Err() == nil:
-			b.log.WithFields(logrus.Fields{"container": short(id), "error": err}).Warn("sync failed, will retry")
+			b.log.WithFields(logrus.Fields{"container": shorten.ID(id), "error": err}).Warn("sync failed, will retry")
 			if measured { // the change is still to be applied
 				b.mu.Lock()
 				if _, newer := b.changedAt[id]; !newer {
@@ -352,7 +354,7 @@ func (b *Bridge) sync(ctx context.Context, id string) error {
 		b.mu.Unlock()
 		return err
 	}
-	log := b.log.WithField("container", short(id))
+	log := b.log.WithField("container", shorten.ID(id))
 	for _, w := range c.Warnings {
 		log.WithField("error", w).Warnf("container %s: metadata warning", c.Name)
 	}
@@ -516,10 +518,3 @@ func (b *Bridge) keeps(c Container) bool {
 // failed reports whether an exit code is a failure of the program rather
 // than a clean exit or the result of a signal (stop, kill: 128+n).
 func failed(code int) bool { return code != 0 && code&128 == 0 }
-
-func short(id string) string {
-	if len(id) > 12 {
-		return id[:12]
-	}
-	return id
-}

@@ -13,13 +13,13 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/go-connections/nat"
 	"github.com/mattn/go-shellwords"
 
 	"github.com/registrator/registrator/bridge"
+	"github.com/registrator/registrator/internal/shorten"
 )
 
 // Config is what the command line says about deriving services.
@@ -231,20 +231,9 @@ func dockerHealth(c container.InspectResponse, m portMetadata, def string) (heal
 	}
 	out := &bridge.Health{Status: h.Status}
 	if n := len(h.Log); n > 0 && h.Log[n-1] != nil {
-		out.Output = cut(strings.TrimSpace(h.Log[n-1].Output), maxProbeBytes)
+		out.Output = shorten.To(strings.TrimSpace(h.Log[n-1].Output), maxProbeBytes)
 	}
 	return healthChoice{mirror: out}, warnings
-}
-
-// cut shortens s to at most n bytes without splitting a rune.
-func cut(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n]
 }
 
 // port is one exposed port and where the host publishes it.

@@ -8,6 +8,8 @@ import (
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/client"
 	"github.com/sirupsen/logrus"
+
+	"github.com/registrator/registrator/internal/shorten"
 )
 
 // containerActions are the container events that can change what a
@@ -99,7 +101,7 @@ func watchOnce(ctx context.Context, api client.APIClient, log *logrus.Entry, f f
 			if id == "" {
 				continue
 			}
-			log.WithFields(logrus.Fields{"container": shortID(id), "event": string(m.Type) + " " + string(m.Action)}).Debug("docker event")
+			log.WithFields(logrus.Fields{"container": shorten.ID(id), "event": string(m.Type) + " " + string(m.Action)}).Debug("docker event")
 			if h.Stopping != nil && m.Type == events.ContainerEventType && m.Action == events.ActionKill && !reloadSignals[m.Actor.Attributes["signal"]] {
 				h.Stopping(id)
 			}
@@ -121,6 +123,3 @@ func containerOf(m events.Message) string {
 	}
 	return ""
 }
-
-// shortID is the 12-character form of a container ID, as the CLI shows it.
-func shortID(id string) string { return id[:min(len(id), 12)] }

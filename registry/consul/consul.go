@@ -19,13 +19,13 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"unicode/utf8"
 
 	"github.com/hashicorp/consul/api"
 	"github.com/sirupsen/logrus"
 
 	"github.com/registrator/registrator/bridge"
 	"github.com/registrator/registrator/internal/rawbody"
+	"github.com/registrator/registrator/internal/shorten"
 )
 
 // Meta keys that mark an entry as ours. They are written beside the
@@ -354,9 +354,9 @@ func Meta(attrs map[string]string) (meta map[string]string, notes []string) {
 			continue
 		}
 		if nk != k && len(k) > maxMetaKeyLen {
-			notes = append(notes, fmt.Sprintf("attribute %q: key cut to Consul's %d bytes", cut(k, 40)+"…", maxMetaKeyLen))
+			notes = append(notes, fmt.Sprintf("attribute %q: key cut to Consul's %d bytes", shorten.To(k, 40)+"…", maxMetaKeyLen))
 		}
-		v := cut(attrs[k], maxMetaValueLen)
+		v := shorten.To(attrs[k], maxMetaValueLen)
 		if len(v) < len(attrs[k]) {
 			notes = append(notes, fmt.Sprintf("attribute %q: value of %d bytes cut to Consul's %d", k, len(attrs[k]), maxMetaValueLen))
 		}
@@ -379,16 +379,5 @@ func metaKey(k string) string {
 	if strings.HasPrefix(nk, reservedByConsul) || strings.HasPrefix(nk, metaReserved) {
 		nk = "_" + nk
 	}
-	return cut(nk, maxMetaKeyLen)
-}
-
-// cut shortens s to at most n bytes without splitting a rune.
-func cut(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n]
+	return shorten.To(nk, maxMetaKeyLen)
 }

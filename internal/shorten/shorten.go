@@ -1,0 +1,18 @@
+// Package shorten cuts strings for registries' limits and for logs.
+package shorten
+
+import "unicode/utf8"
+
+// To shortens s to at most n bytes without splitting a rune.
+func To(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
+// ID is the 12-character form of a container ID, as the Docker CLI shows it.
+func ID(id string) string { return id[:min(len(id), 12)] }
