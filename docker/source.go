@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"os"
 	"slices"
@@ -240,11 +241,7 @@ func (f *fingerprinter) sum(c *listed) string {
 		num(uint64(p.PublicPort))
 		str(p.Type)
 	}
-	f.keys = f.keys[:0]
-	for n := range c.NetworkSettings.Networks {
-		f.keys = append(f.keys, n)
-	}
-	slices.Sort(f.keys)
+	f.keys = sortedKeys(f.keys, c.NetworkSettings.Networks)
 	num(uint64(len(f.keys)))
 	for _, n := range f.keys {
 		e := c.NetworkSettings.Networks[n]
@@ -252,12 +249,8 @@ func (f *fingerprinter) sum(c *listed) string {
 		str(e.IPAddress)
 		str(e.GlobalIPv6Address)
 	}
-	num(uint64(len(c.Labels)))
-	f.keys = f.keys[:0]
-	for k := range c.Labels {
-		f.keys = append(f.keys, k)
-	}
-	slices.Sort(f.keys)
+	f.keys = sortedKeys(f.keys, c.Labels)
+	num(uint64(len(f.keys)))
 	for _, k := range f.keys {
 		str(k)
 		str(c.Labels[k])
@@ -265,6 +258,13 @@ func (f *fingerprinter) sum(c *listed) string {
 	f.buf = b
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:12])
+}
+
+// sortedKeys is m's keys in order, in buf's memory.
+func sortedKeys[V any](buf []string, m map[string]V) []string {
+	buf = slices.AppendSeq(buf[:0], maps.Keys(m))
+	slices.Sort(buf)
+	return buf
 }
 
 // healthOf is the health in a list's status text: "Up 3 minutes (healthy)",
