@@ -165,35 +165,30 @@ func (d *daemon) metrics() (map[string]float64, error) {
 	return out, err
 }
 
+// total sums the samples of the series name whose labels contain every
+// one of labels.
+func total(samples []sample, name string, labels ...string) float64 {
+	n := 0.0
+	for _, s := range samples {
+		if s.name == name && !slices.ContainsFunc(labels, func(l string) bool { return !strings.Contains(s.labels, l) }) {
+			n += s.value
+		}
+	}
+	return n
+}
+
 // written is how many writes of action ("register" or "deregister") the
 // backend has accepted from the daemon.
 func (d *daemon) written(action string) (int, error) {
 	samples, err := d.scrape()
-	n := 0.0
-	for _, s := range samples {
-		if s.name == "registrator_writes_total" && strings.Contains(s.labels, `action="`+action+`"`) && strings.Contains(s.labels, `result="ok"`) {
-			n += s.value
-		}
-	}
-	return int(n), err
+	return int(total(samples, "registrator_writes_total", `action="`+action+`"`, `result="ok"`)), err
 }
 
 // histogram reads the sum and count of a histogram of the daemon, over
 // the series whose labels contain label.
 func (d *daemon) histogram(name, label string) (sum, count float64, err error) {
 	samples, err := d.scrape()
-	for _, s := range samples {
-		if !strings.Contains(s.labels, label) {
-			continue
-		}
-		switch s.name {
-		case name + "_sum":
-			sum += s.value
-		case name + "_count":
-			count += s.value
-		}
-	}
-	return sum, count, err
+	return total(samples, name+"_sum", label), total(samples, name+"_count", label), err
 }
 
 // writesAndPasses reads the daemon's write and reconcile counters.
