@@ -5,7 +5,9 @@
 //	go run ./cmd/registrator-bench -out docs/performance.json
 //
 // It builds the daemon and the test image, starts its own Consul dev agent
-// and etcd server on loopback, and runs, for each backend:
+// and etcd server on loopback, and measures, each run, every backend in
+// turn over the same containers (every other run in the opposite order),
+// waiting before each phase until the machine is nine tenths idle:
 //   - latency: containers started one at a time; from the container's
 //     State.StartedAt to the service visible in the backend (Consul's agent
 //     polled every millisecond, an etcd watch);
@@ -38,6 +40,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hashicorp/consul/api"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/registrator/registrator/internal/consultest"
@@ -47,6 +50,9 @@ import (
 const (
 	label = "registrator-bench"
 	image = "bench.local/svc:latest"
+	// workers is how many containers the daemon syncs at a time (its
+	// default).
+	workers = 4
 )
 
 type result struct {
@@ -56,9 +62,13 @@ type result struct {
 	// Where the latency goes: the engine's start event after StartedAt
 	// (median), and the backend's answer to a registration (mean, from the
 	// daemon's registrator_write_duration_seconds).
-	LatencyEventMS  float64            `json:"latency_start_event_ms"`
-	LatencyWriteMS  float64            `json:"latency_backend_write_ms"`
-	StartupSync     map[string]float64 `json:"startup_sync_s"` // by N
+	LatencyEventMS float64            `json:"latency_start_event_ms"`
+	LatencyWriteMS float64            `json:"latency_backend_write_ms"`
+	StartupSync    map[string]float64 `json:"startup_sync_s"` // by N
+	// The backend alone: N registrations like the daemon's by a plain
+	// client, as many at a time as the daemon's workers, into the emptied
+	// backend; by N.
+	BackendAlone    map[string]float64 `json:"startup_sync_backend_alone_s"`
 	BurstN          int                `json:"burst_n"`
 	BurstStartS     float64            `json:"burst_start_converged_s"`
 	BurstRemoveS    float64            `json:"burst_remove_converged_s"`
@@ -77,14 +87,14 @@ type report struct {
 }
 
 func main() {
-	latencyN := flag.Int("latency", 50, "containers started one at a time for the latency figures")
+	latencyN := flag.Int("latency", 50, "containers started one at a time for the latency figures (0 skips them)")
 	syncN := flag.String("sync", "100,500", "comma list of N for the startup sync")
-	burstN := flag.Int("burst", 100, "containers started at once for the burst")
-	steadyN := flag.Int("steady", 500, "unchanged containers for the steady state")
+	burstN := flag.Int("burst", 100, "containers started at once for the burst (0 skips it)")
+	steadyN := flag.Int("steady", 500, "unchanged containers for the steady state (at least the largest -sync; 0 skips it)")
 	steadyFor := flag.Duration("steady-for", 60*time.Second, "how long the steady state is measured")
 	backends := flag.String("backends", "consul,etcd", "backends to measure")
 	out := flag.String("out", "", "write the results as JSON to this file")
-	runs := flag.Int("runs", 1, "repeat the measurement this many times per backend and report each figure's median (the lower middle value for an even count)")
+	runs := flag.Int("runs", 1, "repeat the measurement this many times and report each figure's median (the lower middle value for an even count)")
 	profile := flag.String("profile", "", "write a CPU profile of the steady state and a heap profile after it to this `directory` (cpu-<backend>.pprof, heap-<backend>.pprof)")
 	flag.Parse()
 	if err := run(*latencyN, *syncN, *burstN, *steadyN, *steadyFor, strings.Split(*backends, ","), *out, *profile, *runs); err != nil {
@@ -102,6 +112,14 @@ type target struct {
 	seen  func(ctx context.Context, id string) (<-chan time.Time, error)
 	count func(ctx context.Context) (int, error)
 	reset func(ctx context.Context) error
+	// register writes service i the way the daemon would, by a plain
+	// client.
+	register func(ctx context.Context, i int) error
+	stop     func()
+
+	// Over the daemons of one run (guarded by bench.mu), in MB: the peak
+	// VmHWM, and the peak of the sampled RssAnon.
+	peak, anon float64
 }
 
 // polled is a seen that asks visible every millisecond.
@@ -127,9 +145,7 @@ type bench struct {
 	host    string
 	profile string // directory for the steady state's profiles, or ""
 
-	mu   sync.Mutex
-	peak float64 // MB, VmHWM over every daemon process
-	anon float64 // MB, the peak of the sampled RssAnon
+	mu sync.Mutex // guards the targets' peaks
 }
 
 func run(latencyN int, syncList string, burstN, steadyN int, steadyFor time.Duration, backends []string, out, profile string, runs int) error {
@@ -167,27 +183,32 @@ func run(latencyN int, syncList string, burstN, steadyN int, steadyFor time.Dura
 	}
 	slices.Sort(syncNs)
 
-	rep := report{Machine: machine(), Runs: runs}
+	var targets []*target
+	defer func() {
+		for _, t := range targets {
+			t.stop()
+		}
+	}()
 	for _, name := range backends {
-		t, stop, err := startTarget(name)
+		t, err := startTarget(name)
 		if err != nil {
 			return err
 		}
-		var rs []result
-		for i := range runs {
-			r := result{Backend: name, StartupSync: map[string]float64{}}
-			if err = b.measure(t, &r, latencyN, syncNs, burstN, steadyN, steadyFor); err != nil {
-				break
-			}
-			r.PeakRSSMB, r.PeakAnonMB = b.peak, b.anon
-			b.peak, b.anon = 0, 0
-			rs = append(rs, r)
-			fmt.Fprintf(os.Stderr, "registrator-bench: %s run %d of %d done\n", name, i+1, runs)
-		}
-		stop()
+		targets = append(targets, t)
+	}
+	rep := report{Machine: machine(), Runs: runs}
+	perBackend := make([][]result, len(targets))
+	for i := range runs {
+		rs, err := b.measure(targets, i, latencyN, syncNs, burstN, steadyN, steadyFor)
 		if err != nil {
-			return fmt.Errorf("%s: %w", name, err)
+			return err
 		}
+		for j := range rs {
+			perBackend[j] = append(perBackend[j], rs[j])
+		}
+		fmt.Fprintf(os.Stderr, "registrator-bench: run %d of %d done\n", i+1, runs)
+	}
+	for _, rs := range perBackend {
 		rep.Results = append(rep.Results, medianOf(rs))
 		if runs > 1 {
 			rep.PerRun = append(rep.PerRun, rs...)
@@ -203,12 +224,12 @@ func run(latencyN int, syncList string, burstN, steadyN int, steadyFor time.Dura
 	return nil
 }
 
-func startTarget(name string) (*target, func(), error) {
+func startTarget(name string) (*target, error) {
 	switch name {
 	case "consul":
 		a, err := consultest.Start()
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		return &target{
 			name: name, uri: "consul://" + a.Addr,
@@ -232,11 +253,18 @@ func startTarget(name string) (*target, func(), error) {
 				return n, err
 			},
 			reset: a.Reset,
-		}, a.Stop, nil
+			register: func(ctx context.Context, i int) error {
+				return a.Client().Agent().ServiceRegisterOpts(&api.AgentServiceRegistration{
+					ID: fmt.Sprintf("alone:%d:80", i), Name: "svc", Port: 80, Address: "172.17.0.2",
+					Meta: map[string]string{"registrator-owner": "bench", "registrator-container": strconv.Itoa(i), "registrator-revision": "0123456789abcdef01234567"},
+				}, api.ServiceRegisterOpts{ReplaceExistingChecks: true}.WithContext(ctx))
+			},
+			stop: a.Stop,
+		}, nil
 	case "etcd":
 		s, err := etcdtest.Start()
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		return &target{
 			name: name, uri: "etcd://" + s.Addr + "/services",
@@ -269,9 +297,15 @@ func startTarget(name string) (*target, func(), error) {
 				return int(resp.Count), nil
 			},
 			reset: s.Reset,
-		}, s.Close, nil
+			register: func(ctx context.Context, i int) error {
+				_, err := s.Client().Put(ctx, fmt.Sprintf("/services/svc/alone:%d:80", i),
+					`{"id":"alone:`+strconv.Itoa(i)+`:80","name":"svc","address":"172.17.0.2","port":80,"owner":"bench","container":"`+strconv.Itoa(i)+`","revision":"0123456789abcdef01234567"}`)
+				return err
+			},
+			stop: s.Close,
+		}, nil
 	}
-	return nil, nil, fmt.Errorf("unknown backend %q (consul, etcd)", name)
+	return nil, fmt.Errorf("unknown backend %q (consul, etcd)", name)
 }
 
 // waitWritten waits until the backend has accepted n writes of action
@@ -295,21 +329,89 @@ func (t *target) waitCount(ctx context.Context, n int) error {
 	})
 }
 
-func (b *bench) measure(t *target, r *result, latencyN int, syncNs []int, burstN, steadyN int, steadyFor time.Duration) error {
+// measure is one run: each phase for every target in turn, over the same
+// containers (starting 500 containers takes longer than the rest of a
+// run). Every other run takes the targets in the opposite order, so that
+// neither always comes first after the engine has started containers.
+func (b *bench) measure(targets []*target, run, latencyN int, syncNs []int, burstN, steadyN int, steadyFor time.Duration) ([]result, error) {
+	rs := make([]result, len(targets))
+	order := make([]int, len(targets))
+	for i := range targets {
+		rs[i] = result{Backend: targets[i].name, StartupSync: map[string]float64{}, BackendAlone: map[string]float64{}}
+		order[i] = i
+		targets[i].peak, targets[i].anon = 0, 0
+	}
+	if run%2 == 1 {
+		slices.Reverse(order)
+	}
+	each := func(phase string, f func(t *target, r *result) error) error {
+		for _, i := range order {
+			if err := f(targets[i], &rs[i]); err != nil {
+				return fmt.Errorf("%s, %s: %w", targets[i].name, phase, err)
+			}
+		}
+		return nil
+	}
+	if latencyN > 0 {
+		settle()
+		if err := each("latency", func(t *target, r *result) error { return b.latency(t, r, latencyN) }); err != nil {
+			return nil, err
+		}
+	}
+	running := 0
+	for _, n := range syncNs {
+		if err := startContainers("bench-sync", running, n); err != nil {
+			return nil, err
+		}
+		running = n
+		settle()
+		if err := each(fmt.Sprintf("startup sync of %d", n), func(t *target, r *result) error { return b.startupSync(t, r, n) }); err != nil {
+			return nil, err
+		}
+	}
+	if steadyN > running {
+		if err := startContainers("bench-sync", running, steadyN); err != nil {
+			return nil, err
+		}
+		running = steadyN
+		settle()
+	}
+	if steadyN > 0 {
+		if err := each("steady state", func(t *target, r *result) error { return b.steady(t, r, running, steadyFor) }); err != nil {
+			return nil, err
+		}
+	}
+	removeContainers()
+	if burstN > 0 {
+		settle()
+		if err := each("burst", func(t *target, r *result) error { return b.burst(t, r, burstN) }); err != nil {
+			return nil, err
+		}
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for i, t := range targets {
+		rs[i].PeakRSSMB, rs[i].PeakAnonMB = t.peak, t.anon
+	}
+	return rs, nil
+}
+
+// latency starts n containers one at a time, and removes them after.
+func (b *bench) latency(t *target, r *result, n int) error {
 	ctx := context.Background()
-	// Latency, one container at a time.
 	d, err := b.start(t, "-resync", "30")
 	if err != nil {
 		return err
 	}
+	defer d.stop()
+	defer removeContainers()
 	events, stopEvents, err := startEvents()
 	if err != nil {
-		d.stop()
 		return err
 	}
 	defer stopEvents()
 	var lat, toEvent []float64
-	for i := range latencyN {
+	for i := range n {
 		name := fmt.Sprintf("bench-lat-%d", i)
 		// The poller runs from before `docker run`, so that the CLI's own
 		// round trips do not count: it notes when the service first shows.
@@ -317,7 +419,6 @@ func (b *bench) measure(t *target, r *result, latencyN int, syncNs []int, burstN
 		seen, err := t.seen(pctx, b.id(name))
 		if err != nil {
 			cancel()
-			d.stop()
 			return err
 		}
 		_, err = docker("run", "-d", "--label", label+"=1", "--name", name, "--expose", "80", image, "80")
@@ -328,7 +429,7 @@ func (b *bench) measure(t *target, r *result, latencyN int, syncNs []int, burstN
 			visible, ok := <-seen
 			var started string
 			if !ok {
-				err = fmt.Errorf("latency: %s never registered", name)
+				err = fmt.Errorf("%s never registered", name)
 			} else if started, err = docker("inspect", "-f", "{{.State.StartedAt}}", name); err == nil {
 				var at time.Time
 				if at, err = time.Parse(time.RFC3339Nano, started); err == nil {
@@ -341,103 +442,101 @@ func (b *bench) measure(t *target, r *result, latencyN int, syncNs []int, burstN
 		}
 		cancel()
 		if err != nil {
-			d.stop()
 			return err
 		}
 	}
 	if sum, n, err := d.histogram("registrator_write_duration_seconds", `action="register"`); err == nil && n > 0 {
 		r.LatencyWriteMS = sum / n * 1000
 	}
-	removeContainers()
-	d.stop()
 	r.LatencyEventMS = percentile(toEvent, 50)
 	r.LatencyCount = len(lat)
 	r.LatencyMS = map[string]float64{"median": percentile(lat, 50), "p90": percentile(lat, 90), "p99": percentile(lat, 99)}
+	return nil
+}
 
-	// Startup sync for each N, then the steady state on the last.
-	running := 0
-	for _, n := range syncNs {
-		if err := t.reset(ctx); err != nil {
-			return err
-		}
-		if err := startContainers("bench-sync", running, n); err != nil {
-			return err
-		}
-		running = n
-		start := time.Now()
-		d, err := b.start(t, "-resync", "30")
-		if err != nil {
-			return err
-		}
-		err = d.waitWritten(ctx, "register", n)
-		took := time.Since(start)
-		if err == nil {
-			err = t.waitCount(ctx, n)
-		}
-		d.stop()
-		if err != nil {
-			return fmt.Errorf("startup sync of %d: %w", n, err)
-		}
-		r.StartupSync[strconv.Itoa(n)] = took.Seconds()
-	}
-	if err := b.steady(t, r, running, steadyN, steadyFor); err != nil {
-		return err
-	}
-	removeContainers()
-
-	if burstN == 0 {
-		return nil
-	}
-	// Burst.
+// startupSync starts the daemon over the n running containers, against an
+// emptied backend, and times it until all n are registered. Before, it
+// times the backend alone taking n such registrations from a plain client.
+func (b *bench) startupSync(t *target, r *result, n int) error {
+	ctx := context.Background()
 	if err := t.reset(ctx); err != nil {
 		return err
 	}
-	d, err = b.start(t, "-resync", "30")
+	start := time.Now()
+	if err := parallel(n, workers, func(i int) error { return t.register(ctx, i) }); err != nil {
+		return fmt.Errorf("the backend alone: %w", err)
+	}
+	r.BackendAlone[strconv.Itoa(n)] = time.Since(start).Seconds()
+	if err := t.reset(ctx); err != nil {
+		return err
+	}
+	settle()
+	start = time.Now()
+	d, err := b.start(t, "-resync", "30")
 	if err != nil {
 		return err
 	}
 	defer d.stop()
-	r.BurstN = burstN
-	if err := parallel(burstN, burstN, func(i int) error {
+	if err := d.waitWritten(ctx, "register", n); err != nil {
+		return err
+	}
+	took := time.Since(start)
+	if err := t.waitCount(ctx, n); err != nil {
+		return err
+	}
+	r.StartupSync[strconv.Itoa(n)] = took.Seconds()
+	return nil
+}
+
+// burst starts n containers at once, then removes them at once.
+func (b *bench) burst(t *target, r *result, n int) error {
+	ctx := context.Background()
+	if err := t.reset(ctx); err != nil {
+		return err
+	}
+	d, err := b.start(t, "-resync", "30")
+	if err != nil {
+		return err
+	}
+	defer d.stop()
+	defer removeContainers()
+	r.BurstN = n
+	if err := parallel(n, n, func(i int) error {
 		_, err := docker("run", "-d", "--label", label+"=1", "--name", fmt.Sprintf("bench-burst-%d", i), "--expose", "80", image, "80")
 		return err
 	}); err != nil {
 		return err
 	}
 	last := time.Now()
-	if err := d.waitWritten(ctx, "register", burstN); err != nil {
-		return fmt.Errorf("burst start: %w", err)
+	if err := d.waitWritten(ctx, "register", n); err != nil {
+		return fmt.Errorf("start: %w", err)
 	}
 	r.BurstStartS = time.Since(last).Seconds()
-	if err := t.waitCount(ctx, burstN); err != nil {
-		return fmt.Errorf("burst start: %w", err)
+	if err := t.waitCount(ctx, n); err != nil {
+		return fmt.Errorf("start: %w", err)
 	}
-	if err := parallel(burstN, burstN, func(i int) error {
+	if err := parallel(n, n, func(i int) error {
 		_, err := docker("rm", "-f", fmt.Sprintf("bench-burst-%d", i))
 		return err
 	}); err != nil {
 		return err
 	}
 	last = time.Now()
-	if err := d.waitWritten(ctx, "deregister", burstN); err != nil {
-		return fmt.Errorf("burst removal: %w", err)
+	if err := d.waitWritten(ctx, "deregister", n); err != nil {
+		return fmt.Errorf("removal: %w", err)
 	}
 	r.BurstRemoveS = time.Since(last).Seconds()
 	if err := t.waitCount(ctx, 0); err != nil {
-		return fmt.Errorf("burst removal: %w", err)
+		return fmt.Errorf("removal: %w", err)
 	}
 	return nil
 }
 
-// steady runs the daemon with -resync 1 over n unchanged containers.
-func (b *bench) steady(t *target, r *result, running, n int, dur time.Duration) error {
+// steady runs the daemon with -resync 1 over the n running containers,
+// unchanged.
+func (b *bench) steady(t *target, r *result, n int, dur time.Duration) error {
 	ctx := context.Background()
-	if n > running {
-		if err := startContainers("bench-sync", running, n); err != nil {
-			return err
-		}
-	}
-	r.SteadyN = max(n, running)
+	r.SteadyN = n
 	args := []string{"-resync", "1"}
 	if b.profile != "" {
 		args = append(args, "-pprof")
@@ -447,8 +546,8 @@ func (b *bench) steady(t *target, r *result, running, n int, dur time.Duration) 
 		return err
 	}
 	defer d.stop()
-	if err := t.waitCount(ctx, r.SteadyN); err != nil {
-		return fmt.Errorf("steady state: %w", err)
+	if err := t.waitCount(ctx, n); err != nil {
+		return err
 	}
 	time.Sleep(3 * time.Second) // let the first passes settle
 	w0, p0, err := d.writesAndPasses()
@@ -509,6 +608,10 @@ func medianOf(rs []result) result {
 	out.StartupSync = map[string]float64{}
 	for k := range rs[0].StartupSync {
 		out.StartupSync[k] = med(func(r result) float64 { return r.StartupSync[k] })
+	}
+	out.BackendAlone = map[string]float64{}
+	for k := range rs[0].BackendAlone {
+		out.BackendAlone[k] = med(func(r result) float64 { return r.BackendAlone[k] })
 	}
 	out.LatencyEventMS = med(func(r result) float64 { return r.LatencyEventMS })
 	out.LatencyWriteMS = med(func(r result) float64 { return r.LatencyWriteMS })

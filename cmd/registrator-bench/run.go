@@ -31,6 +31,7 @@ func (b *bench) id(container string) string { return b.host + ":" + container + 
 // daemon is one run of the registrator binary.
 type daemon struct {
 	b    *bench
+	t    *target
 	cmd  *exec.Cmd
 	addr string // its -http-addr
 	done chan struct{}
@@ -43,7 +44,7 @@ func (b *bench) start(t *target, args ...string) (*daemon, error) {
 	}
 	addr := l.Addr().String()
 	l.Close()
-	d := &daemon{b: b, addr: addr, done: make(chan struct{})}
+	d := &daemon{b: b, t: t, addr: addr, done: make(chan struct{})}
 	d.cmd = exec.Command(b.daemon, append(append([]string{"-internal", "-log-level", "warn", "-http-addr", addr}, args...), t.uri)...)
 	d.cmd.Stderr = os.Stderr
 	if err := d.cmd.Start(); err != nil {
@@ -66,7 +67,7 @@ func (d *daemon) sampleAnon() {
 		case <-tick.C:
 			kib := testproc.StatusKiB(d.cmd.Process.Pid, "RssAnon")
 			d.b.mu.Lock()
-			d.b.anon = max(d.b.anon, float64(kib)/1024)
+			d.t.anon = max(d.t.anon, float64(kib)/1024)
 			d.b.mu.Unlock()
 		}
 	}
@@ -75,7 +76,7 @@ func (d *daemon) sampleAnon() {
 // stop ends the daemon, noting its peak RSS.
 func (d *daemon) stop() {
 	d.b.mu.Lock()
-	d.b.peak = max(d.b.peak, float64(testproc.StatusKiB(d.cmd.Process.Pid, "VmHWM"))/1024)
+	d.t.peak = max(d.t.peak, float64(testproc.StatusKiB(d.cmd.Process.Pid, "VmHWM"))/1024)
 	d.b.mu.Unlock()
 	_ = d.cmd.Process.Signal(syscall.SIGTERM)
 	select {
@@ -293,6 +294,41 @@ func parallel(n, conc int, f func(i int) error) error {
 	return first
 }
 
+// settle waits, up to 30 s, until the machine is nine tenths idle over a
+// second: after starting hundreds of containers the engine goes on working
+// for a while, and a measurement started at once would time the engine's
+// leftovers too.
+func settle() {
+	for range 30 {
+		busy0, all0 := cpuTimes()
+		time.Sleep(time.Second)
+		busy1, all1 := cpuTimes()
+		if all1 > all0 && (busy1-busy0)/(all1-all0) < 0.1 {
+			return
+		}
+	}
+}
+
+// cpuTimes is the machine's busy and total CPU time so far (in ticks, from
+// /proc/stat).
+func cpuTimes() (busy, all float64) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0
+	}
+	// cpu user nice system idle iowait irq softirq steal guest guest_nice;
+	// guest time is counted in user time already.
+	f := strings.Fields(strings.SplitN(string(b), "\n", 2)[0])
+	for i, v := range f[1:min(len(f), 9)] {
+		n, _ := strconv.ParseFloat(v, 64)
+		all += n
+		if i != 3 && i != 4 { // idle, iowait
+			busy += n
+		}
+	}
+	return busy, all
+}
+
 func removeContainers() {
 	out, _ := exec.Command("docker", "ps", "-aq", "--filter", "label="+label).Output()
 	ids := strings.Fields(string(out))
@@ -405,5 +441,8 @@ func printTable(rep report) {
 	for _, r := range rep.Results {
 		fmt.Printf("%s latency: the engine's start event %.1f ms after StartedAt (median); the backend's answer to a registration %.1f ms (mean)\n",
 			r.Backend, r.LatencyEventMS, r.LatencyWriteMS)
+		for _, k := range slices.Sorted(maps.Keys(r.BackendAlone)) {
+			fmt.Printf("%s startup sync of %s: the backend alone took the registrations from a plain client in %.2f s\n", r.Backend, k, r.BackendAlone[k])
+		}
 	}
 }
