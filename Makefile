@@ -2,7 +2,7 @@
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: build install setup run test unit check fuzz soak bench bench-smoke image clean
+.PHONY: build install setup run test unit check fuzz soak bench bench-1000 bench-smoke image clean
 
 ## build: a static binary at build/registrator
 build:
@@ -48,10 +48,14 @@ soak:
 	CONSUL_BIN="$$(scripts/get-consul.sh)" COREDNS_BIN="$$(scripts/get-coredns.sh)" \
 	go test -count=1 -timeout 60m -run '^TestSoak$$' -v ./e2e
 
-## bench: the benchmark on the real engine, Consul and etcd (~25 minutes a run on 2 cores); table on stdout, JSON in docs/performance.json. BENCH_RUNS=3 reports each figure's median over 3 runs
-BENCH_RUNS ?= 1
+## bench: the benchmark on the real engine, Consul and etcd, each figure the median of BENCH_RUNS runs (~20 minutes a run on 2 cores); table on stdout, JSON in docs/performance.json
+BENCH_RUNS ?= 3
 bench:
 	CONSUL_BIN="$$(scripts/get-consul.sh)" go run ./cmd/registrator-bench -runs $(BENCH_RUNS) -out docs/performance.json
+
+## bench-1000: the startup sync of 1000 running containers, alone (~35 minutes on 2 cores); JSON in docs/performance-1000.json
+bench-1000:
+	CONSUL_BIN="$$(scripts/get-consul.sh)" go run ./cmd/registrator-bench -latency 0 -sync 1000 -burst 0 -steady 0 -out docs/performance-1000.json
 
 ## bench-smoke: the benchmark in a small configuration, as CI runs it (timings not asserted)
 bench-smoke:

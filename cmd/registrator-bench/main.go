@@ -59,6 +59,11 @@ type result struct {
 	Backend      string             `json:"backend"`
 	LatencyMS    map[string]float64 `json:"latency_ms"` // median, p90, p99
 	LatencyCount int                `json:"latency_count"`
+	// Every container's latency in the order they started, and its start
+	// event after StartedAt (-1 if the event was not seen); in each run's
+	// figures, not in the medians.
+	LatencySamples []float64 `json:"latency_samples_ms,omitempty"`
+	EventSamples   []float64 `json:"start_event_samples_ms,omitempty"`
 	// Where the latency goes: the engine's start event after StartedAt
 	// (median), and the backend's answer to a registration (mean, from the
 	// daemon's registrator_write_duration_seconds).
@@ -95,9 +100,10 @@ func main() {
 	backends := flag.String("backends", "consul,etcd", "backends to measure")
 	out := flag.String("out", "", "write the results as JSON to this file")
 	runs := flag.Int("runs", 1, "repeat the measurement this many times and report each figure's median (the lower middle value for an even count)")
+	logLevel := flag.String("log-level", "warn", "the daemon's -log-level; its log goes to the bench's standard error")
 	profile := flag.String("profile", "", "write a CPU profile of the steady state and a heap profile after it to this `directory` (cpu-<backend>.pprof, heap-<backend>.pprof)")
 	flag.Parse()
-	if err := run(*latencyN, *syncN, *burstN, *steadyN, *steadyFor, strings.Split(*backends, ","), *out, *profile, *runs); err != nil {
+	if err := run(*latencyN, *syncN, *burstN, *steadyN, *steadyFor, strings.Split(*backends, ","), *out, *profile, *logLevel, *runs); err != nil {
 		fmt.Fprintln(os.Stderr, "registrator-bench:", err)
 		os.Exit(1)
 	}
@@ -141,14 +147,15 @@ func polled(visible func(ctx context.Context, id string) (bool, error)) func(ctx
 }
 
 type bench struct {
-	daemon  string // the built binary
-	host    string
-	profile string // directory for the steady state's profiles, or ""
+	daemon   string // the built binary
+	host     string
+	profile  string // directory for the steady state's profiles, or ""
+	logLevel string // the daemon's
 
 	mu sync.Mutex // guards the targets' peaks
 }
 
-func run(latencyN int, syncList string, burstN, steadyN int, steadyFor time.Duration, backends []string, out, profile string, runs int) error {
+func run(latencyN int, syncList string, burstN, steadyN int, steadyFor time.Duration, backends []string, out, profile, logLevel string, runs int) error {
 	if runs < 1 {
 		return fmt.Errorf("-runs %d: at least 1", runs)
 	}
@@ -161,7 +168,7 @@ func run(latencyN int, syncList string, burstN, steadyN int, steadyFor time.Dura
 		return err
 	}
 	defer os.RemoveAll(dir)
-	b := &bench{daemon: filepath.Join(dir, "registrator"), profile: profile}
+	b := &bench{daemon: filepath.Join(dir, "registrator"), profile: profile, logLevel: logLevel}
 	b.host, _ = os.Hostname()
 	// Built as `make build` and the image build it: static, stripped.
 	if out, err := sh(root, []string{"CGO_ENABLED=0"}, "go", "build", "-trimpath", "-ldflags", "-s -w", "-o", b.daemon, "./cmd/registrator"); err != nil {
@@ -436,6 +443,9 @@ func (b *bench) latency(t *target, r *result, n int) error {
 					lat = append(lat, float64(visible.Sub(at).Microseconds())/1000)
 					if ev, ok := events.at(name, time.Second); ok {
 						toEvent = append(toEvent, float64(ev.Sub(at).Microseconds())/1000)
+						r.EventSamples = append(r.EventSamples, toEvent[len(toEvent)-1])
+					} else {
+						r.EventSamples = append(r.EventSamples, -1)
 					}
 				}
 			}
@@ -450,6 +460,7 @@ func (b *bench) latency(t *target, r *result, n int) error {
 	}
 	r.LatencyEventMS = percentile(toEvent, 50)
 	r.LatencyCount = len(lat)
+	r.LatencySamples = lat
 	r.LatencyMS = map[string]float64{"median": percentile(lat, 50), "p90": percentile(lat, 90), "p99": percentile(lat, 99)}
 	return nil
 }
@@ -601,6 +612,9 @@ func medianOf(rs []result) result {
 		return percentile(vals, 50)
 	}
 	out := rs[0]
+	if len(rs) > 1 { // they stay in each run's figures
+		out.LatencySamples, out.EventSamples = nil, nil
+	}
 	out.LatencyMS = map[string]float64{}
 	for _, k := range []string{"median", "p90", "p99"} {
 		out.LatencyMS[k] = med(func(r result) float64 { return r.LatencyMS[k] })

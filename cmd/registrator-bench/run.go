@@ -45,7 +45,7 @@ func (b *bench) start(t *target, args ...string) (*daemon, error) {
 	addr := l.Addr().String()
 	l.Close()
 	d := &daemon{b: b, t: t, addr: addr, done: make(chan struct{})}
-	d.cmd = exec.Command(b.daemon, append(append([]string{"-internal", "-log-level", "warn", "-http-addr", addr}, args...), t.uri)...)
+	d.cmd = exec.Command(b.daemon, append(append([]string{"-internal", "-log-level", b.logLevel, "-http-addr", addr}, args...), t.uri)...)
 	d.cmd.Stderr = os.Stderr
 	if err := d.cmd.Start(); err != nil {
 		return nil, err
