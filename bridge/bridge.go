@@ -30,7 +30,8 @@ type Config struct {
 	Hostname string
 	// Resync is the period of the full reconcile.
 	Resync time.Duration
-	// Workers is how many containers are synced in parallel.
+	// Workers is how many containers are synced in parallel; DefaultWorkers
+	// if not set.
 	Workers int
 	// Retry spaces the retries of a container whose sync failed, and of a
 	// failed full reconcile.
@@ -73,10 +74,14 @@ type known struct {
 	err         string    // the error of the last sync, "" if it succeeded
 }
 
+// DefaultWorkers is how many containers a Bridge syncs in parallel unless
+// its Config says otherwise.
+const DefaultWorkers = 4
+
 // New returns a Bridge; call Run to start it.
 func New(src Source, backend Backend, cfg Config, log *logrus.Entry) *Bridge {
 	if cfg.Workers <= 0 {
-		cfg.Workers = 4
+		cfg.Workers = DefaultWorkers
 	}
 	if cfg.Retry == nil {
 		cfg.Retry = ExponentialBackoff(500*time.Millisecond, 30*time.Second)

@@ -43,6 +43,7 @@ import (
 	"github.com/hashicorp/consul/api"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/registrator/registrator/bridge"
 	"github.com/registrator/registrator/internal/consultest"
 	"github.com/registrator/registrator/internal/etcdtest"
 )
@@ -50,9 +51,6 @@ import (
 const (
 	label = "registrator-bench"
 	image = "bench.local/svc:latest"
-	// workers is how many containers the daemon syncs at a time (its
-	// default).
-	workers = 4
 )
 
 type result struct {
@@ -417,7 +415,7 @@ func (b *bench) latency(t *target, r *result, n int) error {
 		return err
 	}
 	defer stopEvents()
-	var lat, toEvent []float64
+	var lat []float64
 	for i := range n {
 		name := fmt.Sprintf("bench-lat-%d", i)
 		// The poller runs from before `docker run`, so that the CLI's own
@@ -441,12 +439,11 @@ func (b *bench) latency(t *target, r *result, n int) error {
 				var at time.Time
 				if at, err = time.Parse(time.RFC3339Nano, started); err == nil {
 					lat = append(lat, float64(visible.Sub(at).Microseconds())/1000)
+					toEvent := -1.0
 					if ev, ok := events.at(name, time.Second); ok {
-						toEvent = append(toEvent, float64(ev.Sub(at).Microseconds())/1000)
-						r.EventSamples = append(r.EventSamples, toEvent[len(toEvent)-1])
-					} else {
-						r.EventSamples = append(r.EventSamples, -1)
+						toEvent = float64(ev.Sub(at).Microseconds()) / 1000
 					}
+					r.EventSamples = append(r.EventSamples, toEvent)
 				}
 			}
 		}
@@ -458,7 +455,7 @@ func (b *bench) latency(t *target, r *result, n int) error {
 	if sum, n, err := d.histogram("registrator_write_duration_seconds", `action="register"`); err == nil && n > 0 {
 		r.LatencyWriteMS = sum / n * 1000
 	}
-	r.LatencyEventMS = percentile(toEvent, 50)
+	r.LatencyEventMS = percentile(slices.DeleteFunc(slices.Clone(r.EventSamples), func(v float64) bool { return v < 0 }), 50)
 	r.LatencyCount = len(lat)
 	r.LatencySamples = lat
 	r.LatencyMS = map[string]float64{"median": percentile(lat, 50), "p90": percentile(lat, 90), "p99": percentile(lat, 99)}
@@ -474,7 +471,7 @@ func (b *bench) startupSync(t *target, r *result, n int) error {
 		return err
 	}
 	start := time.Now()
-	if err := parallel(n, workers, func(i int) error { return t.register(ctx, i) }); err != nil {
+	if err := parallel(n, bridge.DefaultWorkers, func(i int) error { return t.register(ctx, i) }); err != nil {
 		return fmt.Errorf("the backend alone: %w", err)
 	}
 	r.BackendAlone[strconv.Itoa(n)] = time.Since(start).Seconds()
