@@ -348,7 +348,11 @@ func (b *Bridge) cleanup(ctx context.Context, legacy []Service, running map[stri
 
 // sync makes the entries of one container equal to what should exist now.
 func (b *Bridge) sync(ctx context.Context, id string) error {
+	began := time.Now()
 	c, err := b.inspect(ctx, id)
+	if b.log.Logger.IsLevelEnabled(logrus.DebugLevel) {
+		b.log.WithFields(logrus.Fields{"container": shorten.ID(id), "took": time.Since(began).String()}).Debug("inspected")
+	}
 	gone := errors.Is(err, ErrNotFound)
 	if err != nil && !gone {
 		err = fmt.Errorf("inspect: %w", err)
