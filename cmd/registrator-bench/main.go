@@ -46,6 +46,7 @@ import (
 	"github.com/registrator/registrator/bridge"
 	"github.com/registrator/registrator/internal/consultest"
 	"github.com/registrator/registrator/internal/etcdtest"
+	"github.com/registrator/registrator/internal/shorten"
 )
 
 const (
@@ -57,14 +58,16 @@ type result struct {
 	Backend      string             `json:"backend"`
 	LatencyMS    map[string]float64 `json:"latency_ms"` // median, p90, p99
 	LatencyCount int                `json:"latency_count"`
-	// Every container's latency in the order they started, and its start
-	// event after StartedAt (-1 if the event was not seen); in each run's
-	// figures, not in the medians.
-	LatencySamples []float64 `json:"latency_samples_ms,omitempty"`
-	EventSamples   []float64 `json:"start_event_samples_ms,omitempty"`
-	// Where the latency goes: the engine's start event after StartedAt
-	// (median), and the backend's answer to a registration (mean, from the
-	// daemon's registrator_write_duration_seconds).
+	// Every container's latency in the order they started, split into
+	// its parts; in each run's figures, not in the medians.
+	LatencySamples []latencyParts `json:"latency_samples_ms,omitempty"`
+	// Where the latency goes: the median of each part; and the parts of
+	// the slowest container (over all runs, in the medians).
+	LatencySplitMS map[string]float64 `json:"latency_split_ms"`
+	LatencyWorstMS latencyParts       `json:"latency_worst_ms"`
+	// The engine's start event after StartedAt (median), and the backend's
+	// answer to a registration (mean, from the daemon's
+	// registrator_write_duration_seconds).
 	LatencyEventMS float64            `json:"latency_start_event_ms"`
 	LatencyWriteMS float64            `json:"latency_backend_write_ms"`
 	StartupSync    map[string]float64 `json:"startup_sync_s"` // by N
@@ -404,7 +407,8 @@ func (b *bench) measure(targets []*target, run, latencyN int, syncNs []int, burs
 // latency starts n containers one at a time, and removes them after.
 func (b *bench) latency(t *target, r *result, n int) error {
 	ctx := context.Background()
-	d, err := b.start(t, "-resync", "30")
+	// At debug level, for the daemon's stamps of each container.
+	d, dlog, err := b.traced(t, "-resync", "30")
 	if err != nil {
 		return err
 	}
@@ -426,7 +430,8 @@ func (b *bench) latency(t *target, r *result, n int) error {
 			cancel()
 			return err
 		}
-		_, err = docker("run", "-d", "--label", label+"=1", "--name", name, "--expose", "80", image, "80")
+		var cid string
+		cid, err = docker("run", "-d", "--label", label+"=1", "--name", name, "--expose", "80", image, "80")
 		if err == nil {
 			// StartedAt is read once the service shows: a `docker
 			// inspect` process running beside the registration took CPU
@@ -439,11 +444,8 @@ func (b *bench) latency(t *target, r *result, n int) error {
 				var at time.Time
 				if at, err = time.Parse(time.RFC3339Nano, started); err == nil {
 					lat = append(lat, float64(visible.Sub(at).Microseconds())/1000)
-					toEvent := -1.0
-					if ev, ok := events.at(name, time.Second); ok {
-						toEvent = float64(ev.Sub(at).Microseconds()) / 1000
-					}
-					r.EventSamples = append(r.EventSamples, toEvent)
+					dlog.acked(b.id(name), time.Second)
+					r.LatencySamples = append(r.LatencySamples, dlog.parts(shorten.ID(cid), b.id(name), at, visible, events.at(name, time.Second)))
 				}
 			}
 		}
@@ -455,9 +457,10 @@ func (b *bench) latency(t *target, r *result, n int) error {
 	if sum, n, err := d.histogram("registrator_write_duration_seconds", `action="register"`); err == nil && n > 0 {
 		r.LatencyWriteMS = sum / n * 1000
 	}
-	r.LatencyEventMS = percentile(slices.DeleteFunc(slices.Clone(r.EventSamples), func(v float64) bool { return v < 0 }), 50)
+	r.LatencySplitMS = split(r.LatencySamples)
+	r.LatencyWorstMS = worst(r.LatencySamples)
+	r.LatencyEventMS = r.LatencySplitMS["start_event"]
 	r.LatencyCount = len(lat)
-	r.LatencySamples = lat
 	r.LatencyMS = map[string]float64{"median": percentile(lat, 50), "p90": percentile(lat, 90), "p99": percentile(lat, 99)}
 	return nil
 }
@@ -610,8 +613,17 @@ func medianOf(rs []result) result {
 	}
 	out := rs[0]
 	if len(rs) > 1 { // they stay in each run's figures
-		out.LatencySamples, out.EventSamples = nil, nil
+		out.LatencySamples = nil
 	}
+	out.LatencySplitMS = map[string]float64{}
+	for k := range rs[0].LatencySplitMS {
+		out.LatencySplitMS[k] = med(func(r result) float64 { return r.LatencySplitMS[k] })
+	}
+	var worsts []latencyParts
+	for _, r := range rs {
+		worsts = append(worsts, r.LatencyWorstMS)
+	}
+	out.LatencyWorstMS = worst(worsts)
 	out.LatencyMS = map[string]float64{}
 	for _, k := range []string{"median", "p90", "p99"} {
 		out.LatencyMS[k] = med(func(r result) float64 { return r.LatencyMS[k] })

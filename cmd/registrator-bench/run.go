@@ -38,6 +38,17 @@ type daemon struct {
 }
 
 func (b *bench) start(t *target, args ...string) (*daemon, error) {
+	return b.launch(t, nil, args...)
+}
+
+// traced starts the daemon logging at debug level into a daemonLog.
+func (b *bench) traced(t *target, args ...string) (*daemon, *daemonLog, error) {
+	l := newDaemonLog(b.logLevel)
+	d, err := b.launch(t, l, args...)
+	return d, l, err
+}
+
+func (b *bench) launch(t *target, dl *daemonLog, args ...string) (*daemon, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
@@ -45,12 +56,32 @@ func (b *bench) start(t *target, args ...string) (*daemon, error) {
 	addr := l.Addr().String()
 	l.Close()
 	d := &daemon{b: b, t: t, addr: addr, done: make(chan struct{})}
-	d.cmd = exec.Command(b.daemon, append(append([]string{"-internal", "-log-level", b.logLevel, "-http-addr", addr}, args...), t.uri)...)
+	flags := []string{"-internal", "-http-addr", addr, "-log-level", b.logLevel}
+	var pw *io.PipeWriter
+	if dl != nil {
+		flags = []string{"-internal", "-http-addr", addr, "-log-level", "debug", "-log-format", "json"}
+	}
+	d.cmd = exec.Command(b.daemon, append(append(flags, args...), t.uri)...)
 	d.cmd.Stderr = os.Stderr
+	if dl != nil {
+		var pr *io.PipeReader
+		pr, pw = io.Pipe()
+		d.cmd.Stderr = pw
+		go dl.read(pr)
+	}
 	if err := d.cmd.Start(); err != nil {
+		if pw != nil {
+			pw.Close()
+		}
 		return nil, err
 	}
-	go func() { _ = d.cmd.Wait(); close(d.done) }()
+	go func() {
+		_ = d.cmd.Wait()
+		if pw != nil {
+			pw.Close()
+		}
+		close(d.done)
+	}()
 	go d.sampleAnon()
 	return d, nil
 }
@@ -209,17 +240,18 @@ func startEvents() (*startTimes, func(), error) {
 	if err := cmd.Start(); err != nil {
 		return nil, nil, err
 	}
-	st := &startTimes{byName: map[string]time.Time{}}
+	st := &startTimes{byName: map[string]eventStamp{}}
 	go func() {
 		sc := bufio.NewScanner(out)
 		for sc.Scan() {
+			received := time.Now()
 			ns, name, ok := strings.Cut(sc.Text(), " ")
 			n, err := strconv.ParseInt(ns, 10, 64)
 			if !ok || err != nil {
 				continue
 			}
 			st.mu.Lock()
-			st.byName[name] = time.Unix(0, n)
+			st.byName[name] = eventStamp{at: time.Unix(0, n), received: received}
 			st.mu.Unlock()
 		}
 	}()
@@ -228,19 +260,26 @@ func startEvents() (*startTimes, func(), error) {
 
 type startTimes struct {
 	mu     sync.Mutex
-	byName map[string]time.Time
+	byName map[string]eventStamp
 }
 
-// at is when the container's start event was emitted, waiting up to wait
-// for the stream to deliver it.
-func (st *startTimes) at(name string, wait time.Duration) (time.Time, bool) {
+// eventStamp is when the engine stamped an event, and when the bench read
+// it.
+type eventStamp struct{ at, received time.Time }
+
+// at is the container's start event, waiting up to wait for the stream to
+// deliver it; nil if it did not.
+func (st *startTimes) at(name string, wait time.Duration) *eventStamp {
 	deadline := time.Now().Add(wait)
 	for {
 		st.mu.Lock()
 		t, ok := st.byName[name]
 		st.mu.Unlock()
-		if ok || time.Now().After(deadline) {
-			return t, ok
+		if ok {
+			return &t
+		}
+		if time.Now().After(deadline) {
+			return nil
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -441,8 +480,33 @@ func printTable(rep report) {
 	for _, r := range rep.Results {
 		fmt.Printf("%s latency: the engine's start event %.1f ms after StartedAt (median); the backend's answer to a registration %.1f ms (mean)\n",
 			r.Backend, r.LatencyEventMS, r.LatencyWriteMS)
+		fmt.Printf("%s latency, median of each part (ms): %s\n", r.Backend, splitText(r.LatencySplitMS))
+		w := r.LatencyWorstMS
+		fmt.Printf("%s latency, the slowest container: %.1f ms = %s\n", r.Backend, w.Total, splitText(map[string]float64{
+			"start_event": deref(w.Event), "delivery": deref(w.Delivery), "bench_delivery": deref(w.BenchDelivery),
+			"inspect": deref(w.Inspect), "inspect_took": deref(w.InspectTook), "write": deref(w.Write), "read": deref(w.Read),
+		}))
 		for _, k := range slices.Sorted(maps.Keys(r.BackendAlone)) {
 			fmt.Printf("%s startup sync of %s: the backend alone took the registrations from a plain client in %.2f s\n", r.Backend, k, r.BackendAlone[k])
 		}
 	}
+}
+
+// splitText lists the parts of a latency in their order.
+func splitText(parts map[string]float64) string {
+	var out []string
+	for _, k := range []string{"start_event", "delivery", "inspect", "write", "read", "bench_delivery", "inspect_took"} {
+		if v, ok := parts[k]; ok && !math.IsNaN(v) {
+			out = append(out, fmt.Sprintf("%s %.1f", k, v))
+		}
+	}
+	return strings.Join(out, ", ")
+}
+
+// deref is *v, or NaN for a missing part.
+func deref(v *float64) float64 {
+	if v == nil {
+		return math.NaN()
+	}
+	return *v
 }

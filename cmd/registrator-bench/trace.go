@@ -1,0 +1,212 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"io"
+	"os"
+	"slices"
+	"sync"
+	"time"
+)
+
+// logTime is the daemon's log timestamp (cmd/registrator): milliseconds.
+const logTime = "2006-01-02T15:04:05.000Z07:00"
+
+// daemonLog reads the daemon's JSON log (at debug level) and keeps when it
+// received each container's start event, every inspection of it
+// (its end and how long it took), and when the backend acknowledged each service's
+// registration. Lines of a level in show are passed on to stderr.
+type daemonLog struct {
+	show map[string]bool
+
+	mu         sync.Mutex
+	started    map[string]time.Time // by short container ID
+	inspected  map[string][]inspection
+	registered map[string]time.Time // by service ID
+}
+
+type inspection struct {
+	at   time.Time // its end
+	took time.Duration
+}
+
+// levelsFrom are the log levels at or above level, as the daemon names them.
+func levelsFrom(level string) map[string]bool {
+	all := []string{"trace", "debug", "info", "warning", "error", "fatal", "panic"}
+	i := slices.Index(all, level)
+	if i < 0 {
+		i = slices.Index(all, "info")
+	}
+	show := map[string]bool{}
+	for _, l := range all[i:] {
+		show[l] = true
+	}
+	return show
+}
+
+func newDaemonLog(level string) *daemonLog {
+	return &daemonLog{show: levelsFrom(level), started: map[string]time.Time{}, inspected: map[string][]inspection{}, registered: map[string]time.Time{}}
+}
+
+// read takes the log from r until it ends.
+func (l *daemonLog) read(r io.Reader) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 4<<20)
+	for sc.Scan() {
+		var e struct {
+			Time      string `json:"time"`
+			Level     string `json:"level"`
+			Msg       string `json:"msg"`
+			Container string `json:"container"`
+			Event     string `json:"event"`
+			Service   string `json:"service"`
+			Action    string `json:"action"`
+			Took      string `json:"took"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
+			os.Stderr.Write(append(sc.Bytes(), '\n'))
+			continue
+		}
+		if l.show[e.Level] {
+			os.Stderr.Write(append(sc.Bytes(), '\n'))
+		}
+		at, err := time.Parse(logTime, e.Time)
+		if err != nil {
+			continue
+		}
+		at = at.Add(time.Millisecond / 2)
+		l.mu.Lock()
+		switch {
+		case e.Msg == "docker event" && e.Event == "container start":
+			l.started[e.Container] = at
+		case e.Msg == "inspected":
+			if took, err := time.ParseDuration(e.Took); err == nil {
+				l.inspected[e.Container] = append(l.inspected[e.Container], inspection{at: at, took: took})
+			}
+		case e.Action == "register" && e.Level == "info":
+			if _, ok := l.registered[e.Service]; !ok {
+				l.registered[e.Service] = at
+			}
+		}
+		l.mu.Unlock()
+	}
+}
+
+// latencyParts is where one container's latency went, in ms, each part
+// from the end of the one before; absent where a stamp was missing. The
+// daemon's stamps are its log's, to the millisecond, taken as the middle
+// of theirs (so a part may come out a fraction of a millisecond below 0).
+type latencyParts struct {
+	Total float64 `json:"total"`
+	// The engine's start event (its own stamp) after State.StartedAt.
+	Event *float64 `json:"start_event,omitempty"`
+	// The event to the daemon; and, beside it, to the bench's own
+	// `docker events` (another subscriber).
+	Delivery      *float64 `json:"delivery,omitempty"`
+	BenchDelivery *float64 `json:"bench_delivery,omitempty"`
+	// From the event to the end of the inspection the registration came
+	// from; the registration until the backend acknowledged it.
+	Inspect *float64 `json:"inspect,omitempty"`
+	Write   *float64 `json:"write,omitempty"`
+	// Until the bench's reader saw the service.
+	Read *float64 `json:"read,omitempty"`
+
+	// Not a part: how long that inspection took. It may have begun well
+	// before the start event, for an earlier event of the container: the
+	// engine answered such inspections only once the start was over.
+	InspectTook *float64 `json:"inspect_took,omitempty"`
+}
+
+// parts splits the latency of one container, started at started and
+// visible at visible; ev is its start event, if seen.
+func (l *daemonLog) parts(shortID, service string, started, visible time.Time, ev *eventStamp) latencyParts {
+	ms := func(from, to time.Time) *float64 {
+		if from.IsZero() || to.IsZero() {
+			return nil
+		}
+		v := float64(to.Sub(from).Microseconds()) / 1000
+		return &v
+	}
+	l.mu.Lock()
+	received, acked := l.started[shortID], l.registered[service]
+	// The inspection the registration came from: the last one to end
+	// before it.
+	var insp inspection
+	for _, i := range l.inspected[shortID] {
+		if !acked.IsZero() && !i.at.After(acked) {
+			insp = i
+		}
+	}
+	l.mu.Unlock()
+	var at, benchAt time.Time
+	if ev != nil {
+		at, benchAt = ev.at, ev.received
+	}
+	p := latencyParts{
+		Total:         *ms(started, visible),
+		Event:         ms(started, at),
+		Delivery:      ms(at, received),
+		BenchDelivery: ms(at, benchAt),
+		Inspect:       ms(received, insp.at),
+		Write:         ms(insp.at, acked),
+		Read:          ms(acked, visible),
+	}
+	if !insp.at.IsZero() {
+		p.InspectTook = ms(insp.at.Add(-insp.took), insp.at)
+	}
+	return p
+}
+
+// split is the median of each part over ps, leaving out the missing.
+func split(ps []latencyParts) map[string]float64 {
+	fields := map[string]func(p latencyParts) *float64{
+		"start_event":    func(p latencyParts) *float64 { return p.Event },
+		"delivery":       func(p latencyParts) *float64 { return p.Delivery },
+		"bench_delivery": func(p latencyParts) *float64 { return p.BenchDelivery },
+		"inspect":        func(p latencyParts) *float64 { return p.Inspect },
+		"inspect_took":   func(p latencyParts) *float64 { return p.InspectTook },
+		"write":          func(p latencyParts) *float64 { return p.Write },
+		"read":           func(p latencyParts) *float64 { return p.Read },
+	}
+	out := map[string]float64{}
+	for k, f := range fields {
+		var vals []float64
+		for _, p := range ps {
+			if v := f(p); v != nil {
+				vals = append(vals, *v)
+			}
+		}
+		if len(vals) > 0 {
+			out[k] = percentile(vals, 50)
+		}
+	}
+	return out
+}
+
+// worst is the one of ps with the largest total.
+func worst(ps []latencyParts) latencyParts {
+	var w latencyParts
+	for _, p := range ps {
+		if p.Total > w.Total {
+			w = p
+		}
+	}
+	return w
+}
+
+// acked waits up to wait for the log of the service's registration, which
+// the daemon writes after the backend's answer and the bench may read
+// after it saw the service.
+func (l *daemonLog) acked(service string, wait time.Duration) {
+	deadline := time.Now().Add(wait)
+	for time.Now().Before(deadline) {
+		l.mu.Lock()
+		_, ok := l.registered[service]
+		l.mu.Unlock()
+		if ok {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
