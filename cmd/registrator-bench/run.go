@@ -480,11 +480,12 @@ func printTable(rep report) {
 	for _, r := range rep.Results {
 		fmt.Printf("%s latency: the engine's start event %.1f ms after StartedAt (median); the backend's answer to a registration %.1f ms (mean)\n",
 			r.Backend, r.LatencyEventMS, r.LatencyWriteMS)
+		fmt.Printf("%s latency to the backend's acknowledgement (ms): %.1f / %.1f / %.1f (med/p90/p99)\n", r.Backend, r.LatencyAckedMS["median"], r.LatencyAckedMS["p90"], r.LatencyAckedMS["p99"])
 		fmt.Printf("%s latency, median of each part (ms): %s\n", r.Backend, splitText(r.LatencySplitMS))
 		w := r.LatencyWorstMS
 		fmt.Printf("%s latency, the slowest container: %.1f ms = %s\n", r.Backend, w.Total, splitText(map[string]float64{
 			"start_event": deref(w.Event), "delivery": deref(w.Delivery), "bench_delivery": deref(w.BenchDelivery),
-			"inspect": deref(w.Inspect), "inspect_took": deref(w.InspectTook), "write": deref(w.Write), "read": deref(w.Read),
+			"inspect": deref(w.Inspect), "inspect_took": deref(w.InspectTook), "bench_stall": deref(w.BenchStall), "write": deref(w.Write), "read": deref(w.Read),
 		}))
 		for _, k := range slices.Sorted(maps.Keys(r.BackendAlone)) {
 			fmt.Printf("%s startup sync of %s: the backend alone took the registrations from a plain client in %.2f s\n", r.Backend, k, r.BackendAlone[k])
@@ -495,7 +496,7 @@ func printTable(rep report) {
 // splitText lists the parts of a latency in their order.
 func splitText(parts map[string]float64) string {
 	var out []string
-	for _, k := range []string{"start_event", "delivery", "inspect", "write", "read", "bench_delivery", "inspect_took"} {
+	for _, k := range []string{"start_event", "delivery", "inspect", "write", "read", "bench_delivery", "inspect_took", "bench_stall"} {
 		if v, ok := parts[k]; ok && !math.IsNaN(v) {
 			out = append(out, fmt.Sprintf("%s %.1f", k, v))
 		}

@@ -5,7 +5,10 @@ import (
 	"encoding/json"
 	"io"
 	"os"
+	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -116,6 +119,11 @@ type latencyParts struct {
 	// before the start event, for an earlier event of the container: the
 	// engine answered such inspections only once the start was over.
 	InspectTook *float64 `json:"inspect_took,omitempty"`
+	// Not parts: while the bench measured this container, the longest gap
+	// in its own millisecond heartbeat, and how long its threads waited
+	// for a CPU; a reader or event stream held up in the bench shows here.
+	BenchStall    *float64 `json:"bench_stall,omitempty"`
+	BenchRunDelay *float64 `json:"bench_run_delay,omitempty"`
 }
 
 // parts splits the latency of one container, started at started and
@@ -166,6 +174,7 @@ func split(ps []latencyParts) map[string]float64 {
 		"bench_delivery": func(p latencyParts) *float64 { return p.BenchDelivery },
 		"inspect":        func(p latencyParts) *float64 { return p.Inspect },
 		"inspect_took":   func(p latencyParts) *float64 { return p.InspectTook },
+		"bench_stall":    func(p latencyParts) *float64 { return p.BenchStall },
 		"write":          func(p latencyParts) *float64 { return p.Write },
 		"read":           func(p latencyParts) *float64 { return p.Read },
 	}
@@ -209,4 +218,68 @@ func (l *daemonLog) acked(service string, wait time.Duration) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// heartbeat beats every millisecond in the bench's own process and keeps
+// the longest gap between two beats since it was last reset: how long the
+// bench itself (its reader, its event stream) was held up, whatever the
+// daemon did meanwhile.
+type heartbeat struct {
+	mu     sync.Mutex
+	last   time.Time
+	maxGap time.Duration
+	done   chan struct{}
+}
+
+func startHeartbeat() *heartbeat {
+	h := &heartbeat{last: time.Now(), done: make(chan struct{})}
+	go func() {
+		for {
+			select {
+			case <-h.done:
+				return
+			case <-time.After(time.Millisecond):
+			}
+			now := time.Now()
+			h.mu.Lock()
+			h.maxGap = max(h.maxGap, now.Sub(h.last))
+			h.last = now
+			h.mu.Unlock()
+		}
+	}()
+	return h
+}
+
+func (h *heartbeat) stop() { close(h.done) }
+
+// reset starts a new window.
+func (h *heartbeat) reset() {
+	h.mu.Lock()
+	h.maxGap, h.last = 0, time.Now()
+	h.mu.Unlock()
+}
+
+// gap is the longest gap in the window so far, in ms.
+func (h *heartbeat) gap() float64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return float64(max(h.maxGap, time.Since(h.last)).Microseconds()) / 1000
+}
+
+// runDelay is how long the bench's threads have waited, runnable, for a
+// CPU, in ms (the second field of each /proc/self/task/*/schedstat).
+func runDelay() float64 {
+	files, _ := filepath.Glob("/proc/self/task/*/schedstat")
+	var ns float64
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		if fields := strings.Fields(string(data)); len(fields) >= 2 {
+			v, _ := strconv.ParseFloat(fields[1], 64)
+			ns += v
+		}
+	}
+	return ns / 1e6
 }
