@@ -9,8 +9,9 @@
 // turn over the same containers (every other run in the opposite order),
 // waiting before each phase until the machine is nine tenths idle:
 //   - latency: containers started one at a time; from the container's
-//     State.StartedAt to the service visible in the backend (Consul's agent
-//     polled every millisecond, an etcd watch);
+//     State.StartedAt to the service visible in the backend (a blocking
+//     query of Consul's catalog, an etcd watch), split into the engine's,
+//     the daemon's and the backend's parts by the daemon's debug log;
 //   - startup sync: N containers already running, from daemon start to all
 //     N registered (the backend's answers to the daemon's writes, counted
 //     by the daemon's metrics, then checked in the backend);
@@ -132,24 +133,6 @@ type target struct {
 	peak, anon float64
 }
 
-// polled is a seen that asks visible every millisecond.
-func polled(visible func(ctx context.Context, id string) (bool, error)) func(ctx context.Context, id string) (<-chan time.Time, error) {
-	return func(ctx context.Context, id string) (<-chan time.Time, error) {
-		seen := make(chan time.Time, 1)
-		go func() {
-			defer close(seen)
-			for ctx.Err() == nil {
-				if ok, _ := visible(ctx, id); ok {
-					seen <- time.Now()
-					return
-				}
-				time.Sleep(time.Millisecond)
-			}
-		}()
-		return seen, nil
-	}
-}
-
 type bench struct {
 	daemon   string // the built binary
 	host     string
@@ -244,15 +227,40 @@ func startTarget(name string) (*target, error) {
 		}
 		return &target{
 			name: name, uri: "consul://" + a.Addr,
-			// The agent has no blocking read of a service that does not
-			// exist yet: polled.
-			seen: polled(func(ctx context.Context, id string) (bool, error) {
-				s, _, err := a.Client().Agent().Service(id, nil)
-				if err != nil && strings.Contains(err.Error(), "404") {
-					return false, nil
+			// A blocking query of the catalog, which the agent's
+			// anti-entropy writes right after the registration: what DNS
+			// and the health API read. Polling the agent every
+			// millisecond instead loaded both cores so that the bench
+			// itself stalled for up to 3 s (its heartbeat), and slowed the
+			// agent's answers to the daemon.
+			seen: func(ctx context.Context, id string) (<-chan time.Time, error) {
+				cat := a.Client().Catalog()
+				_, meta, err := cat.Service("svc", "", (&api.QueryOptions{}).WithContext(ctx))
+				if err != nil {
+					return nil, err
 				}
-				return s != nil, err
-			}),
+				seen := make(chan time.Time, 1)
+				go func() {
+					defer close(seen)
+					idx := meta.LastIndex
+					for ctx.Err() == nil {
+						list, meta, err := cat.Service("svc", "", (&api.QueryOptions{WaitIndex: idx, WaitTime: 30 * time.Second}).WithContext(ctx))
+						if err != nil {
+							time.Sleep(time.Millisecond)
+							continue
+						}
+						now := time.Now()
+						for _, s := range list {
+							if s.ServiceID == id {
+								seen <- now
+								return
+							}
+						}
+						idx = meta.LastIndex
+					}
+				}()
+				return seen, nil
+			},
 			count: func(ctx context.Context) (int, error) {
 				all, err := a.Client().Agent().Services()
 				n := 0
