@@ -2,7 +2,7 @@
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: build install setup run test unit check fuzz soak bench bench-1000 bench-smoke image clean
+.PHONY: build install setup run test unit check fuzz soak bench bench-1000 bench-latency bench-smoke image clean
 
 ## build: a static binary at build/registrator
 build:
@@ -56,6 +56,10 @@ bench:
 ## bench-1000: the startup sync of 1000 running containers, alone (~35 minutes on 2 cores); JSON in docs/performance-1000.json
 bench-1000:
 	CONSUL_BIN="$$(scripts/get-consul.sh)" go run ./cmd/registrator-bench -latency 0 -sync 1000 -burst 0 -steady 0 -out docs/performance-1000.json
+
+## bench-latency: the latency alone, BENCH_RUNS runs (a few minutes); JSON in docs/performance-latency.json
+bench-latency:
+	CONSUL_BIN="$$(scripts/get-consul.sh)" go run ./cmd/registrator-bench -sync 1 -burst 0 -steady 0 -runs $(BENCH_RUNS) -out docs/performance-latency.json
 
 ## bench-smoke: the benchmark in a small configuration, as CI runs it (timings not asserted)
 bench-smoke:
