@@ -60,14 +60,14 @@ func (b *bench) launch(t *target, dl *daemonLog, args ...string) (*daemon, error
 	var pw *io.PipeWriter
 	if dl != nil {
 		flags = []string{"-internal", "-http-addr", addr, "-log-level", "debug", "-log-format", "json"}
+		var pr *io.PipeReader
+		pr, pw = io.Pipe()
+		go dl.read(pr)
 	}
 	d.cmd = exec.Command(b.daemon, append(append(flags, args...), t.uri)...)
 	d.cmd.Stderr = os.Stderr
-	if dl != nil {
-		var pr *io.PipeReader
-		pr, pw = io.Pipe()
+	if pw != nil {
 		d.cmd.Stderr = pw
-		go dl.read(pr)
 	}
 	if err := d.cmd.Start(); err != nil {
 		if pw != nil {
@@ -270,19 +270,17 @@ type eventStamp struct{ at, received time.Time }
 // at is the container's start event, waiting up to wait for the stream to
 // deliver it; nil if it did not.
 func (st *startTimes) at(name string, wait time.Duration) *eventStamp {
-	deadline := time.Now().Add(wait)
-	for {
+	var t eventStamp
+	if !waitFor(wait, func() bool {
 		st.mu.Lock()
-		t, ok := st.byName[name]
-		st.mu.Unlock()
-		if ok {
-			return &t
-		}
-		if time.Now().After(deadline) {
-			return nil
-		}
-		time.Sleep(5 * time.Millisecond)
+		defer st.mu.Unlock()
+		var ok bool
+		t, ok = st.byName[name]
+		return ok
+	}) {
+		return nil
 	}
+	return &t
 }
 
 func docker(args ...string) (string, error) {
@@ -482,11 +480,13 @@ func printTable(rep report) {
 			r.Backend, r.LatencyEventMS, r.LatencyWriteMS)
 		fmt.Printf("%s latency to the backend's acknowledgement (ms): %.1f / %.1f / %.1f (med/p90/p99)\n", r.Backend, r.LatencyAckedMS["median"], r.LatencyAckedMS["p90"], r.LatencyAckedMS["p99"])
 		fmt.Printf("%s latency, median of each part (ms): %s\n", r.Backend, splitText(r.LatencySplitMS))
-		w := r.LatencyWorstMS
-		fmt.Printf("%s latency, the slowest container: %.1f ms = %s\n", r.Backend, w.Total, splitText(map[string]float64{
-			"start_event": deref(w.Event), "delivery": deref(w.Delivery), "bench_delivery": deref(w.BenchDelivery),
-			"inspect": deref(w.Inspect), "inspect_took": deref(w.InspectTook), "bench_stall": deref(w.BenchStall), "write": deref(w.Write), "read": deref(w.Read),
-		}))
+		worst := map[string]float64{}
+		for k, v := range r.LatencyWorstMS.byName() {
+			if v != nil {
+				worst[k] = *v
+			}
+		}
+		fmt.Printf("%s latency, the slowest container: %.1f ms = %s\n", r.Backend, r.LatencyWorstMS.Total, splitText(worst))
 		for _, k := range slices.Sorted(maps.Keys(r.BackendAlone)) {
 			fmt.Printf("%s startup sync of %s: the backend alone took the registrations from a plain client in %.2f s\n", r.Backend, k, r.BackendAlone[k])
 		}
@@ -497,17 +497,9 @@ func printTable(rep report) {
 func splitText(parts map[string]float64) string {
 	var out []string
 	for _, k := range []string{"start_event", "delivery", "inspect", "write", "read", "bench_delivery", "inspect_took", "bench_stall"} {
-		if v, ok := parts[k]; ok && !math.IsNaN(v) {
+		if v, ok := parts[k]; ok {
 			out = append(out, fmt.Sprintf("%s %.1f", k, v))
 		}
 	}
 	return strings.Join(out, ", ")
-}
-
-// deref is *v, or NaN for a missing part.
-func deref(v *float64) float64 {
-	if v == nil {
-		return math.NaN()
-	}
-	return *v
 }

@@ -6,22 +6,23 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/sirupsen/logrus"
 )
 
 // logTime is the daemon's log timestamp (cmd/registrator): milliseconds.
 const logTime = "2006-01-02T15:04:05.000Z07:00"
 
 // daemonLog reads the daemon's JSON log (at debug level) and keeps when it
-// received each container's start event, every inspection of it
-// (its end and how long it took), and when the backend acknowledged each service's
-// registration. Lines of a level in show are passed on to stderr.
+// received each container's start event, every inspection of it (its end
+// and how long it took), and when the backend acknowledged each service's
+// registration. Lines at show or more severe are passed on to stderr.
 type daemonLog struct {
-	show map[string]bool
+	show logrus.Level
 
 	mu         sync.Mutex
 	started    map[string]time.Time // by short container ID
@@ -34,22 +35,12 @@ type inspection struct {
 	took time.Duration
 }
 
-// levelsFrom are the log levels at or above level, as the daemon names them.
-func levelsFrom(level string) map[string]bool {
-	all := []string{"trace", "debug", "info", "warning", "error", "fatal", "panic"}
-	i := slices.Index(all, level)
-	if i < 0 {
-		i = slices.Index(all, "info")
-	}
-	show := map[string]bool{}
-	for _, l := range all[i:] {
-		show[l] = true
-	}
-	return show
-}
-
 func newDaemonLog(level string) *daemonLog {
-	return &daemonLog{show: levelsFrom(level), started: map[string]time.Time{}, inspected: map[string][]inspection{}, registered: map[string]time.Time{}}
+	show, err := logrus.ParseLevel(level)
+	if err != nil {
+		show = logrus.InfoLevel
+	}
+	return &daemonLog{show: show, started: map[string]time.Time{}, inspected: map[string][]inspection{}, registered: map[string]time.Time{}}
 }
 
 // read takes the log from r until it ends.
@@ -71,7 +62,7 @@ func (l *daemonLog) read(r io.Reader) {
 			os.Stderr.Write(append(sc.Bytes(), '\n'))
 			continue
 		}
-		if l.show[e.Level] {
+		if lvl, err := logrus.ParseLevel(e.Level); err != nil || lvl <= l.show {
 			os.Stderr.Write(append(sc.Bytes(), '\n'))
 		}
 		at, err := time.Parse(logTime, e.Time)
@@ -166,29 +157,28 @@ func (l *daemonLog) parts(shortID, service string, started, visible time.Time, e
 	return p
 }
 
-// split is the median of each part over ps, leaving out the missing.
-func split(ps []latencyParts) map[string]float64 {
-	fields := map[string]func(p latencyParts) *float64{
-		"start_event":    func(p latencyParts) *float64 { return p.Event },
-		"delivery":       func(p latencyParts) *float64 { return p.Delivery },
-		"bench_delivery": func(p latencyParts) *float64 { return p.BenchDelivery },
-		"inspect":        func(p latencyParts) *float64 { return p.Inspect },
-		"inspect_took":   func(p latencyParts) *float64 { return p.InspectTook },
-		"bench_stall":    func(p latencyParts) *float64 { return p.BenchStall },
-		"write":          func(p latencyParts) *float64 { return p.Write },
-		"read":           func(p latencyParts) *float64 { return p.Read },
+// byName is p's figures under their JSON names, but the total.
+func (p latencyParts) byName() map[string]*float64 {
+	return map[string]*float64{
+		"start_event": p.Event, "delivery": p.Delivery, "bench_delivery": p.BenchDelivery,
+		"inspect": p.Inspect, "write": p.Write, "read": p.Read,
+		"inspect_took": p.InspectTook, "bench_stall": p.BenchStall, "bench_run_delay": p.BenchRunDelay,
 	}
-	out := map[string]float64{}
-	for k, f := range fields {
-		var vals []float64
-		for _, p := range ps {
-			if v := f(p); v != nil {
-				vals = append(vals, *v)
+}
+
+// split is the median of each figure over ps, leaving out the missing.
+func split(ps []latencyParts) map[string]float64 {
+	vals := map[string][]float64{}
+	for _, p := range ps {
+		for k, v := range p.byName() {
+			if v != nil {
+				vals[k] = append(vals[k], *v)
 			}
 		}
-		if len(vals) > 0 {
-			out[k] = percentile(vals, 50)
-		}
+	}
+	out := map[string]float64{}
+	for k, vs := range vals {
+		out[k] = percentile(vs, 50)
 	}
 	return out
 }
@@ -208,16 +198,25 @@ func worst(ps []latencyParts) latencyParts {
 // the daemon writes after the backend's answer and the bench may read
 // after it saw the service.
 func (l *daemonLog) acked(service string, wait time.Duration) {
-	deadline := time.Now().Add(wait)
-	for time.Now().Before(deadline) {
+	waitFor(wait, func() bool {
 		l.mu.Lock()
+		defer l.mu.Unlock()
 		_, ok := l.registered[service]
-		l.mu.Unlock()
-		if ok {
-			return
+		return ok
+	})
+}
+
+// waitFor asks done every 5 ms until it says yes or wait has passed, and
+// tells which.
+func waitFor(wait time.Duration, done func() bool) bool {
+	deadline := time.Now().Add(wait)
+	for !done() {
+		if time.Now().After(deadline) {
+			return false
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+	return true
 }
 
 // heartbeat beats every millisecond in the bench's own process and keeps

@@ -30,13 +30,12 @@ func TestDaemonLogParts(t *testing.T) {
 		"start_event": 6, "delivery": 2.5, "bench_delivery": 1,
 		"inspect": 2, "write": 6, "read": 1.5, "inspect_took": 905,
 	}
-	got := map[string]*float64{
-		"start_event": p.Event, "delivery": p.Delivery, "bench_delivery": p.BenchDelivery,
-		"inspect": p.Inspect, "write": p.Write, "read": p.Read, "inspect_took": p.InspectTook,
-	}
+	got := p.byName()
 	for k, w := range want {
-		if got[k] == nil || *got[k] != w {
-			t.Errorf("%s = %v, want %v", k, deref(got[k]), w)
+		if v := got[k]; v == nil {
+			t.Errorf("%s missing, want %v", k, w)
+		} else if *v != w {
+			t.Errorf("%s = %v, want %v", k, *v, w)
 		}
 	}
 	if p.Total != 18 {
