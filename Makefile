@@ -38,6 +38,7 @@ FUZZTIME ?= 20s
 fuzz:
 	go test -run='^$$' -fuzz='^FuzzServices$$' -fuzztime=$(FUZZTIME) ./docker
 	go test -run='^$$' -fuzz='^FuzzSplitTags$$' -fuzztime=$(FUZZTIME) ./docker
+	go test -run='^$$' -fuzz='^FuzzObjects$$' -fuzztime=$(FUZZTIME) ./docker
 	go test -run='^$$' -fuzz='^FuzzLabel$$' -fuzztime=$(FUZZTIME) ./registry/skydns2
 	go test -run='^$$' -fuzz='^FuzzOpen$$' -fuzztime=$(FUZZTIME) ./registry
 

@@ -5,11 +5,14 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/docker/docker/api/types/container"
@@ -167,6 +170,139 @@ func TestFingerprint(t *testing.T) {
 		tc.alter(&c)
 		if got := f.sum(&c); (got == want) != tc.same {
 			t.Errorf("%s: fingerprint %s, unchanged one %s; want same=%v", tc.name, got, want, tc.same)
+		}
+	}
+}
+
+// List keeps the containers of the last list and decodes again only the
+// elements that changed: a second list, with one container changed and one
+// gone, must read exactly as a first reading of it does.
+func TestListAgainReadsOnlyWhatChanged(t *testing.T) {
+	var full []map[string]any
+	if err := json.Unmarshal(engineList(t), &full); err != nil {
+		t.Fatal(err)
+	}
+	if len(full) < 3 {
+		t.Fatalf("the fixture has %d containers; the test needs 3", len(full))
+	}
+	var body atomic.Value
+	set := func(list []map[string]any) {
+		b, err := json.Marshal(list)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body.Store(b)
+	}
+	set(full)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fakeEngine(t, body.Load().([]byte)).ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	source := func() *Source {
+		c, err := client.NewClientWithOpts(client.WithHost("tcp://"+srv.Listener.Addr().String()), client.WithAPIVersionNegotiation(), rawBodies)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &Source{API: c}
+	}
+	s := source()
+	first, err := s.List(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := s.List(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(first, again); diff != "" {
+		t.Errorf("the same list read again differs (-first +again):\n%s", diff)
+	}
+
+	// The first container gets a label, the second goes.
+	full[0]["Labels"] = map[string]any{"SERVICE_NAME": "renamed"}
+	changed := append([]map[string]any{full[0]}, full[2:]...)
+	set(changed)
+	got, err := s.List(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := source().List(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("the changed list read after the first differs from a fresh reading (-fresh +got):\n%s", diff)
+	}
+	if got[0].ID != first[0].ID || got[0].Fingerprint == first[0].Fingerprint {
+		t.Errorf("the relabelled container kept its fingerprint %s", got[0].Fingerprint)
+	}
+	if len(got) != len(first)-1 || len(s.listed) != len(got) {
+		t.Errorf("%d containers listed, %d kept, want %d", len(got), len(s.listed), len(first)-1)
+	}
+}
+
+// A broken list is an error, not a partial list.
+func TestListOfGarbage(t *testing.T) {
+	for _, body := range []string{`{"message":"no"}`, `[{"Id":"a"},{"Id":1}]`, `[{"Id":"a"}`} {
+		srv := httptest.NewServer(fakeEngine(t, []byte(body)))
+		c, err := client.NewClientWithOpts(client.WithHost("tcp://"+srv.Listener.Addr().String()), client.WithAPIVersionNegotiation(), rawBodies)
+		if err != nil {
+			t.Fatal(err)
+		}
+		list, err := (&Source{API: c}).List(context.Background())
+		srv.Close()
+		if err == nil || list != nil {
+			t.Errorf("list of %s: %v, %v; want an error", body, list, err)
+		}
+	}
+}
+
+// BenchmarkListAgain is one resync's list of 500 unchanged containers
+// (the fixture's, under new IDs) through Connect's transport: what
+// -resync 1 pays each second in the steady state.
+func BenchmarkListAgain(b *testing.B) {
+	var fixture []map[string]any
+	raw, err := os.ReadFile("testdata/containers.json")
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := json.Unmarshal(raw, &fixture); err != nil {
+		b.Fatal(err)
+	}
+	var list []map[string]any
+	for i := range 500 {
+		c := maps.Clone(fixture[i%len(fixture)])
+		c["Id"] = fmt.Sprintf("%064x", i)
+		c["Names"] = []string{fmt.Sprintf("/c%d", i)}
+		list = append(list, c)
+	}
+	body, err := json.Marshal(list)
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/_ping" {
+			w.Header().Set("Api-Version", "1.41")
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(body)
+	}))
+	defer srv.Close()
+	c, err := client.NewClientWithOpts(client.WithHost("tcp://"+srv.Listener.Addr().String()), client.WithAPIVersionNegotiation(), rawBodies)
+	if err != nil {
+		b.Fatal(err)
+	}
+	s := &Source{API: c}
+	if _, err := s.List(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		if _, err := s.List(context.Background()); err != nil {
+			b.Fatal(err)
 		}
 	}
 }
