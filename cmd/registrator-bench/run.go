@@ -476,17 +476,19 @@ func printTable(rep report) {
 	}
 	fmt.Println()
 	for _, r := range rep.Results {
-		fmt.Printf("%s latency: the engine's start event %.1f ms after StartedAt (median); the backend's answer to a registration %.1f ms (mean)\n",
-			r.Backend, r.LatencyEventMS, r.LatencyWriteMS)
-		fmt.Printf("%s latency to the backend's acknowledgement (ms): %.1f / %.1f / %.1f (med/p90/p99)\n", r.Backend, r.LatencyAckedMS["median"], r.LatencyAckedMS["p90"], r.LatencyAckedMS["p99"])
-		fmt.Printf("%s latency, median of each part (ms): %s\n", r.Backend, splitText(r.LatencySplitMS))
-		worst := map[string]float64{}
-		for k, v := range r.LatencyWorstMS.byName() {
-			if v != nil {
-				worst[k] = *v
+		if r.LatencyCount > 0 {
+			fmt.Printf("%s latency: the engine's start event %.1f ms after StartedAt (median); the backend's answer to a registration %.1f ms (mean)\n",
+				r.Backend, r.LatencyEventMS, r.LatencyWriteMS)
+			fmt.Printf("%s latency to the backend's acknowledgement (ms): %.1f / %.1f / %.1f (med/p90/p99)\n", r.Backend, r.LatencyAckedMS["median"], r.LatencyAckedMS["p90"], r.LatencyAckedMS["p99"])
+			fmt.Printf("%s latency, median of each part (ms): %s\n", r.Backend, splitText(r.LatencySplitMS))
+			worst := map[string]float64{}
+			for k, v := range r.LatencyWorstMS.byName() {
+				if v != nil {
+					worst[k] = *v
+				}
 			}
+			fmt.Printf("%s latency, the slowest container: %.1f ms = %s\n", r.Backend, r.LatencyWorstMS.Total, splitText(worst))
 		}
-		fmt.Printf("%s latency, the slowest container: %.1f ms = %s\n", r.Backend, r.LatencyWorstMS.Total, splitText(worst))
 		for _, k := range slices.Sorted(maps.Keys(r.BackendAlone)) {
 			fmt.Printf("%s startup sync of %s: the backend alone took the registrations from a plain client in %.2f s\n", r.Backend, k, r.BackendAlone[k])
 		}
