@@ -65,7 +65,7 @@ type Bridge struct {
 
 // known is what the bridge remembers of a container it has synced.
 type known struct {
-	fingerprint string    // from the last List that saw it
+	fingerprint string    // from the last List that saw it; "" after an event's sync
 	desired     []Service // what its last successful sync decided should exist
 	desiredRevs []string  // the Fingerprint of each of desired, computed once
 	name        string    // from the last inspection
@@ -156,6 +156,17 @@ func (b *Bridge) work(ctx context.Context) {
 		delete(b.changedAt, id)
 		b.mu.Unlock()
 		err := b.sync(ctx, id)
+		if measured {
+			// An event's inspection may have seen a state that no list
+			// has (a container stopped and started again while the
+			// stream was down): the next full reconcile must look at it
+			// again even if its list reads as the last one did.
+			b.mu.Lock()
+			if k := b.containers[id]; k != nil {
+				k.fingerprint = ""
+			}
+			b.mu.Unlock()
+		}
 		switch {
 		case err != nil && ctx.Err() == nil:
 			b.log.WithFields(logrus.Fields{"container": shorten.ID(id), "error": err}).Warn("sync failed, will retry")

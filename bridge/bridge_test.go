@@ -275,6 +275,26 @@ func TestResyncCatchesAMissedEvent(t *testing.T) {
 	e.settle(t, "c2:90")
 }
 
+// The engine stops a container as it shuts down; the event's sync sees it
+// stopped and removes its services; the engine comes back and starts it
+// again before the event stream is back, with the same ports, so the list
+// after the reconnect reads exactly as the last one before the shutdown.
+// That container must still be synced again: what the bridge decided came
+// from an inspection newer than that last list. (Found by the soak: two
+// engine restarts in a row gave a container its port back.)
+func TestResyncSyncsAContainerThatCameBackAsTheLastListSawIt(t *testing.T) {
+	e := start(t, Config{}, func(src *fakeSource, _ *fakeBackend) { src.set(running("c1", 80)) })
+	e.settle(t, "c1:80")
+	e.b.Resync() // the last list before the shutdown: c1 running
+	e.quiet()
+	e.src.set(Container{ID: "c1", Name: "nc1"}) // stopped by the shutdown
+	e.b.Changed("c1")                           // its die event
+	e.settle(t)
+	e.src.set(running("c1", 80)) // restarted by the engine, no event seen
+	e.b.Resync()                 // the reconnect's full reconcile
+	e.settle(t, "c1:80")
+}
+
 // A container whose sync failed while the engine went away is synced at the
 // next full reconcile (the one after the reconnect), not only when its
 // retry backoff, long by then, runs out; even though the list already

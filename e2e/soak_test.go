@@ -94,9 +94,21 @@ func TestSoak(t *testing.T) {
 		seed = s
 	}
 	t.Logf("soak: seed %d, %s (replay with SOAK_SEED=%d)", seed, duration, seed)
+	// What went wrong is said again at the very end, after the daemons'
+	// logs, where a reader of only the output's tail (CI's) finds it.
+	var failures []string
+	fail := func(format string, args ...any) {
+		t.Helper()
+		t.Errorf(format, args...)
+		failures = append(failures, fmt.Sprintf(format, args...))
+	}
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("soak failed with seed %d: replay with SOAK_SEED=%d", seed, seed)
+			what := strings.Join(failures, "\n")
+			if what == "" {
+				what = "no phase failed its check: a fault could not be applied or undone (the first error above)"
+			}
+			t.Logf("soak failed with seed %d: replay with SOAK_SEED=%d\n%s", seed, seed, what)
 		}
 	})
 
@@ -152,14 +164,14 @@ func TestSoak(t *testing.T) {
 
 		if d.gone() {
 			rep.DaemonExits++
-			t.Errorf("phase %d (%s): the daemon exited by itself: %v", phase, fault, d.cmd.ProcessState)
+			fail("phase %d (%s): the daemon exited by itself: %v", phase, fault, d.cmd.ProcessState)
 			d = startDaemonURIs(t, uris, args...)
 		}
 		took, diff := converge(t, cli, over)
 		if diff != nil {
 			rep.Stale += diff.stale
 			rep.Missing += diff.missing
-			t.Errorf("phase %d (%s): registry still differs from docker ps %s after the phase ended:\n%s", phase, fault, soakSettle, diff.text)
+			fail("phase %d (%s): registry still differs from docker ps %s after the phase ended:\n%s", phase, fault, soakSettle, diff.text)
 			continue
 		}
 		cs := rep.Converge[fault]
