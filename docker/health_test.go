@@ -107,7 +107,7 @@ func TestDeregisterOf(t *testing.T) {
 		{[]string{"SERVICE_DEREGISTER=always"}, "always", false},
 		{[]string{"SERVICE_DEREGISTER=sometimes"}, "", true},
 	} {
-		got, err := deregisterOf(web(tc.env...).inspect(t))
+		got, err := deregisterOf(metadataOf(web(tc.env...).inspect(t)))
 		if got != tc.want || (err != nil) != tc.warn {
 			t.Errorf("%v: %q, %v; want %q, warning %v", tc.env, got, err, tc.want, tc.warn)
 		}

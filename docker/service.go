@@ -54,7 +54,12 @@ type Config struct {
 // compatibility contract. It never fails: each piece of metadata it cannot use
 // is skipped and reported in warnings, naming the key.
 func Services(c container.InspectResponse, cfg Config) (services []bridge.Service, warnings []error) {
-	decisions, warnings := Explain(c, cfg)
+	return servicesOf(c, metadataOf(c), cfg)
+}
+
+// servicesOf is Services with the container's metadata already read.
+func servicesOf(c container.InspectResponse, md metadata, cfg Config) (services []bridge.Service, warnings []error) {
+	decisions, warnings := explain(c, md, cfg)
 	for _, d := range decisions {
 		if d.Service != nil {
 			services = append(services, *d.Service)
@@ -74,10 +79,21 @@ type Decision struct {
 // Explain decides, for every exposed or published port of a running
 // container in port order, whether it yields a service and why not.
 func Explain(c container.InspectResponse, cfg Config) (decisions []Decision, warnings []error) {
+	return explain(c, metadataOf(c), cfg)
+}
+
+// metadataOf reads the SERVICE_* metadata of an inspected container.
+func metadataOf(c container.InspectResponse) metadata {
+	if c.Config == nil {
+		return readMetadata(nil, nil)
+	}
+	return readMetadata(c.Config.Env, c.Config.Labels)
+}
+
+func explain(c container.InspectResponse, md metadata, cfg Config) (decisions []Decision, warnings []error) {
 	if c.ContainerJSONBase == nil || c.Config == nil {
 		return nil, nil
 	}
-	md := readMetadata(c.Config.Env, c.Config.Labels)
 	ports := containerPorts(c)
 	warnings = md.misplaced(func(n string) bool {
 		return slices.ContainsFunc(ports, func(p port) bool { return p.exposed.Port() == n })
@@ -164,13 +180,10 @@ func dedupe(warnings []error) []error {
 	})
 }
 
-// deregisterOf is the container's SERVICE_DEREGISTER policy, "" for the
-// daemon's.
-func deregisterOf(c container.InspectResponse) (string, error) {
-	if c.Config == nil {
-		return "", nil
-	}
-	e, ok := readMetadata(c.Config.Env, c.Config.Labels).generic[KeyDeregister]
+// deregisterOf is the SERVICE_DEREGISTER policy in a container's metadata,
+// "" for the daemon's.
+func deregisterOf(md metadata) (string, error) {
+	e, ok := md.generic[KeyDeregister]
 	v := strings.ToLower(strings.TrimSpace(e.value))
 	switch {
 	case !ok || v == "":
@@ -181,12 +194,8 @@ func deregisterOf(c container.InspectResponse) (string, error) {
 	return "", fmt.Errorf("%s=%q: not always, on-success or never; -deregister applies", e.key, e.value)
 }
 
-// drainOf is the container's SERVICE_DRAIN, else def.
-func drainOf(c container.InspectResponse, def time.Duration) (time.Duration, error) {
-	if c.Config == nil {
-		return def, nil
-	}
-	md := readMetadata(c.Config.Env, c.Config.Labels)
+// drainOf is the SERVICE_DRAIN in a container's metadata, else def.
+func drainOf(md metadata, def time.Duration) (time.Duration, error) {
 	e, ok := md.generic[KeyDrain]
 	if !ok || strings.TrimSpace(e.value) == "" {
 		return def, nil

@@ -332,21 +332,22 @@ func (s *Source) Inspect(ctx context.Context, id string) (bridge.Container, erro
 		ExitCode: c.State.ExitCode,
 		Stopping: s.stoppedAt(id, c),
 	}
+	md := metadataOf(c) // read once for the services, the drain and the policy
 	if out.Running {
-		out.Services, out.Warnings = Services(c, s.Config)
+		out.Services, out.Warnings = servicesOf(c, md, s.Config)
 		for i := range out.Services {
 			out.Services[i].Draining = !out.Stopping.IsZero()
 		}
 	}
 	if !out.Stopping.IsZero() {
 		var w error
-		out.Drain, w = drainOf(c, s.Config.Drain)
+		out.Drain, w = drainOf(md, s.Config.Drain)
 		if w != nil {
 			out.Warnings = append(out.Warnings, w)
 		}
 	}
 	var w error
-	if out.Deregister, w = deregisterOf(c); w != nil {
+	if out.Deregister, w = deregisterOf(md); w != nil {
 		out.Warnings = append(out.Warnings, w)
 	}
 	return out, nil
