@@ -345,7 +345,7 @@ func Meta(attrs map[string]string) (meta map[string]string, notes []string) {
 			notes = append(notes, fmt.Sprintf("%d attribute(s) from %q on left out: Consul takes %d meta pairs, 3 of them registrator's", len(keys)-i, k, maxMetaPairs))
 			break
 		}
-		nk := metaKey(k)
+		nk, cut := metaKey(k)
 		if nk == "" {
 			continue
 		}
@@ -353,7 +353,7 @@ func Meta(attrs map[string]string) (meta map[string]string, notes []string) {
 			notes = append(notes, fmt.Sprintf("attribute %q left out: it is meta key %q, as an attribute before it", k, nk))
 			continue
 		}
-		if nk != k && len(k) > maxMetaKeyLen {
+		if cut {
 			notes = append(notes, fmt.Sprintf("attribute %q: key cut to Consul's %d bytes", shorten.To(k, 40)+"…", maxMetaKeyLen))
 		}
 		v := shorten.To(attrs[k], maxMetaValueLen)
@@ -365,7 +365,9 @@ func Meta(attrs map[string]string) (meta map[string]string, notes []string) {
 	return out, notes
 }
 
-func metaKey(k string) string {
+// metaKey is the meta key of attribute k, and whether it had to be cut to
+// Consul's length (once sanitised, not as given).
+func metaKey(k string) (key string, cut bool) {
 	var b strings.Builder
 	for _, r := range k {
 		switch {
@@ -379,5 +381,5 @@ func metaKey(k string) string {
 	if strings.HasPrefix(nk, reservedByConsul) || strings.HasPrefix(nk, metaReserved) {
 		nk = "_" + nk
 	}
-	return shorten.To(nk, maxMetaKeyLen)
+	return shorten.To(nk, maxMetaKeyLen), len(nk) > maxMetaKeyLen
 }

@@ -130,6 +130,14 @@ func TestMeta(t *testing.T) {
 		if _, notes := Meta(map[string]string{"com.example.tier": "1"}); len(notes) != 0 {
 			t.Errorf("notes %q for a renamed key, want none", notes)
 		}
+		// 100 two-byte runes: 200 bytes as given, 100 once each is '_'.
+		if meta, notes := Meta(map[string]string{strings.Repeat("é", 100): "v"}); len(notes) != 0 || len(meta) != 1 {
+			t.Errorf("notes %q for a key of 200 bytes that is 100 once sanitised, want none", notes)
+		}
+		// 128 bytes as given, 129 with the escape of the reserved prefix.
+		if _, notes := Meta(map[string]string{"consul-" + strings.Repeat("k", 121): "v"}); len(notes) != 1 || !strings.Contains(notes[0], "key cut") {
+			t.Errorf("notes %q for a key escaped past 128 bytes, want it noted as cut", notes)
+		}
 	})
 	t.Run("at most 61 pairs, leaving room for the owner mark", func(t *testing.T) {
 		in := map[string]string{}
