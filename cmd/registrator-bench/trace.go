@@ -14,9 +14,6 @@ import (
 	"github.com/sirupsen/logrus"
 )
 
-// logTime is the daemon's log timestamp (cmd/registrator): milliseconds.
-const logTime = "2006-01-02T15:04:05.000Z07:00"
-
 // daemonLog reads the daemon's JSON log (at debug level) and keeps when it
 // received each container's start event, every inspection of it (its end
 // and how long it took), and when the backend acknowledged each service's
@@ -65,7 +62,8 @@ func (l *daemonLog) read(r io.Reader) {
 		if lvl, err := logrus.ParseLevel(e.Level); err != nil || lvl <= l.show {
 			os.Stderr.Write(append(sc.Bytes(), '\n'))
 		}
-		at, err := time.Parse(logTime, e.Time)
+		// RFC 3339 with any fraction; the daemon's has milliseconds.
+		at, err := time.Parse(time.RFC3339Nano, e.Time)
 		if err != nil {
 			continue
 		}
