@@ -8,6 +8,7 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,6 +22,7 @@ type fakeSource struct {
 	listErr    error
 	inspectErr error
 	inspects   int
+	lists      int // List calls: one at the start of every full reconcile
 }
 
 func (f *fakeSource) set(c Container) {
@@ -39,6 +41,7 @@ func (f *fakeSource) remove(id string) {
 func (f *fakeSource) List(context.Context) ([]Container, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.lists++
 	if f.listErr != nil {
 		return nil, f.listErr
 	}
@@ -138,6 +141,19 @@ type env struct {
 	src *fakeSource
 	be  *fakeBackend
 	b   *Bridge
+	obs *countingObserver
+}
+
+// countingObserver counts the full reconciles that ended, and passes
+// everything on to the test's own observer, if any.
+type countingObserver struct {
+	Observer
+	reconciled atomic.Int64
+}
+
+func (c *countingObserver) Reconciled(took time.Duration, err error, missing, stale int) {
+	c.Observer.Reconciled(took, err, missing, stale)
+	c.reconciled.Add(1)
 }
 
 func start(t *testing.T, cfg Config, setup func(*fakeSource, *fakeBackend)) *env {
@@ -153,6 +169,11 @@ func start(t *testing.T, cfg Config, setup func(*fakeSource, *fakeBackend)) *env
 	if cfg.Resync == 0 {
 		cfg.Resync = time.Hour // tests call Resync themselves
 	}
+	if cfg.Observer == nil {
+		cfg.Observer = nopObserver{}
+	}
+	e.obs = &countingObserver{Observer: cfg.Observer}
+	cfg.Observer = e.obs
 	log := logrus.New()
 	log.SetOutput(io.Discard)
 	e.b = New(e.src, e.be, cfg, logrus.NewEntry(log))
@@ -187,14 +208,36 @@ func (e *env) settle(t *testing.T, want ...string) {
 	}
 }
 
-// quiet waits for the loop to have nothing queued, then a little more.
-func (e *env) quiet() {
-	for range 3 {
-		for e.b.q.Len() > 0 {
-			time.Sleep(time.Millisecond)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+// resync asks for a full reconcile and waits until one that started after
+// the request has ended and everything it queued is done.
+func (e *env) resync(t *testing.T) {
+	t.Helper()
+	e.reconcile(t)
+	e.idle(t)
+}
+
+// reconcile asks for a full reconcile and waits until one that started
+// after the request has ended.
+func (e *env) reconcile(t *testing.T) {
+	t.Helper()
+	e.src.mu.Lock()
+	before := e.src.lists
+	e.src.mu.Unlock()
+	e.b.Resync()
+	var started int
+	waitFor(t, func() bool {
+		e.src.mu.Lock()
+		defer e.src.mu.Unlock()
+		started = e.src.lists
+		return started > before
+	})
+	waitFor(t, func() bool { return e.obs.reconciled.Load() >= int64(started) })
+}
+
+// idle waits until no container is queued, being synced or due for a retry.
+func (e *env) idle(t *testing.T) {
+	t.Helper()
+	waitFor(t, func() bool { return e.b.q.Len() == 0 })
 }
 
 func TestStartRegistersRunningContainersAndRemovesOurLeftovers(t *testing.T) {
@@ -211,12 +254,11 @@ func TestStartRegistersRunningContainersAndRemovesOurLeftovers(t *testing.T) {
 func TestUnchangedServicesAreNeverWrittenAgain(t *testing.T) {
 	e := start(t, Config{}, func(src *fakeSource, _ *fakeBackend) { src.set(running("c1", 80)) })
 	e.settle(t, "c1:80")
-	e.quiet()
+	e.idle(t)
 	before := e.be.writes()
 	for range 5 {
-		e.b.Resync()
 		e.b.Changed("c1")
-		e.quiet()
+		e.resync(t)
 	}
 	if n := e.be.writes() - before; n != 0 {
 		t.Fatalf("%d writes for an unchanged container", n)
@@ -285,8 +327,7 @@ func TestResyncCatchesAMissedEvent(t *testing.T) {
 func TestResyncSyncsAContainerThatCameBackAsTheLastListSawIt(t *testing.T) {
 	e := start(t, Config{}, func(src *fakeSource, _ *fakeBackend) { src.set(running("c1", 80)) })
 	e.settle(t, "c1:80")
-	e.b.Resync() // the last list before the shutdown: c1 running
-	e.quiet()
+	e.resync(t)                                 // the last list before the shutdown: c1 running
 	e.src.set(Container{ID: "c1", Name: "nc1"}) // stopped by the shutdown
 	e.b.Changed("c1")                           // its die event
 	e.settle(t)
@@ -304,11 +345,19 @@ func TestResyncRetriesFailedSyncsAtOnce(t *testing.T) {
 	e.settle(t, "c1:80")
 	e.src.mu.Lock()
 	e.src.inspectErr = errors.New("engine shutting down")
+	inspected := e.src.inspects
 	e.src.mu.Unlock()
 	e.src.set(Container{ID: "c1", Name: "nc1"}) // killed by the shutdown
 	e.b.Changed("c1")
-	e.b.Resync() // lists the stopped container; its sync fails again
-	time.Sleep(50 * time.Millisecond)
+	e.reconcile(t)           // lists the stopped container; its sync fails again
+	waitFor(t, func() bool { // a failed sync, its retry an hour away
+		e.src.mu.Lock()
+		n := e.src.inspects
+		e.src.mu.Unlock()
+		e.b.mu.Lock()
+		defer e.b.mu.Unlock()
+		return n > inspected && e.b.containers["c1"].err != "" && e.b.q.Len() == 1
+	})
 	e.src.mu.Lock()
 	e.src.inspectErr = nil
 	e.src.mu.Unlock()
@@ -323,8 +372,7 @@ func TestNothingIsRemovedWhenTheListFails(t *testing.T) {
 	e.src.listErr = errors.New("engine restarting")
 	delete(e.src.containers, "c1")
 	e.src.mu.Unlock()
-	e.b.Resync()
-	e.quiet()
+	e.resync(t)
 	if got := e.be.ids(); !slices.Equal(got, []string{"c1:80"}) {
 		t.Fatalf("registry %v after a failed list, want it untouched", got)
 	}
@@ -347,8 +395,8 @@ func TestDeregisterOnSuccess(t *testing.T) {
 			e.src.set(Container{ID: "c1", Name: "nc1", ExitCode: tc.exit})
 			e.b.Changed("c1")
 			if tc.keep {
-				e.quiet()
-				e.b.Resync()
+				e.idle(t)
+				e.resync(t)
 				e.settle(t, "c1:80")
 			} else {
 				e.settle(t)
@@ -381,7 +429,7 @@ func TestCleanupRemovesRegistratorLeftoversOfThisHostOnly(t *testing.T) {
 
 func TestWithoutCleanupUnmarkedEntriesStay(t *testing.T) {
 	e := start(t, Config{Hostname: "h1"}, func(_ *fakeSource, be *fakeBackend) { be.put(Service{ID: "h1:old:80"}) })
-	e.quiet()
+	e.resync(t)
 	e.settle(t, "h1:old:80")
 }
 
@@ -391,15 +439,14 @@ func TestResyncInspectsOnlyWhatTheListSaysChanged(t *testing.T) {
 			src.set(running(fmt.Sprint("c", i), 80))
 		}
 	})
-	e.quiet()
+	e.resync(t)
 	for range 3 {
-		e.b.Resync()
-		e.quiet()
+		e.resync(t)
 	}
 	e.src.mu.Lock()
 	n := e.src.inspects
 	e.src.mu.Unlock()
 	if n != 10 {
-		t.Fatalf("%d inspections for 10 unchanged containers over 4 full passes, want 10", n)
+		t.Fatalf("%d inspections for 10 unchanged containers over 5 full passes, want 10", n)
 	}
 }

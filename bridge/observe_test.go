@@ -146,10 +146,10 @@ func TestDryRunWritesNothing(t *testing.T) {
 		src.set(running("c1", 80))
 		be.put(stored(Service{ID: "gone:80", Container: "gone"}, owner))
 	})
-	e.quiet()
+	e.resync(t)
 	e.src.set(running("c2", 80))
 	e.b.Changed("c2")
-	e.quiet()
+	e.idle(t)
 	if w := e.be.writes(); w != 0 {
 		t.Fatalf("%d writes in a dry run", w)
 	}
@@ -263,31 +263,6 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not met within 5s")
 		}
 		time.Sleep(2 * time.Millisecond)
-	}
-}
-
-// A container's own deregistration policy beats -deregister.
-func TestDeregisterPolicy(t *testing.T) {
-	for _, tc := range []struct {
-		policy    string
-		onSuccess bool
-		exit      int
-		keep      bool
-	}{
-		{"", false, 3, false},
-		{"", true, 3, true},
-		{"", true, 0, false},
-		{"", true, 137, false},
-		{DeregisterAlways, true, 3, false},
-		{DeregisterOnSuccess, false, 3, true},
-		{DeregisterOnSuccess, false, 0, false},
-		{DeregisterNever, false, 0, true},
-		{DeregisterNever, false, 143, true},
-	} {
-		b := &Bridge{cfg: Config{OnSuccess: tc.onSuccess}}
-		if got := b.keeps(Container{Deregister: tc.policy, ExitCode: tc.exit}); got != tc.keep {
-			t.Errorf("policy %q, -deregister on-success %v, exit %d: keeps %v, want %v", tc.policy, tc.onSuccess, tc.exit, got, tc.keep)
-		}
 	}
 }
 

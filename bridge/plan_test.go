@@ -73,3 +73,12 @@ func TestFingerprint(t *testing.T) {
 		t.Error("tag order does not change the fingerprint; it must, since order is kept")
 	}
 }
+
+func TestShortID(t *testing.T) {
+	if got := ShortID("0123456789abcdef"); got != "0123456789ab" {
+		t.Errorf("ShortID of a long ID = %q", got)
+	}
+	if got := ShortID("short"); got != "short" {
+		t.Errorf("ShortID of a short ID = %q", got)
+	}
+}

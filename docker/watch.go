@@ -9,7 +9,7 @@ import (
 	"github.com/docker/docker/client"
 	"github.com/sirupsen/logrus"
 
-	"github.com/registrator/registrator/internal/shorten"
+	"github.com/registrator/registrator/bridge"
 )
 
 // containerActions are the container events that can change what a
@@ -101,7 +101,7 @@ func watchOnce(ctx context.Context, api client.APIClient, log *logrus.Entry, f f
 			if id == "" {
 				continue
 			}
-			log.WithFields(logrus.Fields{"container": shorten.ID(id), "event": string(m.Type) + " " + string(m.Action)}).Debug("docker event")
+			log.WithFields(logrus.Fields{"container": bridge.ShortID(id), "event": string(m.Type) + " " + string(m.Action)}).Debug("docker event")
 			if h.Stopping != nil && m.Type == events.ContainerEventType && m.Action == events.ActionKill && !reloadSignals[m.Actor.Attributes["signal"]] {
 				h.Stopping(id)
 			}

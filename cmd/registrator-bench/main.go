@@ -47,7 +47,6 @@ import (
 	"github.com/registrator/registrator/bridge"
 	"github.com/registrator/registrator/internal/consultest"
 	"github.com/registrator/registrator/internal/etcdtest"
-	"github.com/registrator/registrator/internal/shorten"
 )
 
 const (
@@ -461,7 +460,7 @@ func (b *bench) latency(t *target, r *result, n int) error {
 				if at, err = time.Parse(time.RFC3339Nano, started); err == nil {
 					lat = append(lat, float64(visible.Sub(at).Microseconds())/1000)
 					dlog.acked(b.id(name), time.Second)
-					p := dlog.parts(shorten.ID(cid), b.id(name), at, visible, events.at(name, time.Second))
+					p := dlog.parts(bridge.ShortID(cid), b.id(name), at, visible, events.at(name, time.Second))
 					p.BenchStall, p.BenchRunDelay = &stall, &delay
 					r.LatencySamples = append(r.LatencySamples, p)
 					if p.Read != nil {

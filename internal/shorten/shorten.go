@@ -13,6 +13,3 @@ func To(s string, n int) string {
 	}
 	return s[:n]
 }
-
-// ID is the 12-character form of a container ID, as the Docker CLI shows it.
-func ID(id string) string { return id[:min(len(id), 12)] }

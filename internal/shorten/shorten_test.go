@@ -22,12 +22,3 @@ func TestTo(t *testing.T) {
 		}
 	}
 }
-
-func TestID(t *testing.T) {
-	if got := ID("0123456789abcdef"); got != "0123456789ab" {
-		t.Errorf("ID = %q", got)
-	}
-	if got := ID("short"); got != "short" {
-		t.Errorf("ID of a short ID = %q", got)
-	}
-}

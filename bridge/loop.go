@@ -1,0 +1,108 @@
+package bridge
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/sirupsen/logrus"
+)
+
+// Run syncs until ctx is done. The first full reconcile happens at the first
+// Resync call, so that the caller can subscribe to events before it.
+func (b *Bridge) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	for range b.cfg.Workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			b.work(ctx)
+		}()
+	}
+	b.reconcileLoop(ctx)
+	wg.Wait()
+	b.q.Stop()
+	return nil
+}
+
+func (b *Bridge) work(ctx context.Context) {
+	for {
+		id, ok := b.q.Get(ctx)
+		if !ok {
+			return
+		}
+		b.mu.Lock()
+		changed, measured := b.changedAt[id]
+		delete(b.changedAt, id)
+		b.mu.Unlock()
+		err := b.sync(ctx, id)
+		if measured {
+			// An event's inspection may have seen a state that no list
+			// has (a container stopped and started again while the
+			// stream was down): the next full reconcile must look at it
+			// again even if its list reads as the last one did.
+			b.mu.Lock()
+			if k := b.containers[id]; k != nil {
+				k.fingerprint = ""
+			}
+			b.mu.Unlock()
+		}
+		switch {
+		case err != nil && ctx.Err() == nil:
+			b.log.WithFields(logrus.Fields{"container": ShortID(id), "error": err}).Warn("sync failed, will retry")
+			if measured { // the change is still to be applied
+				b.mu.Lock()
+				if _, newer := b.changedAt[id]; !newer {
+					b.changedAt[id] = changed
+				}
+				b.mu.Unlock()
+			}
+		case err == nil && measured:
+			b.cfg.Observer.Synced(time.Since(changed))
+		}
+		b.q.Done(id, err != nil)
+	}
+}
+
+func (b *Bridge) reconcileLoop(ctx context.Context) {
+	tick := time.NewTicker(b.cfg.Resync)
+	defer tick.Stop()
+	failures := 0
+	var retry *time.Timer
+	defer func() {
+		if retry != nil {
+			retry.Stop()
+		}
+	}()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		case <-b.resync:
+		}
+		if retry != nil {
+			retry.Stop()
+			retry = nil
+		}
+		start := time.Now()
+		missing, stale, err := b.reconcile(ctx)
+		if ctx.Err() == nil {
+			b.cfg.Observer.Reconciled(time.Since(start), err, missing, stale)
+		}
+		if err == nil {
+			b.mu.Lock()
+			b.reconciled = true
+			b.mu.Unlock()
+			failures = 0
+			continue
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		failures++
+		wait := min(b.cfg.Retry(failures), b.cfg.Resync)
+		b.log.WithField("error", err).Warnf("full reconcile failed, retrying in %s", wait)
+		retry = time.AfterFunc(wait, b.Resync)
+	}
+}

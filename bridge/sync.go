@@ -1,0 +1,127 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/sirupsen/logrus"
+)
+
+// sync makes the entries of one container equal to what should exist now:
+// it inspects the container, asks desiredServices what should exist, and
+// writes the plan's difference. The rule itself does no I/O.
+func (b *Bridge) sync(ctx context.Context, id string) error {
+	began := time.Now()
+	c, err := b.inspect(ctx, id)
+	if b.log.Logger.IsLevelEnabled(logrus.DebugLevel) {
+		b.log.WithFields(logrus.Fields{"container": ShortID(id), "took": time.Since(began).String()}).Debug("inspected")
+	}
+	gone := errors.Is(err, ErrNotFound)
+	if err != nil && !gone {
+		err = fmt.Errorf("inspect: %w", err)
+		b.mu.Lock()
+		if k := b.containers[id]; k != nil {
+			k.err = err.Error() // the next full reconcile retries it
+		}
+		b.mu.Unlock()
+		return err
+	}
+	log := b.log.WithField("container", ShortID(id))
+	for _, w := range c.Warnings {
+		log.WithField("error", w).Warnf("container %s: metadata warning", c.Name)
+	}
+
+	b.mu.Lock()
+	o := observation{Container: c, Gone: gone, Actual: slices.Collect(maps.Values(b.actual[id])), Now: time.Now()}
+	if k := b.containers[id]; k != nil {
+		o.Known, o.Last = true, k.desired
+	}
+	desired, recheck := desiredServices(o, b.policy)
+	if recheck > 0 {
+		b.q.AddAfter(id, recheck) // its drain period ends: look again then
+	}
+	revs := fingerprints(desired)
+	register, deregister := plan(b.cfg.Owner, desired, revs, o.Actual)
+	b.mu.Unlock()
+
+	if b.cfg.DryRun {
+		for _, s := range register {
+			log.WithFields(logrus.Fields{"service": s.ID, "action": "register"}).Infof("dry run: would register %s at %s:%d", s.Name, s.Address, s.Port)
+		}
+		for _, s := range deregister {
+			log.WithFields(logrus.Fields{"service": s.ID, "action": "deregister"}).Infof("dry run: would deregister %s", s.Name)
+		}
+		register, deregister = nil, nil
+	}
+	var errs []error
+	for _, s := range register {
+		s.Owner = b.cfg.Owner
+		began := time.Now()
+		err := b.call(ctx, func(ctx context.Context) error { return b.backend.Register(ctx, s) })
+		b.cfg.Observer.Wrote("register", time.Since(began), err)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("register %s: %w", s.ID, err))
+			continue
+		}
+		s.Revision = s.Fingerprint()
+		b.record(id, s.ID, &s)
+		log.WithFields(logrus.Fields{"service": s.ID, "action": "register"}).Infof("registered %s at %s:%d", s.Name, s.Address, s.Port)
+	}
+	for _, s := range deregister {
+		began := time.Now()
+		err := b.call(ctx, func(ctx context.Context) error { return b.backend.Deregister(ctx, s) })
+		b.cfg.Observer.Wrote("deregister", time.Since(began), err)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("deregister %s: %w", s.ID, err))
+			continue
+		}
+		b.record(id, s.ID, nil)
+		log.WithFields(logrus.Fields{"service": s.ID, "action": "deregister"}).Infof("deregistered %s", s.Name)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if gone && len(errs) == 0 {
+		delete(b.containers, id)
+		return nil
+	}
+	k := b.containers[id]
+	if k == nil {
+		k = &known{}
+		b.containers[id] = k
+	}
+	k.name, k.services, k.serviceRevs = c.Name, desired, revs
+	if len(errs) > 0 {
+		err := errors.Join(errs...)
+		k.err = err.Error()
+		return err
+	}
+	k.err = ""
+	k.desired, k.desiredRevs = desired, revs
+	if len(register)+len(deregister) == 0 {
+		log.Debug("in sync")
+	}
+	return nil
+}
+
+// record notes a change the backend accepted: s written, or removed if nil.
+func (b *Bridge) record(container, serviceID string, s *Service) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.seq++
+	b.touched[container] = b.seq
+	if s == nil {
+		delete(b.actual[container], serviceID)
+		if len(b.actual[container]) == 0 {
+			delete(b.actual, container)
+		}
+		return
+	}
+	if b.actual[container] == nil {
+		b.actual[container] = map[string]Service{}
+	}
+	b.actual[container][serviceID] = *s
+}
