@@ -23,20 +23,6 @@ type queue struct {
 	backoff    Backoff
 }
 
-// Backoff returns how long to wait before retry number n (n ≥ 1).
-type Backoff func(n int) time.Duration
-
-// ExponentialBackoff doubles from base up to max.
-func ExponentialBackoff(base, max time.Duration) Backoff {
-	return func(n int) time.Duration {
-		d := base
-		for i := 1; i < n && d < max; i++ {
-			d *= 2
-		}
-		return min(d, max)
-	}
-}
-
 func newQueue(b Backoff) *queue {
 	return &queue{
 		wake:       make(chan struct{}, 1),

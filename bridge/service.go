@@ -16,8 +16,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
-	"time"
 )
 
 // Service is one registration: one port of one container.
@@ -119,54 +117,4 @@ type Backend interface {
 	// Ping checks that the backend can be reached.
 	Ping(ctx context.Context) error
 	Close() error
-}
-
-// Container is what the bridge knows of one Docker container.
-type Container struct {
-	ID   string
-	Name string // without the leading slash
-	// Running is false for a container that exited, is being restarted or was
-	// only created.
-	Running  bool
-	ExitCode int
-	// Stopping is when the engine was seen stopping this run of the
-	// container (a kill event: docker stop, docker kill), zero if it was
-	// not. Its services are draining: Consul shows them in maintenance,
-	// other backends no longer hold them.
-	Stopping time.Time
-	// Drain is how long the services of a stopped container stay draining
-	// after Stopping before they are deregistered.
-	Drain time.Duration
-	// Deregister is the container's own policy for when it stops (one of
-	// the Deregister* values), "" for the bridge's. A removed container is
-	// always deregistered.
-	Deregister string
-	// Fingerprint, from List, changes whenever anything that could change the
-	// container's services changes (state, name, ports, networks, labels).
-	Fingerprint string
-	// Services are set by Inspect for a running container; a container whose
-	// metadata has faults still yields every service it can, and Warnings say
-	// what was skipped, naming the key.
-	Services []Service
-	Warnings []error
-}
-
-// Deregistration policies of a container that stopped.
-const (
-	DeregisterAlways    = "always"
-	DeregisterOnSuccess = "on-success" // kept when it exited with a failure
-	DeregisterNever     = "never"      // kept until the container is removed
-)
-
-// ErrNotFound is returned by Source.Inspect for a container that does not exist.
-var ErrNotFound = errors.New("no such container")
-
-// Source says what should exist.
-type Source interface {
-	// List returns every container the engine knows, running or not, without
-	// Services.
-	List(ctx context.Context) ([]Container, error)
-	// Inspect returns one container with its Services derived, or an error
-	// wrapping ErrNotFound when the container is gone.
-	Inspect(ctx context.Context, id string) (Container, error)
 }

@@ -70,7 +70,7 @@ func TestListReadsWhatTheFullDecodingReads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lean := &Source{API: c}
+	lean := &Engine{API: c}
 	got, err := lean.List(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -83,7 +83,7 @@ func TestListReadsWhatTheFullDecodingReads(t *testing.T) {
 	if err := json.Unmarshal(raw, &full); err != nil {
 		t.Fatal(err)
 	}
-	want, err := (&Source{API: summaries{list: full}}).List(context.Background())
+	want, err := (&Engine{API: summaries{list: full}}).List(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +116,7 @@ func TestListOverTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &Source{API: c}
+	s := &Engine{API: c}
 	list, err := s.List(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -198,12 +198,12 @@ func TestListAgainReadsOnlyWhatChanged(t *testing.T) {
 		fakeEngine(t, body.Load().([]byte)).ServeHTTP(w, r)
 	}))
 	defer srv.Close()
-	source := func() *Source {
+	source := func() *Engine {
 		c, err := client.NewClientWithOpts(client.WithHost("tcp://"+srv.Listener.Addr().String()), client.WithAPIVersionNegotiation(), rawBodies)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return &Source{API: c}
+		return &Engine{API: c}
 	}
 	s := source()
 	first, err := s.List(context.Background())
@@ -249,7 +249,7 @@ func TestListOfGarbage(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		list, err := (&Source{API: c}).List(context.Background())
+		list, err := (&Engine{API: c}).List(context.Background())
 		srv.Close()
 		if err == nil || list != nil {
 			t.Errorf("list of %s: %v, %v; want an error", body, list, err)
@@ -293,7 +293,7 @@ func BenchmarkListAgain(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	s := &Source{API: c}
+	s := &Engine{API: c}
 	if _, err := s.List(context.Background()); err != nil {
 		b.Fatal(err)
 	}

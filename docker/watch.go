@@ -6,7 +6,6 @@ import (
 
 	"github.com/docker/docker/api/types/events"
 	"github.com/docker/docker/api/types/filters"
-	"github.com/docker/docker/client"
 	"github.com/sirupsen/logrus"
 
 	"github.com/registrator/registrator/bridge"
@@ -25,25 +24,6 @@ var containerActions = []events.Action{
 // networkActions are the network events that name a container.
 var networkActions = []events.Action{events.ActionConnect, events.ActionDisconnect}
 
-// Handler is what Watch calls. None of its functions may block.
-type Handler struct {
-	// Changed is called with the container's ID for every event that
-	// concerns a container.
-	Changed func(id string)
-	// Connected is called each time the stream is (re)established, after
-	// the subscription, so that the full list the caller then makes misses
-	// nothing.
-	Connected func()
-	// Event, if set, is called for every event, with its type and action.
-	Event func(typ, action string)
-	// Lost, if set, is called when the stream breaks.
-	Lost func(err error)
-	// Stopping, if set, is called with the container's ID when the engine
-	// signals a container to end (a kill event: docker stop, docker kill),
-	// before Changed.
-	Stopping func(id string)
-}
-
 // reloadSignals are signals programs take as "reload" or "report", not
 // "end": a kill event with one of them does not drain.
 var reloadSignals = map[string]bool{"1": true, "10": true, "12": true, "28": true,
@@ -52,41 +32,39 @@ var reloadSignals = map[string]bool{"1": true, "10": true, "12": true, "28": tru
 // Watch follows the engine's events until ctx is done and never returns
 // earlier. The subscription starts at the engine's clock as read before
 // subscribing. A broken stream (engine restart, socket gone) is
-// re-established with capped backoff.
-func Watch(ctx context.Context, api client.APIClient, log *logrus.Entry, h Handler) {
+// re-established after the Engine's Retry, which starts over once a
+// stream has lasted 30 s. A kill event marks its container as stopping, so
+// that its services drain, before h.Changed is told.
+func (s *Engine) Watch(ctx context.Context, h bridge.Handler) {
 	f := filters.NewArgs(filters.Arg("type", string(events.ContainerEventType)), filters.Arg("type", string(events.NetworkEventType)))
 	for _, a := range append(containerActions, networkActions...) {
 		f.Add("event", string(a))
 	}
-	const minWait, maxWait = 250 * time.Millisecond, 5 * time.Second
-	wait := minWait
-	for ctx.Err() == nil {
-		err := watchOnce(ctx, api, log, f, h, func() { wait = minWait })
+	log := s.log()
+	for attempt := 1; ctx.Err() == nil; attempt++ {
+		err := s.watchOnce(ctx, log, f, h, func() { attempt = 1 })
 		if ctx.Err() != nil {
 			return
 		}
 		if h.Lost != nil {
 			h.Lost(err)
 		}
-		log.WithField("error", err).Warnf("docker: event stream lost, reconnecting in %s", wait)
-		select {
-		case <-ctx.Done():
+		log.WithField("error", err).Warnf("docker: event stream lost, reconnecting in %s", s.retry()(attempt))
+		if s.retry().Sleep(ctx, attempt) != nil {
 			return
-		case <-time.After(wait):
 		}
-		wait = min(2*wait, maxWait)
 	}
 }
 
 // watchOnce subscribes and reads the stream until it breaks.
-func watchOnce(ctx context.Context, api client.APIClient, log *logrus.Entry, f filters.Args, h Handler, healthy func()) error {
-	info, err := api.Info(ctx)
+func (s *Engine) watchOnce(ctx context.Context, log *logrus.Entry, f filters.Args, h bridge.Handler, healthy func()) error {
+	info, err := s.API.Info(ctx)
 	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	msgs, errs := api.Events(ctx, events.ListOptions{Since: info.SystemTime, Filters: f})
+	msgs, errs := s.API.Events(ctx, events.ListOptions{Since: info.SystemTime, Filters: f})
 	log.WithField("engine", info.ServerVersion).Info("docker: watching events")
 	h.Connected()
 	stable := time.NewTimer(30 * time.Second) // a stream that lasted resets the backoff
@@ -102,8 +80,8 @@ func watchOnce(ctx context.Context, api client.APIClient, log *logrus.Entry, f f
 				continue
 			}
 			log.WithFields(logrus.Fields{"container": bridge.ShortID(id), "event": string(m.Type) + " " + string(m.Action)}).Debug("docker event")
-			if h.Stopping != nil && m.Type == events.ContainerEventType && m.Action == events.ActionKill && !reloadSignals[m.Actor.Attributes["signal"]] {
-				h.Stopping(id)
+			if m.Type == events.ContainerEventType && m.Action == events.ActionKill && !reloadSignals[m.Actor.Attributes["signal"]] {
+				s.stopped(id)
 			}
 			h.Changed(id)
 		case err := <-errs:

@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"slices"
@@ -173,7 +174,8 @@ func errString(err error) string {
 	return err.Error()
 }
 
-// Run pings every backend now and every PingEvery until ctx is done.
+// Run pings every backend now and every PingEvery until ctx is done, for
+// /ready and registrator_backend_up: run it only where something serves them.
 func (m *Monitor) Run(ctx context.Context) {
 	tick := time.NewTicker(PingEvery)
 	defer tick.Stop()
@@ -261,24 +263,39 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	_ = enc.Encode(v)
 }
 
-// Serve serves h on addr until ctx is done.
-func Serve(ctx context.Context, addr string, h http.Handler, log *logrus.Entry) error {
+// Server is the daemon's HTTP listener.
+type Server struct {
+	l   net.Listener
+	srv *http.Server
+	log *logrus.Entry
+}
+
+// Listen opens addr for h, so that a misconfigured address is an error at
+// start; Serve then serves it.
+func Listen(addr string, h http.Handler, log *logrus.Entry) (*Server, error) {
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	return &Server{l: l, srv: &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}, log: log}, nil
+}
+
+// Serve serves until ctx is done, then shuts down (in-flight requests get
+// 2 s) and returns nil; or returns the listener's error.
+func (s *Server) Serve(ctx context.Context) error {
+	stopped := make(chan struct{})
 	go func() {
+		defer close(stopped)
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
-		_ = srv.Shutdown(sctx)
+		_ = s.srv.Shutdown(sctx)
 	}()
-	log.WithField("addr", l.Addr().String()).Info("serving /metrics, /health, /ready and /v1/services")
-	go func() {
-		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.WithField("error", err).Error("HTTP listener stopped")
-		}
-	}()
+	s.log.WithField("addr", s.l.Addr().String()).Info("serving /metrics, /health, /ready and /v1/services")
+	err := s.srv.Serve(s.l)
+	if !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("HTTP listener: %w", err)
+	}
+	<-stopped
 	return nil
 }

@@ -73,10 +73,8 @@ func reach(ctx context.Context, backend bridge.Backend, o options, log *logrus.E
 			return fmt.Errorf("cannot reach the registry after %d attempt(s): %w", attempt+1, err)
 		}
 		log.WithField("error", err).Warnf("registry not reachable, retrying in %s", o.retryInterval)
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(o.retryInterval):
+		if err := bridge.ConstantBackoff(o.retryInterval).Sleep(ctx, attempt+1); err != nil {
+			return err
 		}
 	}
 }

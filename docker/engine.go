@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"net/http"
 	"os"
@@ -22,6 +23,7 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/errdefs"
+	"github.com/sirupsen/logrus"
 
 	"github.com/registrator/registrator/bridge"
 	"github.com/registrator/registrator/internal/rawbody"
@@ -69,29 +71,16 @@ func rawBodies(c *client.Client) error {
 	return client.WithHTTPClient(hc)(c)
 }
 
-// EngineID returns the engine's ID, the owner mark of every entry this host
-// writes. It waits, retrying, until the engine answers or ctx is done.
-func EngineID(ctx context.Context, api client.APIClient, retry func(attempt int, err error) time.Duration) (string, error) {
-	for attempt := 1; ; attempt++ {
-		info, err := api.Info(ctx)
-		if err == nil && info.ID != "" {
-			return info.ID, nil
-		}
-		if err == nil {
-			err = errors.New("engine reported no ID")
-		}
-		select {
-		case <-ctx.Done():
-			return "", ctx.Err()
-		case <-time.After(retry(attempt, err)):
-		}
-	}
-}
-
-// Source is a bridge.Source reading the Docker engine.
-type Source struct {
+// Engine is the bridge.Engine of a Docker engine (or of an engine that
+// speaks Docker's API).
+type Engine struct {
 	API    client.APIClient
 	Config Config
+	// Log is told of retries and of the event stream; nil for none.
+	Log *logrus.Entry
+	// Retry spaces the attempts to reach the engine at start and to
+	// re-establish its event stream; DefaultRetry if nil.
+	Retry bridge.Backoff
 
 	mu       sync.Mutex
 	stopping map[string]time.Time // container ID → when a kill event was seen
@@ -105,9 +94,52 @@ type Source struct {
 	elems           [][]byte
 }
 
-// Stopping notes that the engine is stopping a container (a kill event),
+// DefaultRetry is the Engine's retry policy unless it has its own.
+var DefaultRetry = bridge.ExponentialBackoff(250*time.Millisecond, 5*time.Second)
+
+var _ bridge.Engine = (*Engine)(nil)
+
+func (s *Engine) retry() bridge.Backoff {
+	if s.Retry == nil {
+		return DefaultRetry
+	}
+	return s.Retry
+}
+
+func (s *Engine) log() *logrus.Entry {
+	if s.Log == nil {
+		return discard
+	}
+	return s.Log
+}
+
+var discard = func() *logrus.Entry {
+	l := logrus.New()
+	l.SetOutput(io.Discard)
+	return logrus.NewEntry(l)
+}()
+
+// ID returns the engine's ID, the owner mark of every entry this host
+// writes. It waits, retrying, until the engine answers or ctx is done.
+func (s *Engine) ID(ctx context.Context) (string, error) {
+	for attempt := 1; ; attempt++ {
+		info, err := s.API.Info(ctx)
+		if err == nil && info.ID != "" {
+			return info.ID, nil
+		}
+		if err == nil {
+			err = errors.New("engine reported no ID")
+		}
+		s.log().WithField("error", err).Warn("waiting for the Docker engine")
+		if err := s.retry().Sleep(ctx, attempt); err != nil {
+			return "", err
+		}
+	}
+}
+
+// stopped notes that the engine is stopping a container (a kill event),
 // so that its services drain. It never blocks.
-func (s *Source) Stopping(id string) {
+func (s *Engine) stopped(id string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.stopping == nil {
@@ -120,7 +152,7 @@ func (s *Source) Stopping(id string) {
 
 // stoppedAt is when this run of the container was seen stopping, zero if
 // it was not; the mark of an earlier run is dropped.
-func (s *Source) stoppedAt(id string, c container.InspectResponse) time.Time {
+func (s *Engine) stoppedAt(id string, c container.InspectResponse) time.Time {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	at, ok := s.stopping[id]
@@ -134,8 +166,6 @@ func (s *Source) stoppedAt(id string, c container.InspectResponse) time.Time {
 	return at
 }
 
-var _ bridge.Source = (*Source)(nil)
-
 // List returns every container, running or not.
 //
 // The list is read every resync, and the client's own decoding of it (every
@@ -145,7 +175,7 @@ var _ bridge.Source = (*Source)(nil)
 // element in the list changed since the last one (most do not from one
 // resync to the next; the status text, "Up 3 minutes", changes at most
 // once a minute).
-func (s *Source) List(ctx context.Context) ([]bridge.Container, error) {
+func (s *Engine) List(ctx context.Context) ([]bridge.Container, error) {
 	s.listMu.Lock()
 	defer s.listMu.Unlock()
 	full, err := s.API.ContainerList(rawbody.Into(ctx, &s.listBuf, "[]"), container.ListOptions{All: true})
@@ -311,7 +341,7 @@ func healthOf(status string) string {
 }
 
 // Inspect reads one container and derives its services.
-func (s *Source) Inspect(ctx context.Context, id string) (bridge.Container, error) {
+func (s *Engine) Inspect(ctx context.Context, id string) (bridge.Container, error) {
 	c, err := s.API.ContainerInspect(ctx, id)
 	if errdefs.IsNotFound(err) {
 		s.mu.Lock()

@@ -1,0 +1,96 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/sirupsen/logrus"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/registrator/registrator/bridge"
+	"github.com/registrator/registrator/docker"
+	"github.com/registrator/registrator/monitor"
+)
+
+// daemon runs until ctx is done. Every goroutine it starts belongs to one
+// group, and it returns once all have stopped: nil after ctx is done, an
+// error for a misconfiguration found at start.
+func daemon(ctx context.Context, o options, log *logrus.Entry) error {
+	mon := monitor.New()
+	var srv *monitor.Server
+	if o.httpAddr != "" {
+		h := mon.Handler()
+		if o.pprof {
+			h = monitor.WithProfiler(h)
+		}
+		var err error
+		if srv, err = monitor.Listen(o.httpAddr, h, log); err != nil {
+			return fmt.Errorf("-http-addr: %w", err)
+		}
+	}
+	api, err := docker.Connect()
+	if err != nil {
+		return err
+	}
+	defer api.Close()
+	ctx, cancel := context.WithCancel(ctx)
+	g, ctx := errgroup.WithContext(ctx)
+	defer func() { cancel(); _ = g.Wait() }() // on every return: nothing left running
+	if srv != nil {
+		g.Go(func() error { return srv.Serve(ctx) })
+	}
+	cfg := deriveConfig(o, log)
+	engine := &docker.Engine{API: api, Config: cfg, Log: log}
+	// The engine's ID is the owner mark, which backends need from the start.
+	owner, err := engine.ID(ctx)
+	if err != nil { // only when stopped while waiting
+		return nil
+	}
+	backends, err := openBackends(ctx, o, owner, log)
+	defer func() {
+		for _, b := range backends {
+			b.Close()
+		}
+	}()
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	// One bridge per backend: each has its own queue and retries, so that
+	// one backend's outage never holds up another's writes.
+	var bridges []*bridge.Bridge
+	for _, b := range backends {
+		br := bridge.New(engine, b.Backend, bridge.Config{
+			Owner: owner, OnSuccess: o.onSuccess, Cleanup: o.cleanup, Hostname: cfg.Hostname, Resync: o.resync,
+			DryRun: o.dryRun, Observer: mon.Observer(b.name),
+		}, log.WithField("backend", b.name))
+		mon.Add(b.name, br)
+		bridges = append(bridges, br)
+		g.Go(func() error { return br.Run(ctx) })
+	}
+	log.WithFields(logrus.Fields{"owner": owner, "registry": redacted(o.uris), "version": version, "dry-run": o.dryRun}).Info("registrator started")
+	if srv != nil { // the pings feed /ready and registrator_backend_up, served only there
+		g.Go(func() error { mon.Run(ctx); return nil })
+	}
+	g.Go(func() error {
+		engine.Watch(ctx, bridge.Handler{
+			Changed: func(id string) {
+				for _, b := range bridges {
+					b.Changed(id)
+				}
+			},
+			Connected: func() {
+				mon.DockerConnected()
+				for _, b := range bridges {
+					b.Resync()
+				}
+			},
+			Event: mon.Event,
+			Lost:  mon.DockerLost,
+		})
+		return nil
+	})
+	return g.Wait()
+}
