@@ -1,4 +1,4 @@
-# Newcomer's commands: make setup, make run, make test. See README.md.
+# Newcomer's commands: make run, make test (each does `make setup` first). See README.md.
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
@@ -16,17 +16,17 @@ install:
 setup:
 	scripts/setup.sh
 
-## run: a local dev Consul on 127.0.0.1:8500 and the daemon against it
-run: build
+## run: a local dev Consul on 127.0.0.1:8500 and the daemon against it; does the setup it needs first
+run: setup build
 	scripts/run-dev.sh
 
-## test: every test, the end-to-end suite included (needs a running engine and etcd; builds Consul and CoreDNS if not cached)
-test:
+## test: every test, the end-to-end suite included; does the setup it needs first (seconds once done)
+test: setup
 	CONSUL_BIN="$$(scripts/get-consul.sh)" COREDNS_BIN="$$(scripts/get-coredns.sh)" go test -race -count=1 -timeout 45m ./...
 
-## unit: the tests that need neither Docker nor Consul
+## unit: the tests that need no engine and no server (every package but e2e/ and the five adapters under registry/)
 unit:
-	go test -race -count=1 ./bridge/... ./docker/... ./cmd/...
+	go test -race -count=1 $$(go list ./... | grep -v -E '/e2e$$|/registry/(consul|consulkv|etcd|skydns2|zookeeper)$$')
 
 ## check: formatting and vet
 check:

@@ -16,6 +16,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"time"
+
+	"github.com/sirupsen/logrus"
 )
 
 // Service is one registration: one port of one container.
@@ -100,6 +103,13 @@ func (s Service) Fingerprint() string {
 	}
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:12])
+}
+
+// BackendOptions are what the command line says to every backend.
+type BackendOptions struct {
+	Owner string        // the owner mark of this daemon's entries
+	TTL   time.Duration // -ttl, for backends whose entries expire; 0 for the backend's default
+	Log   *logrus.Entry // told what an adapter had to change to fit its registry's limits
 }
 
 // Backend is a service registry. Every method may be called concurrently and

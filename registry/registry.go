@@ -3,82 +3,81 @@ package registry
 
 import (
 	"fmt"
-	"maps"
 	"net/url"
 	"slices"
 	"strings"
-	"time"
-
-	"github.com/sirupsen/logrus"
 
 	"github.com/registrator/registrator/bridge"
 	"github.com/registrator/registrator/registry/consul"
 	"github.com/registrator/registrator/registry/consulkv"
 	"github.com/registrator/registrator/registry/etcd"
-	"github.com/registrator/registrator/registry/kv"
 	"github.com/registrator/registrator/registry/skydns2"
 	"github.com/registrator/registrator/registry/zookeeper"
 )
 
-// Options are what the command line says to every backend.
-type Options struct {
-	Owner string        // the owner mark of this daemon's entries
-	TTL   time.Duration // -ttl, for backends whose entries expire
-	Log   *logrus.Entry
+// Scheme is one registry URI scheme and the adapter that serves it.
+type Scheme struct {
+	Name    string // the URI scheme
+	Example string // a URI of this form, for the usage text
+	open    func(*url.URL, bridge.BackendOptions) (bridge.Backend, error)
 }
 
-// schemes maps each URI scheme to the adapter that serves it.
-var schemes = map[string]func(*url.URL, Options) (bridge.Backend, error){
-	"consul":       openConsul,
-	"consul-tls":   openConsul,
-	"consul-unix":  openConsul,
-	"consulkv":     openConsulKV,
-	"consulkv-tls": openConsulKV,
-	"etcd":         openEtcd,
-	"etcd+tls":     openEtcd,
-	"skydns2":      openSkyDNS,
-	"skydns2+tls":  openSkyDNS,
-	"zookeeper":    openZooKeeper,
+// table is the only place a backend is registered: adding one is its
+// package and a row here. The usage text lists it from here, and a test
+// checks that the README documents every scheme.
+var table = []Scheme{
+	{"consul", "consul://host:port", adapter(consul.Open)},
+	{"consul-tls", "consul-tls://host:port", adapter(consul.Open)},
+	{"consul-unix", "consul-unix:///path/to/consul.sock", adapter(consul.Open)},
+	{"consulkv", "consulkv://host:port/prefix", adapter(consulkv.Open)},
+	{"consulkv-tls", "consulkv-tls://host:port/prefix", adapter(consulkv.Open)},
+	{"etcd", "etcd://host:port[,host:port]/prefix", adapter(etcd.Open)},
+	{"etcd+tls", "etcd+tls://host:port[,host:port]/prefix", adapter(etcd.Open)},
+	{"skydns2", "skydns2://host:port/domain", adapter(skydns2.Open)},
+	{"skydns2+tls", "skydns2+tls://host:port/domain", adapter(skydns2.Open)},
+	{"zookeeper", "zookeeper://host:port[,host:port]/basepath", adapter(zookeeper.Open)},
 }
 
-func openConsul(u *url.URL, o Options) (bridge.Backend, error) { return consul.Open(u, o.Log) }
-
-func openConsulKV(u *url.URL, o Options) (bridge.Backend, error) {
-	return consulkv.Open(u, kv.Options(o))
+// adapter gives an adapter's Open, which returns its concrete type, the
+// table's one constructor type.
+func adapter[B bridge.Backend](open func(*url.URL, bridge.BackendOptions) (B, error)) func(*url.URL, bridge.BackendOptions) (bridge.Backend, error) {
+	return func(u *url.URL, o bridge.BackendOptions) (bridge.Backend, error) {
+		b, err := open(u, o)
+		if err != nil {
+			return nil, err // not a nil B in a non-nil interface
+		}
+		return b, nil
+	}
 }
 
-func openEtcd(u *url.URL, o Options) (bridge.Backend, error) {
-	return etcd.Open(u, kv.Options(o))
-}
+// Schemes lists the URI schemes Open knows, in the table's order.
+func Schemes() []Scheme { return slices.Clone(table) }
 
-func openSkyDNS(u *url.URL, o Options) (bridge.Backend, error) {
-	return skydns2.Open(u, kv.Options(o))
+func names() string {
+	var out []string
+	for _, s := range table {
+		out = append(out, s.Name)
+	}
+	return strings.Join(out, ", ")
 }
-
-func openZooKeeper(u *url.URL, o Options) (bridge.Backend, error) {
-	return zookeeper.Open(u, kv.Options(o))
-}
-
-// Schemes lists the URI schemes Open knows, sorted.
-func Schemes() []string { return slices.Sorted(maps.Keys(schemes)) }
 
 // Open returns the backend a registry URI names. It does not connect.
-func Open(uri string, o Options) (bridge.Backend, error) {
+func Open(uri string, o bridge.BackendOptions) (bridge.Backend, error) {
 	if !strings.Contains(uri, "://") {
-		return nil, fmt.Errorf("registry URI %q has no scheme, e.g. consul://127.0.0.1:8500 (known: %s)", redactRaw(uri), strings.Join(Schemes(), ", "))
+		return nil, fmt.Errorf("registry URI %q has no scheme, e.g. consul://127.0.0.1:8500 (known: %s)", redactRaw(uri), names())
 	}
 	u, err := url.Parse(uri)
 	if err != nil {
 		return nil, fmt.Errorf("registry URI: %w", redact(err))
 	}
 	if u.Scheme == "" {
-		return nil, fmt.Errorf("registry URI %q has no scheme (known: %s)", u.Redacted(), strings.Join(Schemes(), ", "))
+		return nil, fmt.Errorf("registry URI %q has no scheme (known: %s)", u.Redacted(), names())
 	}
-	open, ok := schemes[u.Scheme]
-	if !ok {
-		return nil, fmt.Errorf("unknown registry scheme %q in %q (known: %s)", u.Scheme, u.Redacted(), strings.Join(Schemes(), ", "))
+	i := slices.IndexFunc(table, func(s Scheme) bool { return s.Name == u.Scheme })
+	if i < 0 {
+		return nil, fmt.Errorf("unknown registry scheme %q in %q (known: %s)", u.Scheme, u.Redacted(), names())
 	}
-	return open(u, o)
+	return table[i].open(u, o)
 }
 
 // redactRaw hides what could be a password in a string that is not a URL:

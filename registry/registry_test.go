@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/registrator/registrator/bridge"
 	"github.com/registrator/registrator/registry/registrytest"
 )
 
@@ -21,7 +22,7 @@ func TestOpenErrors(t *testing.T) {
 		{"skydns2://127.0.0.1:1", "no domain"},
 		{"consul://%zz", "registry URI"},
 	} {
-		_, err := Open(tc.uri, Options{Owner: "o", Log: registrytest.Quiet()})
+		_, err := Open(tc.uri, bridge.BackendOptions{Owner: "o", Log: registrytest.Quiet()})
 		if err == nil || !strings.Contains(err.Error(), tc.err) {
 			t.Errorf("Open(%q) = %v, want an error containing %q", tc.uri, err, tc.err)
 			continue
@@ -45,7 +46,7 @@ func FuzzOpen(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, uri string) {
-		b, err := Open(uri, Options{Owner: "o", Log: registrytest.Quiet()})
+		b, err := Open(uri, bridge.BackendOptions{Owner: "o", Log: registrytest.Quiet()})
 		if err != nil {
 			if u, perr := url.Parse(uri); perr == nil && u.User != nil {
 				if pw, ok := u.User.Password(); ok && pw != "" && strings.Contains(err.Error(), ":"+pw+"@") {

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
+
+	"github.com/registrator/registrator/registry"
 )
 
 // options is the command line.
@@ -213,9 +215,10 @@ func parseFlags(args []string, usage io.Writer, getenv func(string) string) (opt
 func printUsage(fs *flag.FlagSet, w io.Writer) {
 	fmt.Fprintln(w, "Usage: registrator [options] <registry URI> [<registry URI>...]")
 	fmt.Fprintln(w, "       registrator explain [options] <container>   (what the container yields, and why)")
-	fmt.Fprintln(w, "Registry URIs: consul://host:port, consul-tls://host:port, consul-unix:///path.sock,")
-	fmt.Fprintln(w, "  consulkv://host:port/prefix, etcd://host:port[,host:port]/prefix, etcd+tls://...,")
-	fmt.Fprintln(w, "  skydns2://host:port/domain, zookeeper://host:port[,host:port]/basepath")
+	fmt.Fprintln(w, "Registry URIs:")
+	for _, s := range registry.Schemes() {
+		fmt.Fprintln(w, "  "+s.Example)
+	}
 	fmt.Fprintln(w, "Options:")
 	fs.SetOutput(w)
 	fs.PrintDefaults()

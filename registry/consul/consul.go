@@ -61,8 +61,10 @@ type Backend struct {
 var _ bridge.Backend = (*Backend)(nil)
 
 // Open configures a client for the agent the URI names. It does not connect.
-// log gets what Register had to change to fit Consul's limits.
-func Open(u *url.URL, log *logrus.Entry) (*Backend, error) {
+// o.Log gets what Register had to change to fit Consul's limits; the owner
+// mark comes with each service, and agent services have no TTL.
+func Open(u *url.URL, o bridge.BackendOptions) (*Backend, error) {
+	log := o.Log
 	if u.Scheme != "consul-unix" && u.Path != "" && u.Path != "/" {
 		return nil, fmt.Errorf("consul: %s: unexpected path %q: the consul backend takes no prefix", u.Redacted(), u.Path)
 	}

@@ -33,7 +33,7 @@ func TestMain(m *testing.M) {
 
 func TestContract(t *testing.T) {
 	open := func(t *testing.T) bridge.Backend {
-		b, err := Open(&url.URL{Scheme: "consul", Host: agent.Addr}, registrytest.Quiet())
+		b, err := Open(&url.URL{Scheme: "consul", Host: agent.Addr}, bridge.BackendOptions{Log: registrytest.Quiet()})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -75,7 +75,7 @@ func TestOpen(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			b, err := Open(u, registrytest.Quiet())
+			b, err := Open(u, bridge.BackendOptions{Log: registrytest.Quiet()})
 			if tc.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.err) {
 					t.Fatalf("Open(%s) error = %v, want one containing %q", tc.uri, err, tc.err)
@@ -194,7 +194,7 @@ func TestServicesSeesEveryChangeToARepeatedList(t *testing.T) {
 	if err := agent.Reset(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	b, err := Open(&url.URL{Scheme: "consul", Host: agent.Addr}, registrytest.Quiet())
+	b, err := Open(&url.URL{Scheme: "consul", Host: agent.Addr}, bridge.BackendOptions{Log: registrytest.Quiet()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -36,11 +36,7 @@ import (
 const DefaultTTL = 30 * time.Second
 
 // Options are what the command line says beyond the URI.
-type Options struct {
-	Owner string        // this daemon's owner mark
-	TTL   time.Duration // lease TTL; 0 means DefaultTTL
-	Log   *logrus.Entry
-}
+type Options = bridge.BackendOptions
 
 // Pair is one key as stored.
 type Pair struct {
