@@ -1,12 +1,10 @@
 package e2e
 
 import (
-	"fmt"
 	"strconv"
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
 )
 
 // consulKV returns every key under prefix with its value.
@@ -24,16 +22,7 @@ func consulKV(prefix string) (map[string]string, error) {
 
 func expectConsulKV(t *testing.T, prefix string, want map[string]string) {
 	t.Helper()
-	eventually(t, settle, func() error {
-		got, err := consulKV(prefix)
-		if err != nil {
-			return err
-		}
-		if d := cmp.Diff(want, got); d != "" {
-			return fmt.Errorf("consul keys under %s (-want +got):\n%s", prefix, d)
-		}
-		return nil
-	})
+	expectKeys(t, "consul keys under "+prefix, func() (map[string]string, error) { return consulKV(prefix) }, want)
 }
 
 // registrator's consulkv layout; a Consul agent that restarts empty gets

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/registrator/registrator/registry/skydns2"
@@ -32,16 +31,7 @@ func kv(prefix string) (map[string]string, error) {
 // expectKV waits until the keys under prefix are exactly want.
 func expectKV(t *testing.T, prefix string, want map[string]string) {
 	t.Helper()
-	eventually(t, settle, func() error {
-		got, err := kv(prefix)
-		if err != nil {
-			return err
-		}
-		if d := cmp.Diff(want, got); d != "" {
-			return fmt.Errorf("etcd keys under %s (-want +got):\n%s", prefix, d)
-		}
-		return nil
-	})
+	expectKeys(t, "etcd keys under "+prefix, func() (map[string]string, error) { return kv(prefix) }, want)
 }
 
 func etcdURI(path string) string { return "etcd://" + etcdSrv.Addr + path }
@@ -135,8 +125,8 @@ func TestEtcdOutageAndWipe(t *testing.T) {
 	expectKV(t, "/services/", want)
 
 	etcdSrv.Stop()
-	t.Cleanup(func() { _ = etcdSrv.Start() }) // a no-op unless the test stops early
-	time.Sleep(7 * time.Second)               // longer than the TTL
+	t.Cleanup(func() { _ = etcdSrv.Start() })     // a no-op unless the test stops early
+	d.waitFor(t, "lease lost (keep-alive ended)") // the TTL ran out with etcd away
 	p2 := freePort(t)
 	run(t, "--name", "during-outage", "-p", pub(p2, "80"), imgSvc, "80")
 	if err := etcdSrv.Start(); err != nil {

@@ -20,6 +20,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/hashicorp/consul/api"
 
+	"github.com/registrator/registrator/internal/testkit"
 	"github.com/registrator/registrator/internal/testproc"
 )
 
@@ -142,6 +143,23 @@ func (d *daemon) warned(t *testing.T, texts ...string) {
 	})
 }
 
+// passes is how many full reconciles the daemon has logged (at debug
+// level, which launchBin sets unless the test's own flags change it).
+func (d *daemon) passes() int { return strings.Count(d.out.String(), `msg="full reconcile" `) }
+
+// waitPasses waits until the daemon has logged n more full reconciles than
+// it had when called: a wait for the daemon's own work, not for time.
+func (d *daemon) waitPasses(t *testing.T, n int) {
+	t.Helper()
+	want := d.passes() + n
+	eventually(t, settle, func() error {
+		if got := d.passes(); got < want {
+			return fmt.Errorf("%d full reconciles logged, waiting for %d", got, want)
+		}
+		return nil
+	})
+}
+
 func (d *daemon) gone() bool {
 	select {
 	case <-d.exited:
@@ -157,12 +175,7 @@ func (d *daemon) stop() error {
 		return fmt.Errorf("daemon had already exited: %v", d.cmd.ProcessState)
 	}
 	start := time.Now()
-	_ = d.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-d.exited:
-	case <-time.After(5 * time.Second):
-		_ = d.cmd.Process.Kill()
-		<-d.exited
+	if testkit.Stop(d.cmd.Process, d.exited, 5*time.Second) {
 		return errors.New("daemon did not exit within 5s of SIGTERM")
 	}
 	if code := d.cmd.ProcessState.ExitCode(); code != 0 {
@@ -182,11 +195,11 @@ func (d *daemon) kill9(t *testing.T) {
 // docker runs the docker CLI and returns its trimmed output.
 func docker(t *testing.T, args ...string) string {
 	t.Helper()
-	out, err := exec.Command("docker", args...).CombinedOutput()
+	out, err := testkit.Docker(args...)
 	if err != nil {
-		t.Fatalf("docker %s: %v\n%s", strings.Join(args, " "), err, out)
+		t.Fatal(err)
 	}
-	return strings.TrimSpace(string(out))
+	return out
 }
 
 // run starts a container (docker run -d) and returns its ID; it is removed
@@ -216,16 +229,8 @@ func pub(port int, container string) string {
 // eventually retries f until it returns nil or the timeout passes.
 func eventually(t *testing.T, timeout time.Duration, f func() error) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %s: %v", timeout, err)
-		}
-		time.Sleep(50 * time.Millisecond)
+	if err := testkit.Eventually(t.Context(), timeout, 50*time.Millisecond, f); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -270,6 +275,22 @@ func expect(t *testing.T, want map[string]svc) {
 		}
 		if d := cmp.Diff(want, got, cmpopts.EquateEmpty()); d != "" {
 			return fmt.Errorf("registrations (-want +got):\n%s", d)
+		}
+		return nil
+	})
+}
+
+// expectKeys waits until read returns exactly want: the keys of a
+// key-value backend (what names them in a failure) and their values.
+func expectKeys(t *testing.T, what string, read func() (map[string]string, error), want map[string]string) {
+	t.Helper()
+	eventually(t, settle, func() error {
+		got, err := read()
+		if err != nil {
+			return err
+		}
+		if d := cmp.Diff(want, got, cmpopts.EquateEmpty()); d != "" {
+			return fmt.Errorf("%s (-want +got):\n%s", what, d)
 		}
 		return nil
 	})

@@ -289,7 +289,20 @@ func TestLoadWithSlowBackend(t *testing.T) {
 	consumed("start", n)
 	t.Logf("%d containers started in %s while Consul answered 500s; every start event consumed %s after the last docker run",
 		n, started.Sub(began).Round(time.Millisecond), time.Since(started).Round(time.Millisecond))
-	time.Sleep(5 * time.Second) // a resync period: the retries pile up
+	passes := func() float64 {
+		m, err := scrape(addr)
+		if err != nil {
+			return -1
+		}
+		return metric(m, "registrator_reconciles_total")
+	}
+	before := passes()
+	eventually(t, 2*settle, func() error { // a full pass (-resync 5) while the retries pile up
+		if got := passes(); got < before+1 {
+			return fmt.Errorf("%v full reconciles, waiting for %v", got, before+1)
+		}
+		return nil
+	})
 	if err := sameIDs(nil); err != nil {
 		t.Fatalf("registrations went through the failing proxy: %v", err)
 	}

@@ -258,13 +258,13 @@ func TestNoRewritesInSteadyState(t *testing.T) {
 		before = modifyIndex(t, "svc", id("steady", "80"))
 		return nil
 	})
-	time.Sleep(3500 * time.Millisecond) // three resync passes
+	d.waitPasses(t, 3)
 	d.killed = true
 	if err := d.stop(); err != nil {
 		t.Fatal(err)
 	}
 	d2 := startDaemon(t, "-resync", "1")
-	time.Sleep(2500 * time.Millisecond)
+	d2.waitPasses(t, 2)
 	if after := modifyIndex(t, "svc", id("steady", "80")); after != before {
 		t.Fatalf("catalog ModifyIndex went from %d to %d: the entry was rewritten", before, after)
 	}

@@ -11,19 +11,16 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
-	"strings"
-	"time"
 
 	"testing"
 
 	"github.com/registrator/registrator/internal/consultest"
 	"github.com/registrator/registrator/internal/etcdtest"
+	"github.com/registrator/registrator/internal/testkit"
 	"github.com/registrator/registrator/internal/zktest"
 )
 
@@ -84,26 +81,11 @@ func setup(m *testing.M) (int, error) {
 	if err := os.Mkdir(ctxDir, 0o755); err != nil {
 		return 0, err
 	}
-	if out, err := command(root, []string{"CGO_ENABLED=0"}, "go", "build", "-o", filepath.Join(ctxDir, "testsvc"), "./e2e/testsvc"); err != nil {
-		return 0, fmt.Errorf("build testsvc: %v\n%s", err, out)
-	}
-	dockerfile := "FROM scratch\nCOPY testsvc /testsvc\nENTRYPOINT [\"/testsvc\"]\n"
-	if err := os.WriteFile(filepath.Join(ctxDir, "Dockerfile"), []byte(dockerfile), 0o644); err != nil {
+	if err := testkit.BuildImages(ctxDir,
+		testkit.Image{Tags: []string{imgRedis, imgNginx, imgApp, imgSvc}},
+		testkit.Image{Tags: []string{imgHealth}, Extra: "HEALTHCHECK --interval=1s --timeout=2s --start-period=120s --retries=1 CMD [\"/testsvc\", \"-probe\"]\n"},
+	); err != nil {
 		return 0, err
-	}
-	args := []string{"build", "-q"}
-	for _, img := range []string{imgRedis, imgNginx, imgApp, imgSvc} {
-		args = append(args, "-t", img)
-	}
-	if out, err := command(ctxDir, []string{"DOCKER_BUILDKIT=0"}, "docker", append(args, ".")...); err != nil {
-		return 0, fmt.Errorf("build test image: %v\n%s", err, out)
-	}
-	healthfile := dockerfile + "HEALTHCHECK --interval=1s --timeout=2s --start-period=120s --retries=1 CMD [\"/testsvc\", \"-probe\"]\n"
-	if err := os.WriteFile(filepath.Join(ctxDir, "Dockerfile.health"), []byte(healthfile), 0o644); err != nil {
-		return 0, err
-	}
-	if out, err := command(ctxDir, []string{"DOCKER_BUILDKIT=0"}, "docker", "build", "-q", "-f", "Dockerfile.health", "-t", imgHealth, "."); err != nil {
-		return 0, fmt.Errorf("build health test image: %v\n%s", err, out)
 	}
 
 	removeContainers()
@@ -126,24 +108,11 @@ func setup(m *testing.M) (int, error) {
 }
 
 // repoRoot is the repository's top directory.
-func repoRoot() string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Dir(filepath.Dir(file))
-}
+func repoRoot() string { return testkit.RepoRoot() }
 
 func command(dir string, env []string, name string, args ...string) ([]byte, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), env...)
-	return cmd.CombinedOutput()
+	return testkit.Command(dir, env, name, args...)
 }
 
 // removeContainers removes every container the suite ever started.
-func removeContainers() {
-	out, _ := exec.Command("docker", "ps", "-aq", "--filter", "label="+label).Output()
-	if ids := strings.Fields(string(out)); len(ids) > 0 {
-		_ = exec.Command("docker", append([]string{"rm", "-f"}, ids...)...).Run()
-	}
-}
+func removeContainers() { testkit.RemoveContainers(label) }

@@ -3,47 +3,21 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/registrator/registrator/internal/testkit"
 )
 
-// scrape returns the daemon's metrics as "name{labels}" → value.
-func scrape(addr string) (map[string]float64, error) {
-	resp, err := http.Get("http://" + addr + "/metrics")
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, err
-	}
-	out := map[string]float64{}
-	for _, line := range strings.Split(string(body), "\n") {
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		v, err := strconv.ParseFloat(line[i+1:], 64)
-		if err != nil {
-			return nil, fmt.Errorf("metric line %q: %v", line, err)
-		}
-		out[line[:i]] = v
-	}
-	return out, nil
+// scrape reads the daemon's metrics.
+func scrape(addr string) (testkit.Metrics, error) {
+	return testkit.Scrape("http://" + addr + "/metrics")
 }
 
-// metric is one value: name and labels in the exposition's order (sorted).
-func metric(m map[string]float64, name string, labels ...string) float64 {
-	if len(labels) > 0 {
-		name += "{" + strings.Join(labels, ",") + "}"
-	}
-	return m[name]
-}
+// metric sums the series of name whose labels include each of labels.
+func metric(m testkit.Metrics, name string, labels ...string) float64 { return m.Sum(name, labels...) }
 
 func getJSON(url string, v any) (int, error) {
 	resp, err := http.Get(url)
@@ -245,7 +219,7 @@ func TestDryRunWritesNothing(t *testing.T) {
 		}
 		return nil
 	})
-	time.Sleep(2500 * time.Millisecond) // two more resyncs
+	d.waitPasses(t, 2)
 	all, err := agent.Client().Agent().Services()
 	if err != nil {
 		t.Fatal(err)

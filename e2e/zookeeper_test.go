@@ -46,16 +46,7 @@ func znodes(base string) (map[string]string, error) {
 
 func expectZnodes(t *testing.T, base string, want map[string]string) {
 	t.Helper()
-	eventually(t, settle, func() error {
-		got, err := znodes(base)
-		if err != nil {
-			return err
-		}
-		if fmt.Sprint(got) != fmt.Sprint(want) {
-			return fmt.Errorf("znodes under %s:\n got %v\nwant %v", base, got, want)
-		}
-		return nil
-	})
+	expectKeys(t, "znodes under "+base, func() (map[string]string, error) { return znodes(base) }, want)
 }
 
 // registrator's zookeeper layout: ephemeral <base>/<name>/<ip>:<port> with

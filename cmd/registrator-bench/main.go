@@ -47,6 +47,7 @@ import (
 	"github.com/registrator/registrator/bridge"
 	"github.com/registrator/registrator/internal/consultest"
 	"github.com/registrator/registrator/internal/etcdtest"
+	"github.com/registrator/registrator/internal/testkit"
 )
 
 const (
@@ -145,10 +146,7 @@ func run(latencyN int, syncList string, burstN, steadyN int, steadyFor time.Dura
 	if runs < 1 {
 		return fmt.Errorf("-runs %d: at least 1", runs)
 	}
-	root, err := repoRoot()
-	if err != nil {
-		return err
-	}
+	root := testkit.RepoRoot()
 	dir, err := os.MkdirTemp("", "registrator-bench-")
 	if err != nil {
 		return err
@@ -157,10 +155,10 @@ func run(latencyN int, syncList string, burstN, steadyN int, steadyFor time.Dura
 	b := &bench{daemon: filepath.Join(dir, "registrator"), profile: profile, logLevel: logLevel}
 	b.host, _ = os.Hostname()
 	// Built as `make build` and the image build it: static, stripped.
-	if out, err := sh(root, []string{"CGO_ENABLED=0"}, "go", "build", "-trimpath", "-ldflags", "-s -w", "-o", b.daemon, "./cmd/registrator"); err != nil {
+	if out, err := testkit.Command(root, []string{"CGO_ENABLED=0"}, "go", "build", "-trimpath", "-ldflags", "-s -w", "-o", b.daemon, "./cmd/registrator"); err != nil {
 		return fmt.Errorf("build daemon: %v\n%s", err, out)
 	}
-	if err := buildImage(root, dir); err != nil {
+	if err := buildImage(dir); err != nil {
 		return err
 	}
 	removeContainers()

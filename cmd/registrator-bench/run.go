@@ -18,10 +18,10 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/registrator/registrator/internal/consultest"
+	"github.com/registrator/registrator/internal/testkit"
 	"github.com/registrator/registrator/internal/testproc"
 )
 
@@ -109,13 +109,7 @@ func (d *daemon) stop() {
 	d.b.mu.Lock()
 	d.t.peak = max(d.t.peak, float64(testproc.StatusKiB(d.cmd.Process.Pid, "VmHWM"))/1024)
 	d.b.mu.Unlock()
-	_ = d.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-d.done:
-	case <-time.After(10 * time.Second):
-		_ = d.cmd.Process.Kill()
-		<-d.done
-	}
+	testkit.Stop(d.cmd.Process, d.done, 10*time.Second)
 }
 
 // profile saves the daemon's /debug/pprof/<what> in file.
@@ -157,76 +151,29 @@ func (d *daemon) cpu() (float64, error) {
 	return (ut + st) / 100, nil
 }
 
-// sample is one line of the daemon's /metrics: a series and its value.
-type sample struct {
-	name, labels string // labels as written: `action="register",backend="consul"`
-	value        float64
-}
-
 // scrape reads the daemon's metrics.
-func (d *daemon) scrape() ([]sample, error) {
-	resp, err := http.Get("http://" + d.addr + "/metrics")
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, err
-	}
-	var out []sample
-	for _, line := range strings.Split(string(body), "\n") {
-		i := strings.LastIndexByte(line, ' ')
-		if i < 0 || strings.HasPrefix(line, "#") {
-			continue
-		}
-		v, _ := strconv.ParseFloat(line[i+1:], 64)
-		name, labels, _ := strings.Cut(line[:i], "{")
-		out = append(out, sample{name: name, labels: strings.TrimSuffix(labels, "}"), value: v})
-	}
-	return out, nil
-}
-
-// metrics sums the daemon's metrics by name, over their labels.
-func (d *daemon) metrics() (map[string]float64, error) {
-	samples, err := d.scrape()
-	out := map[string]float64{}
-	for _, s := range samples {
-		out[s.name] += s.value
-	}
-	return out, err
-}
-
-// total sums the samples of the series name whose labels contain every
-// one of labels.
-func total(samples []sample, name string, labels ...string) float64 {
-	n := 0.0
-	for _, s := range samples {
-		if s.name == name && !slices.ContainsFunc(labels, func(l string) bool { return !strings.Contains(s.labels, l) }) {
-			n += s.value
-		}
-	}
-	return n
+func (d *daemon) scrape() (testkit.Metrics, error) {
+	return testkit.Scrape("http://" + d.addr + "/metrics")
 }
 
 // written is how many writes of action ("register" or "deregister") the
 // backend has accepted from the daemon.
 func (d *daemon) written(action string) (int, error) {
-	samples, err := d.scrape()
-	return int(total(samples, "registrator_writes_total", `action="`+action+`"`, `result="ok"`)), err
+	m, err := d.scrape()
+	return int(m.Sum("registrator_writes_total", `action="`+action+`"`, `result="ok"`)), err
 }
 
 // histogram reads the sum and count of a histogram of the daemon, over
 // the series whose labels contain label.
 func (d *daemon) histogram(name, label string) (sum, count float64, err error) {
-	samples, err := d.scrape()
-	return total(samples, name+"_sum", label), total(samples, name+"_count", label), err
+	m, err := d.scrape()
+	return m.Sum(name+"_sum", label), m.Sum(name+"_count", label), err
 }
 
 // writesAndPasses reads the daemon's write and reconcile counters.
 func (d *daemon) writesAndPasses() (writes, passes float64, err error) {
-	m, err := d.metrics()
-	return m["registrator_writes_total"], m["registrator_reconciles_total"], err
+	m, err := d.scrape()
+	return m.Sum("registrator_writes_total"), m.Sum("registrator_reconciles_total"), err
 }
 
 // startEvents follows the engine's container start events, by container
@@ -283,20 +230,7 @@ func (st *startTimes) at(name string, wait time.Duration) *eventStamp {
 	return &t
 }
 
-func docker(args ...string) (string, error) {
-	out, err := exec.Command("docker", args...).CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("docker %s: %v: %s", strings.Join(args, " "), err, out)
-	}
-	return strings.TrimSpace(string(out)), nil
-}
-
-func sh(dir string, env []string, name string, args ...string) ([]byte, error) {
-	cmd := exec.Command(name, args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), env...)
-	return cmd.CombinedOutput()
-}
+func docker(args ...string) (string, error) { return testkit.Docker(args...) }
 
 // startContainers runs containers prefix-from .. prefix-(to-1), 8 at a time.
 func startContainers(prefix string, from, to int) error {
@@ -366,36 +300,20 @@ func cpuTimes() (busy, all float64) {
 	return busy, all
 }
 
-func removeContainers() {
-	out, _ := exec.Command("docker", "ps", "-aq", "--filter", "label="+label).Output()
-	ids := strings.Fields(string(out))
-	for len(ids) > 0 {
-		n := min(len(ids), 100)
-		_ = exec.Command("docker", append([]string{"rm", "-f"}, ids[:n]...)...).Run()
-		ids = ids[n:]
-	}
-}
+func removeContainers() { testkit.RemoveContainers(label) }
 
+// pollUntil asks f every interval until it says yes, for at most timeout.
 func pollUntil(ctx context.Context, every, timeout time.Duration, f func() (bool, error)) error {
-	deadline := time.Now().Add(timeout)
-	var last error
-	for {
+	return testkit.Eventually(ctx, timeout, every, func() error {
 		ok, err := f()
 		if ok {
 			return nil
 		}
-		if err != nil {
-			last = err
+		if err == nil {
+			err = errors.New("not yet")
 		}
-		if time.Now().After(deadline) {
-			return errors.Join(fmt.Errorf("not within %s", timeout), last)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(every):
-		}
-	}
+		return err
+	})
 }
 
 // percentile of values (nearest rank).
@@ -409,31 +327,13 @@ func percentile(values []float64, p float64) float64 {
 	return s[max(0, min(i, len(s)-1))]
 }
 
-func repoRoot() (string, error) {
-	_, file, _, ok := runtime.Caller(0)
-	if !ok {
-		return "", errors.New("cannot find the repository")
-	}
-	return filepath.Dir(filepath.Dir(filepath.Dir(file))), nil
-}
-
 // buildImage builds the test image FROM scratch from e2e/testsvc.
-func buildImage(root, dir string) error {
+func buildImage(dir string) error {
 	ctxDir := filepath.Join(dir, "image")
 	if err := os.Mkdir(ctxDir, 0o755); err != nil {
 		return err
 	}
-	if out, err := sh(root, []string{"CGO_ENABLED=0"}, "go", "build", "-o", filepath.Join(ctxDir, "testsvc"), "./e2e/testsvc"); err != nil {
-		return fmt.Errorf("build testsvc: %v\n%s", err, out)
-	}
-	df := "FROM scratch\nCOPY testsvc /testsvc\nENTRYPOINT [\"/testsvc\"]\n"
-	if err := os.WriteFile(filepath.Join(ctxDir, "Dockerfile"), []byte(df), 0o644); err != nil {
-		return err
-	}
-	if out, err := sh(ctxDir, []string{"DOCKER_BUILDKIT=0"}, "docker", "build", "-q", "-t", image, "."); err != nil {
-		return fmt.Errorf("build image: %v\n%s", err, out)
-	}
-	return nil
+	return testkit.BuildImages(ctxDir, testkit.Image{Tags: []string{image}})
 }
 
 // machine records what the figures come from.

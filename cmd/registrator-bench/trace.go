@@ -2,7 +2,9 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -12,6 +14,8 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
+
+	"github.com/registrator/registrator/internal/testkit"
 )
 
 // daemonLog reads the daemon's JSON log (at debug level) and keeps when it
@@ -207,15 +211,15 @@ func (l *daemonLog) acked(service string, wait time.Duration) {
 // waitFor asks done every 5 ms until it says yes or wait has passed, and
 // tells which.
 func waitFor(wait time.Duration, done func() bool) bool {
-	deadline := time.Now().Add(wait)
-	for !done() {
-		if time.Now().After(deadline) {
-			return false
+	return testkit.Eventually(context.Background(), wait, 5*time.Millisecond, func() error {
+		if done() {
+			return nil
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	return true
+		return errNotYet
+	}) == nil
 }
+
+var errNotYet = errors.New("not yet")
 
 // heartbeat beats every millisecond in the bench's own process and keeps
 // the longest gap between two beats since it was last reset: how long the

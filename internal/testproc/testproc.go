@@ -4,6 +4,7 @@ package testproc
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -14,6 +15,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/registrator/registrator/internal/testkit"
 )
 
 // Process is a server started by a test. Its output is kept in Log.
@@ -49,23 +52,26 @@ func (p *Process) Start(ready func() error) error {
 	go func() { _ = cmd.Wait(); close(exited) }()
 	p.cmd, p.exited = cmd, exited
 	p.mu.Unlock()
-	deadline := time.Now().Add(60 * time.Second)
-	var err error
-	for time.Now().Before(deadline) {
-		err = ready()
+	err := testkit.Eventually(context.Background(), 60*time.Second, 100*time.Millisecond, func() error {
+		err := ready()
 		select {
 		case <-exited:
-			p.Stop()
-			return fmt.Errorf("%s %w (%s); log:\n%s", p.Bin, ErrExited, cmd.ProcessState, p.Log())
+			return nil // said below
 		default:
 		}
-		if err == nil {
-			return nil
-		}
-		time.Sleep(100 * time.Millisecond)
+		return err
+	})
+	select {
+	case <-exited:
+		p.Stop()
+		return fmt.Errorf("%s %w (%s); log:\n%s", p.Bin, ErrExited, cmd.ProcessState, p.Log())
+	default:
+	}
+	if err == nil {
+		return nil
 	}
 	p.Stop()
-	return fmt.Errorf("%s not ready within 60s: %v; log:\n%s", p.Bin, err, p.Log())
+	return fmt.Errorf("%s not ready: %v; log:\n%s", p.Bin, err, p.Log())
 }
 
 // Retry calls start up to three times while it fails with ErrExited.
@@ -87,13 +93,7 @@ func (p *Process) Stop() {
 	if p.cmd == nil {
 		return
 	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.exited:
-	case <-time.After(10 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.exited
-	}
+	testkit.Stop(p.cmd.Process, p.exited, 10*time.Second)
 	p.cmd = nil
 }
 

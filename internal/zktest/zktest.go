@@ -7,6 +7,7 @@
 package zktest
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +19,8 @@ import (
 	"time"
 
 	"github.com/go-zookeeper/zk"
+
+	"github.com/registrator/registrator/internal/testkit"
 
 	"github.com/registrator/registrator/internal/testproc"
 )
@@ -86,11 +89,14 @@ func (s *Server) connect() error {
 	if err != nil {
 		return err
 	}
-	for deadline := time.Now().Add(30 * time.Second); conn.State() != zk.StateHasSession; time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			conn.Close()
-			return fmt.Errorf("zktest: the test client got no session within 30s; server log:\n%s", s.proc.Log())
+	if err := testkit.Eventually(context.Background(), 30*time.Second, 20*time.Millisecond, func() error {
+		if st := conn.State(); st != zk.StateHasSession {
+			return fmt.Errorf("state %s", st)
 		}
+		return nil
+	}); err != nil {
+		conn.Close()
+		return fmt.Errorf("zktest: the test client got no session: %v; server log:\n%s", err, s.proc.Log())
 	}
 	s.conn = conn
 	return nil

@@ -1,0 +1,125 @@
+// Package testkit is what the end-to-end suite and the benchmark share: the
+// Docker CLI, the test image built FROM scratch, stopping a process,
+// reading the daemon's metrics, and one way to wait for something
+// observable.
+package testkit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Eventually calls f every interval until it returns nil, and returns nil
+// then; or, once timeout has passed or ctx is done, f's last error.
+func Eventually(ctx context.Context, timeout, interval time.Duration, f func() error) error {
+	deadline := time.Now().Add(timeout)
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		err := f()
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("after %s: %w", timeout, err)
+		}
+		t.Reset(interval)
+		select {
+		case <-ctx.Done():
+			return errors.Join(ctx.Err(), err)
+		case <-t.C:
+		}
+	}
+}
+
+// Docker runs the docker CLI and returns its trimmed output; the error
+// holds the command and what it printed.
+func Docker(args ...string) (string, error) {
+	out, err := exec.Command("docker", args...).CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("docker %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+	}
+	return strings.TrimSpace(string(out)), nil
+}
+
+// Command runs name in dir with more environment variables ("K=V"), for at
+// most 10 minutes, and returns what it printed.
+func Command(dir string, env []string, name string, args ...string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), env...)
+	return cmd.CombinedOutput()
+}
+
+// RepoRoot is the repository's top directory.
+func RepoRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Dir(filepath.Dir(filepath.Dir(file)))
+}
+
+// Image describes a test image: e2e/testsvc as its entry point, FROM
+// scratch, under every one of Tags; Extra is appended to its Dockerfile (a
+// HEALTHCHECK line, say).
+type Image struct {
+	Tags  []string
+	Extra string
+}
+
+// BuildImages builds e2e/testsvc (static) once and each image from it, in
+// dir, which must exist. Nothing is pulled.
+func BuildImages(dir string, images ...Image) error {
+	if out, err := Command(RepoRoot(), []string{"CGO_ENABLED=0"}, "go", "build", "-o", filepath.Join(dir, "testsvc"), "./e2e/testsvc"); err != nil {
+		return fmt.Errorf("build testsvc: %v\n%s", err, out)
+	}
+	for i, img := range images {
+		df := fmt.Sprintf("Dockerfile.%d", i)
+		text := "FROM scratch\nCOPY testsvc /testsvc\nENTRYPOINT [\"/testsvc\"]\n" + img.Extra
+		if err := os.WriteFile(filepath.Join(dir, df), []byte(text), 0o644); err != nil {
+			return err
+		}
+		args := []string{"build", "-q", "-f", df}
+		for _, t := range img.Tags {
+			args = append(args, "-t", t)
+		}
+		if out, err := Command(dir, []string{"DOCKER_BUILDKIT=0"}, "docker", append(args, ".")...); err != nil {
+			return fmt.Errorf("build image %s: %v\n%s", img.Tags[0], err, out)
+		}
+	}
+	return nil
+}
+
+// RemoveContainers removes every container that carries label, a hundred
+// at a time.
+func RemoveContainers(label string) {
+	out, _ := exec.Command("docker", "ps", "-aq", "--filter", "label="+label).Output()
+	ids := strings.Fields(string(out))
+	for len(ids) > 0 {
+		n := min(len(ids), 100)
+		_ = exec.Command("docker", append([]string{"rm", "-f"}, ids[:n]...)...).Run()
+		ids = ids[n:]
+	}
+}
+
+// Stop sends p SIGTERM and waits for exited to close, killing p after
+// grace; it reports whether it had to.
+func Stop(p *os.Process, exited <-chan struct{}, grace time.Duration) (killed bool) {
+	_ = p.Signal(syscall.SIGTERM)
+	select {
+	case <-exited:
+		return false
+	case <-time.After(grace):
+		_ = p.Kill()
+		<-exited
+		return true
+	}
+}
