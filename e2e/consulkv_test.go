@@ -4,7 +4,6 @@ import (
 	"strconv"
 	"testing"
 	"time"
-
 )
 
 // consulKV returns every key under prefix with its value.
