@@ -26,7 +26,7 @@ type options struct {
 	resync         time.Duration
 	onSuccess      bool
 	cleanup        bool
-	ttl, ttlEvery  time.Duration
+	ttl            time.Duration // -ttl-refresh is checked against it, then unused: the clients refresh leases themselves
 	retryAttempts  int
 	retryInterval  time.Duration
 	logLevel       logrus.Level
@@ -81,7 +81,7 @@ func parseFlags(args []string, usage io.Writer, getenv func(string) string) (opt
 	deregister := fs.String("deregister", "always", "always, or on-success: keep the services of a container that exited with a failure")
 	fs.BoolVar(&o.cleanup, "cleanup", false, "also remove dangling entries without an owner mark that registrator left for this host")
 	ttl := fs.Int("ttl", 0, "`seconds` of the lease etcd and skydns2 entries live on (default 30); with -ttl-refresh")
-	ttlEvery := fs.Int("ttl-refresh", 0, "`seconds` between TTL refreshes, less than -ttl (etcd's keep-alive refreshes at a third of the TTL)")
+	ttlEvery := fs.Int("ttl-refresh", 0, "`seconds` between TTL refreshes, less than -ttl: accepted for compatibility, unused (the clients refresh their leases themselves, etcd at a third of the TTL)")
 	fs.IntVar(&o.retryAttempts, "retry-attempts", 0, "more attempts to reach the backend at start; -1 retries forever")
 	retryMS := fs.Int("retry-interval", 2000, "`milliseconds` between those attempts")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
@@ -166,7 +166,7 @@ func parseFlags(args []string, usage io.Writer, getenv func(string) string) (opt
 	case *ttl > 0 && *ttl <= *ttlEvery:
 		return o, errors.New("-ttl must be greater than -ttl-refresh")
 	}
-	o.ttl, o.ttlEvery = time.Duration(*ttl)*time.Second, time.Duration(*ttlEvery)*time.Second
+	o.ttl = time.Duration(*ttl) * time.Second
 	if o.drain < 0 {
 		return o, fmt.Errorf("-drain %s: must not be negative", o.drain)
 	}

@@ -27,7 +27,7 @@ func TestParseFlags(t *testing.T) {
 			"-tags", "a,b", "-resync", "5", "-deregister", "on-success", "-cleanup", "-ttl", "30", "-ttl-refresh", "10",
 			"-retry-attempts", "-1", "-retry-interval", "500", "consul://h:1"}, check: func(o options) bool {
 			return o.hostIP == "10.0.0.5" && o.internal && o.explicit && o.useIPFromLabel == "ip" && o.tags == "a,b" &&
-				o.resync == 5*time.Second && o.onSuccess && o.cleanup && o.ttl == 30*time.Second && o.ttlEvery == 10*time.Second &&
+				o.resync == 5*time.Second && o.onSuccess && o.cleanup && o.ttl == 30*time.Second &&
 				o.retryAttempts == -1 && o.retryInterval == 500*time.Millisecond
 		}},
 		{name: "-resync 0 means the default", args: []string{"-resync", "0", "consul://h:1"}, check: func(o options) bool { return o.resync == 30*time.Second }},
