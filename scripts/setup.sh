@@ -6,7 +6,9 @@
 #    ZooKeeper server (Debian's zookeeper, 3.8, with a JRE) for the tests,
 #    which start their own servers on free loopback ports;
 #  - a Consul binary for the tests and `make run` (scripts/get-consul.sh);
-#  - a CoreDNS binary for the skydns2 test (scripts/get-coredns.sh).
+#  - a CoreDNS binary for the skydns2 test (scripts/get-coredns.sh);
+#  - Prometheus and promtool (Debian's prometheus, 2.42) for the alert
+#    rules' tests (the tests start their own Prometheus on loopback).
 # Safe to run again: it only does what is missing. Needs root (or sudo) for
 # the install and for starting dockerd.
 set -euo pipefail
@@ -18,6 +20,7 @@ missing=()
 command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
 command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)
 [ -f /usr/share/java/zookeeper.jar ] && command -v java >/dev/null 2>&1 || missing+=(zookeeper)
+command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}" >&2
   as_root apt-get update -qq
