@@ -2,7 +2,7 @@
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: build install setup run test unit check fuzz soak bench bench-1000 bench-latency bench-smoke image clean
+.PHONY: build install setup run test unit check fuzz soak bench bench-1000 bench-latency bench-smoke release image clean
 
 ## build: a static binary at build/registrator
 build:
@@ -66,10 +66,24 @@ bench-latency:
 bench-smoke:
 	CONSUL_BIN="$$(scripts/get-consul.sh)" go run ./cmd/registrator-bench -latency 20 -sync 50 -burst 50 -steady 50 -steady-for 10s
 
-## image: the registrator image (FROM scratch) from build/registrator
-image: build
+## release: static binaries for linux/amd64 and linux/arm64 in RELEASE_DIR (build/release), with SHA256SUMS
+RELEASE_DIR ?= build/release
+release:
+	mkdir -p $(RELEASE_DIR)
+	rm -f $(RELEASE_DIR)/registrator-linux-* $(RELEASE_DIR)/SHA256SUMS
+	for arch in amd64 arm64; do \
+		CGO_ENABLED=0 GOOS=linux GOARCH=$$arch go build -trimpath -ldflags "$(LDFLAGS)" -o $(RELEASE_DIR)/registrator-linux-$$arch ./cmd/registrator || exit 1; \
+	done
+	cd $(RELEASE_DIR) && sha256sum registrator-linux-* > SHA256SUMS
+
+## image: the image $(IMAGE):$(VERSION) and :latest (FROM scratch) for PLATFORM (this machine's; or PLATFORM=linux/arm64)
+IMAGE ?= registrator
+PLATFORM ?= linux/$(shell go env GOARCH)
+image:
+	CGO_ENABLED=0 GOOS=$(word 1,$(subst /, ,$(PLATFORM))) GOARCH=$(word 2,$(subst /, ,$(PLATFORM))) \
+		go build -trimpath -ldflags "$(LDFLAGS)" -o build/$(PLATFORM)/registrator ./cmd/registrator
 	cp /etc/ssl/certs/ca-certificates.crt build/ca-certificates.crt
-	DOCKER_BUILDKIT=0 docker build -t registrator:$(VERSION) -t registrator:latest .
+	DOCKER_BUILDKIT=0 docker build --platform $(PLATFORM) --build-arg BIN=build/$(PLATFORM)/registrator -t $(IMAGE):$(VERSION) -t $(IMAGE):latest .
 
 clean:
 	rm -rf build
