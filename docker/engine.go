@@ -76,6 +76,9 @@ func rawBodies(c *client.Client) error {
 type Engine struct {
 	API    client.APIClient
 	Config Config
+	// Selector is -container-filter: a container it leaves out is as if
+	// it did not exist (its entries go).
+	Selector Selector
 	// Log is told of retries and of the event stream; nil for none.
 	Log *logrus.Entry
 	// Retry spaces the attempts to reach the engine at start and to
@@ -90,7 +93,7 @@ type Engine struct {
 	// The last list's containers by the digest of their element in it,
 	// and the map for the next list (swapped each list, both reused);
 	// and the elements of the last list.
-	listed, listing map[[sha256.Size]byte]bridge.Container
+	listed, listing map[[sha256.Size]byte]listEntry
 	elems           [][]byte
 }
 
@@ -187,7 +190,9 @@ func (s *Engine) List(ctx context.Context) ([]bridge.Container, error) {
 		out := make([]bridge.Container, 0, len(full))
 		for _, c := range full {
 			l := listedOf(c)
-			out = append(out, h.container(&l))
+			if in, _ := s.Selector.selects(l.candidate()); in {
+				out = append(out, h.container(&l))
+			}
 		}
 		return out, nil
 	}
@@ -200,7 +205,7 @@ func (s *Engine) List(ctx context.Context) ([]bridge.Container, error) {
 	}
 	s.elems = elems
 	if s.listing == nil {
-		s.listed, s.listing = map[[sha256.Size]byte]bridge.Container{}, map[[sha256.Size]byte]bridge.Container{}
+		s.listed, s.listing = map[[sha256.Size]byte]listEntry{}, map[[sha256.Size]byte]listEntry{}
 	}
 	clear(s.listing)
 	out := make([]bridge.Container, 0, len(elems))
@@ -212,10 +217,13 @@ func (s *Engine) List(ctx context.Context) ([]bridge.Container, error) {
 			if err := json.Unmarshal(e, &l); err != nil {
 				return nil, fmt.Errorf("docker: list containers: %w", err)
 			}
-			c = h.container(&l)
+			in, _ := s.Selector.selects(l.candidate())
+			c = listEntry{h.container(&l), in}
 		}
 		s.listing[key] = c
-		out = append(out, c)
+		if c.selected { // one the filter leaves out is as if it did not exist
+			out = append(out, c.Container)
+		}
 	}
 	s.listed, s.listing = s.listing, s.listed
 	return out, nil
@@ -235,34 +243,58 @@ func (f *fingerprinter) container(c *listed) bridge.Container {
 	}
 }
 
+// listEntry is a container of the last list and whether -container-filter
+// selects it.
+type listEntry struct {
+	bridge.Container
+	selected bool
+}
+
 // listed is what List reads of a container in the engine's list.
 type listed struct {
 	ID              string `json:"Id"`
 	Names           []string
 	Image           string
+	ImageID         string
 	State           string
 	Status          string
 	Ports           []container.Port
 	Labels          map[string]string
 	NetworkSettings struct {
-		Networks map[string]struct {
-			IPAddress         string
-			GlobalIPv6Address string
-		}
+		Networks map[string]listedNetwork
 	}
 }
 
+// listedNetwork is what List reads of one network of a container.
+type listedNetwork struct {
+	NetworkID         string
+	IPAddress         string
+	GlobalIPv6Address string
+}
+
+// candidate is what -container-filter reads of a listed container.
+func (l *listed) candidate() candidate {
+	c := candidate{image: l.Image, imageID: l.ImageID, labels: l.Labels, networks: map[string]string{}}
+	if len(l.Names) > 0 {
+		c.name = strings.TrimPrefix(l.Names[0], "/")
+	}
+	for n, e := range l.NetworkSettings.Networks {
+		c.networks[n] = e.NetworkID
+	}
+	return c
+}
+
 func listedOf(c container.Summary) listed {
-	l := listed{ID: c.ID, Names: c.Names, Image: c.Image, State: string(c.State), Status: c.Status, Ports: c.Ports, Labels: c.Labels}
+	l := listed{ID: c.ID, Names: c.Names, Image: c.Image, ImageID: c.ImageID, State: string(c.State), Status: c.Status, Ports: c.Ports, Labels: c.Labels}
 	if c.NetworkSettings != nil {
 		for n, e := range c.NetworkSettings.Networks {
 			if e == nil {
 				continue
 			}
 			if l.NetworkSettings.Networks == nil {
-				l.NetworkSettings.Networks = map[string]struct{ IPAddress, GlobalIPv6Address string }{}
+				l.NetworkSettings.Networks = map[string]listedNetwork{}
 			}
-			l.NetworkSettings.Networks[n] = struct{ IPAddress, GlobalIPv6Address string }{e.IPAddress, e.GlobalIPv6Address}
+			l.NetworkSettings.Networks[n] = listedNetwork{e.NetworkID, e.IPAddress, e.GlobalIPv6Address}
 		}
 	}
 	return l
@@ -355,6 +387,12 @@ func (s *Engine) Inspect(ctx context.Context, id string) (bridge.Container, erro
 	if c.ContainerJSONBase == nil || c.State == nil {
 		return bridge.Container{ID: id}, fmt.Errorf("docker: inspect %.12s: incomplete answer", id)
 	}
+	if ok, key := s.Selector.selects(inspected(c)); !ok {
+		s.mu.Lock()
+		delete(s.stopping, id)
+		s.mu.Unlock()
+		return bridge.Container{ID: id}, fmt.Errorf("docker: %.12s: left out by -container-filter %s: %w", id, key, bridge.ErrNotFound)
+	}
 	out := bridge.Container{
 		ID:       c.ID,
 		Name:     strings.TrimPrefix(c.Name, "/"),
@@ -381,4 +419,26 @@ func (s *Engine) Inspect(ctx context.Context, id string) (bridge.Container, erro
 		out.Warnings = append(out.Warnings, w)
 	}
 	return out, nil
+}
+
+// inspected is what -container-filter reads of an inspected container.
+func inspected(c container.InspectResponse) candidate {
+	out := candidate{name: strings.TrimPrefix(c.Name, "/"), imageID: c.Image, networks: map[string]string{}}
+	if c.Config != nil {
+		out.image, out.labels = c.Config.Image, c.Config.Labels
+	}
+	if c.NetworkSettings != nil {
+		for n, e := range c.NetworkSettings.Networks {
+			if e != nil {
+				out.networks[n] = e.NetworkID
+			}
+		}
+	}
+	return out
+}
+
+// Selects reports whether -container-filter selects the inspected
+// container, and if not, which key left it out (for explain).
+func (s Selector) Selects(c container.InspectResponse) (ok bool, key string) {
+	return s.selects(inspected(c))
 }

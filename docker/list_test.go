@@ -136,7 +136,7 @@ func TestFingerprint(t *testing.T) {
 		c.Status = "Up 3 minutes (healthy)"
 		c.Ports = []container.Port{{IP: "0.0.0.0", PrivatePort: 80, PublicPort: 8080, Type: "tcp"}, {PrivatePort: 443, Type: "tcp"}, {IP: "::", PrivatePort: 80, PublicPort: 8080, Type: "tcp"}}
 		c.Labels = map[string]string{"a": "1", "b": "2"}
-		c.NetworkSettings.Networks = map[string]struct{ IPAddress, GlobalIPv6Address string }{
+		c.NetworkSettings.Networks = map[string]listedNetwork{
 			"bridge": {IPAddress: "172.17.0.2"},
 			"front":  {IPAddress: "10.1.0.2", GlobalIPv6Address: "fd00::2"},
 		}
@@ -162,7 +162,7 @@ func TestFingerprint(t *testing.T) {
 		{"label value", false, func(c *listed) { c.Labels["b"] = "3" }},
 		{"label moved between key and value", false, func(c *listed) { c.Labels = map[string]string{"a": "1b", "": "2"} }},
 		{"address", false, func(c *listed) {
-			c.NetworkSettings.Networks["front"] = struct{ IPAddress, GlobalIPv6Address string }{"10.1.0.3", "fd00::2"}
+			c.NetworkSettings.Networks["front"] = listedNetwork{IPAddress: "10.1.0.3", GlobalIPv6Address: "fd00::2"}
 		}},
 		{"network left", false, func(c *listed) { delete(c.NetworkSettings.Networks, "front") }},
 	} {

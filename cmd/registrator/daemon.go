@@ -40,7 +40,7 @@ func daemon(ctx context.Context, o options, log *logrus.Entry) error {
 		g.Go(func() error { return srv.Serve(ctx) })
 	}
 	cfg := deriveConfig(o, log)
-	engine := &docker.Engine{API: api, Config: cfg, Log: log}
+	engine := &docker.Engine{API: api, Config: cfg, Selector: o.selector, Log: log}
 	// The engine's ID is the owner mark, which backends need from the start.
 	owner, err := engine.ID(ctx)
 	if err != nil { // only when stopped while waiting
@@ -70,7 +70,11 @@ func daemon(ctx context.Context, o options, log *logrus.Entry) error {
 		bridges = append(bridges, br)
 		g.Go(func() error { return br.Run(ctx) })
 	}
-	log.WithFields(logrus.Fields{"owner": owner, "registry": redacted(o.uris), "version": version, "dry-run": o.dryRun}).Info("registrator started")
+	started := logrus.Fields{"owner": owner, "registry": redacted(o.uris), "version": version, "dry-run": o.dryRun}
+	if !o.selector.Empty() {
+		started["container-filter"] = o.selector.String()
+	}
+	log.WithFields(started).Info("registrator started")
 	if srv != nil { // the pings feed /ready and registrator_backend_up, served only there
 		g.Go(func() error { mon.Run(ctx); return nil })
 	}

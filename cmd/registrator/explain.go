@@ -54,14 +54,18 @@ func explainCommand(args []string) int {
 		return 1
 	}
 	cfg := deriveConfig(o, newLogger(o))
-	explain(os.Stdout, c, cfg)
+	explain(os.Stdout, c, cfg, o.selector)
 	return 0
 }
 
 // explain prints what a container yields and why.
-func explain(w io.Writer, c container.InspectResponse, cfg docker.Config) {
+func explain(w io.Writer, c container.InspectResponse, cfg docker.Config, sel docker.Selector) {
 	name := strings.TrimPrefix(c.Name, "/")
 	fmt.Fprintf(w, "container %s (%.12s)\n", name, c.ID)
+	if ok, key := sel.Selects(c); !ok {
+		fmt.Fprintf(w, "  no services: -container-filter leaves it out (its %s filter does not match: %s)\n", key, sel)
+		return
+	}
 	if c.State == nil || !c.State.Running || c.State.Restarting {
 		fmt.Fprintln(w, "  no services: the container is not running")
 		return

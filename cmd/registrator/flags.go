@@ -13,6 +13,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/registrator/registrator/docker"
 	"github.com/registrator/registrator/registry"
 )
 
@@ -41,8 +42,15 @@ type options struct {
 	ipv6           bool
 	hostIP6        string
 	drain          time.Duration
-	uris           []string // one or more registry URIs
+	selector       docker.Selector // -container-filter
+	uris           []string        // one or more registry URIs
 }
+
+// stringList is a flag that may be given several times.
+type stringList []string
+
+func (l *stringList) String() string     { return strings.Join(*l, " ") }
+func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
 
 // envPrefix starts the environment variable of each flag:
 // REGISTRATOR_RETRY_ATTEMPTS for -retry-attempts. envRegistry holds the
@@ -96,11 +104,21 @@ func parseFlags(args []string, usage io.Writer, getenv func(string) string) (opt
 	fs.StringVar(&o.hostIP6, "ip6", "", "IPv6 address to register for published ports of IPv6 services (beats the bind IP and the hostname's IPv6 address)")
 	fs.DurationVar(&o.drain, "drain", 0, "how long the services of a stopped container stay draining (Consul maintenance) before they are deregistered, e.g. 5s (SERVICE_DRAIN beats it)")
 	fs.BoolVar(&o.dryRun, "dry-run", false, "log the registrations and removals the plan calls for, without making them")
+	var filters stringList
+	fs.Var(&filters, "container-filter", "only register containers this `filter` selects, in docker ps --filter terms: label=KEY[=VALUE], name=REGEXP, ancestor=IMAGE, network=NET; may be given several times (REGISTRATOR_CONTAINER_FILTER: several, separated by spaces)")
 
 	// The environment first, so that the command line wins.
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
-		if v := getenv(envName(f.Name)); v != "" && envErr == nil {
+		v := getenv(envName(f.Name))
+		if v == "" || envErr != nil {
+			return
+		}
+		values := []string{v}
+		if _, list := f.Value.(*stringList); list {
+			values = strings.Fields(v)
+		}
+		for _, v := range values {
 			if err := fs.Set(f.Name, v); err != nil {
 				envErr = fmt.Errorf("%s=%q: %v", envName(f.Name), v, err)
 			}
@@ -125,6 +143,11 @@ func parseFlags(args []string, usage io.Writer, getenv func(string) string) (opt
 	if o.version || o.healthcheck {
 		return o, nil
 	}
+	sel, err := docker.ParseSelector(filters)
+	if err != nil {
+		return o, err
+	}
+	o.selector = sel
 	uris := fs.Args()
 	if len(uris) == 0 {
 		uris = strings.Fields(getenv(envRegistry))

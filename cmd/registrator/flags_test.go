@@ -59,6 +59,13 @@ func TestParseFlags(t *testing.T) {
 		{name: "-network, -ip-family 6, -ip6", args: []string{"-network", "back", "-ip-family", "6", "-ip6", "fd00::5", "consul://h:1"}, check: func(o options) bool {
 			return o.network == "back" && o.ipv6 && o.hostIP6 == "fd00::5"
 		}},
+		{name: "-container-filter, twice", args: []string{"-container-filter", "label=tier=front", "-container-filter", "network=back", "consul://h:1"},
+			check: func(o options) bool { return o.selector.String() == "label=tier=front network=back" }},
+		{name: "-container-filter from the environment, several", args: []string{"consul://h:1"},
+			env:   map[string]string{"REGISTRATOR_CONTAINER_FILTER": "label=a  name=^web"},
+			check: func(o options) bool { return o.selector.String() == "label=a name=^web" }},
+		{name: "-container-filter status", args: []string{"-container-filter", "status=running", "consul://h:1"}, err: "status makes no sense"},
+		{name: "-container-filter unknown key", args: []string{"-container-filter", "volume=x", "consul://h:1"}, err: `unknown key "volume"`},
 		{name: "bad -ip-family", args: []string{"-ip-family", "5", "consul://h:1"}, err: "-ip-family"},
 		{name: "-ip6 with an IPv4 address", args: []string{"-ip6", "10.0.0.5", "consul://h:1"}, err: "-ip6"},
 		{name: "bad -http-addr", args: []string{"-http-addr", "9333", "consul://h:1"}, err: "-http-addr"},
