@@ -1,29 +1,48 @@
 package docker
 
 import (
+	"cmp"
 	"fmt"
 	"maps"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
+
+	"github.com/docker/go-connections/nat"
 )
 
 // entry is one piece of metadata with the key as the user wrote it, so that
 // warnings can name it.
 type entry struct{ key, value string }
 
-// metadata is every SERVICE_* key of a container, generic and per port.
+// metadata is every SERVICE_* key of a container: generic, per port range
+// (SERVICE_10000-10100_IGNORE), per port (SERVICE_80_NAME) and per port and
+// protocol (SERVICE_53_udp_NAME). For one port the most specific wins: port
+// and protocol, port, range, container.
 type metadata struct {
 	generic map[string]entry            // by lower-cased key
 	ports   map[string]map[string]entry // by exposed port, then key
+	protos  map[string]map[string]entry // by "port/proto", then key
+	ranges  map[portRange]map[string]entry
 }
+
+// portRange is the port part of a SERVICE_<start>-<end>_<KEY>.
+type portRange struct{ lo, hi int }
+
+func (r portRange) String() string { return strconv.Itoa(r.lo) + "-" + strconv.Itoa(r.hi) }
+
+func (r portRange) has(port int) bool { return r.lo <= port && port <= r.hi }
+
+// protocols a SERVICE_<port>_<proto>_<KEY> may name.
+var protocols = []string{"tcp", "udp", "sctp"}
 
 // readMetadata reads env ("K=V") and labels; a label beats an env var.
 // Among env vars the last of a key wins, as in the container; among labels
 // that differ only in case (SERVICE_Name, SERVICE_NAME) the first in byte
 // order wins, so that the result never depends on map order.
 func readMetadata(env []string, labels map[string]string) metadata {
-	md := metadata{generic: map[string]entry{}, ports: map[string]map[string]entry{}}
+	md := metadata{generic: map[string]entry{}, ports: map[string]map[string]entry{}, protos: map[string]map[string]entry{}, ranges: map[portRange]map[string]entry{}}
 	for _, kv := range env {
 		if k, v, ok := strings.Cut(kv, "="); ok {
 			md.add(k, v)
@@ -43,14 +62,40 @@ func (md metadata) add(full, value string) {
 		return
 	}
 	rest = strings.ToLower(rest)
-	if p, key, ok := strings.Cut(rest, "_"); ok && key != "" && digits(p) {
-		if md.ports[p] == nil {
-			md.ports[p] = map[string]entry{}
+	p, key, ok := strings.Cut(rest, "_")
+	switch {
+	case ok && key != "" && digits(p):
+		if proto, k, ok := strings.Cut(key, "_"); ok && k != "" && slices.Contains(protocols, proto) {
+			put(md.protos, p+"/"+proto, k, entry{full, value})
+			return
 		}
-		md.ports[p][key] = entry{full, value}
+		put(md.ports, p, key, entry{full, value})
 		return
+	case ok && key != "":
+		lo, hi, isRange := strings.Cut(p, "-")
+		if isRange && digits(lo) && digits(hi) {
+			r := portRange{atoi(lo), atoi(hi)}
+			put(md.ranges, r, key, entry{full, value}) // an empty range is reported by misplaced
+			return
+		}
 	}
 	md.generic[rest] = entry{full, value}
+}
+
+func put[K comparable](m map[K]map[string]entry, k K, key string, e entry) {
+	if m[k] == nil {
+		m[k] = map[string]entry{}
+	}
+	m[k][key] = e
+}
+
+// atoi reads a run of digits, saturating past the largest port.
+func atoi(s string) int {
+	n := 0
+	for i := 0; i < len(s) && n <= 65535; i++ {
+		n = n*10 + int(s[i]-'0')
+	}
+	return n
 }
 
 func digits(s string) bool {
@@ -62,19 +107,37 @@ func digits(s string) bool {
 	return s != ""
 }
 
-// portMetadata is the metadata that applies to one exposed port.
-type portMetadata struct{ generic, port map[string]entry }
+// portMetadata is the metadata that applies to one exposed port: each
+// level's keys, the most specific first.
+type portMetadata struct {
+	levels [4]map[string]entry // port and protocol, port, range, container
+}
 
-func (md metadata) forPort(p string) portMetadata {
-	return portMetadata{generic: md.generic, port: md.ports[p]}
+// forPort is the metadata of port p ("53") and protocol proto ("udp").
+// Where several ranges hold the port, the narrowest wins, then the one
+// that starts lower, so that the answer never depends on map order.
+func (md metadata) forPort(p, proto string) portMetadata {
+	var rng map[string]entry
+	var best portRange
+	n := atoi(p)
+	for r, keys := range md.ranges {
+		if !r.has(n) {
+			continue
+		}
+		if rng == nil || r.hi-r.lo < best.hi-best.lo || r.hi-r.lo == best.hi-best.lo && r.lo < best.lo {
+			rng, best = keys, r
+		}
+	}
+	return portMetadata{levels: [4]map[string]entry{md.protos[p+"/"+proto], md.ports[p], rng, md.generic}}
 }
 
 func (m portMetadata) get(key string) (entry, bool) {
-	if e, ok := m.port[key]; ok {
-		return e, true
+	for _, l := range m.levels {
+		if e, ok := l[key]; ok {
+			return e, true
+		}
 	}
-	e, ok := m.generic[key]
-	return e, ok
+	return entry{}, false
 }
 
 // value is the value of key, "" if unset.
@@ -91,15 +154,38 @@ func (m portMetadata) key(key string) string {
 	return Prefix + strings.ToUpper(key)
 }
 
+// applied is every key that applies, as KEY=value with the key as written,
+// each the most specific one, sorted.
+func (m portMetadata) applied() []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, l := range m.levels {
+		for k, e := range l {
+			if !seen[k] {
+				seen[k] = true
+				out = append(out, e.key+"="+e.value)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// fromPort reports whether key is set for the port itself (with or
+// without its protocol, or by a range), not for the whole container.
 func (m portMetadata) fromPort(key string) bool {
-	_, ok := m.port[key]
-	return ok
+	for _, l := range m.levels[:3] {
+		if _, ok := l[key]; ok {
+			return true
+		}
+	}
+	return false
 }
 
 // attributes are the keys that are not known keys, for the backend to store.
 func (m portMetadata) attributes() map[string]string {
 	var attrs map[string]string
-	for _, src := range []map[string]entry{m.generic, m.port} {
+	for _, src := range []map[string]entry{m.levels[3], m.levels[2], m.levels[1], m.levels[0]} { // the more specific last: it wins
 		for k, e := range src {
 			switch {
 			case k == KeyName, k == KeyID, k == KeyTags, k == KeyIgnore, k == KeyDockerHealth, k == KeyNetwork, k == KeyIPFamily, k == KeyDrain, k == KeyDeregister, strings.HasPrefix(k, KeyCheckPrefix):
@@ -115,17 +201,49 @@ func (m portMetadata) attributes() map[string]string {
 }
 
 // misplaced reports keys that can never apply: per-port keys for a port the
-// container has not got, and keys whose port part starts with a digit but
-// is not a number (SERVICE_80a_NAME), which count as attributes.
-func (md metadata) misplaced(has func(port string) bool) []error {
+// container has not got (with the protocol, for that protocol), range keys
+// for a range that holds none of its ports or is empty, and keys whose port
+// part starts with a digit but is not a number (SERVICE_80a_NAME), which
+// count as attributes. exposed is every port the container exposes or
+// publishes.
+func (md metadata) misplaced(exposed []nat.Port) []error {
+	has := func(p int, proto string) bool {
+		return slices.ContainsFunc(exposed, func(e nat.Port) bool { return e.Int() == p && (proto == "" || e.Proto() == proto) })
+	}
 	var out []error
 	for _, p := range slices.Sorted(maps.Keys(md.ports)) {
-		if has(p) {
+		if has(atoi(p), "") {
 			continue
 		}
 		for _, k := range slices.Sorted(maps.Keys(md.ports[p])) {
 			e := md.ports[p][k]
 			out = append(out, fmt.Errorf("%s=%q: the container neither exposes nor publishes port %s, ignored", e.key, e.value, p))
+		}
+	}
+	for _, pp := range slices.Sorted(maps.Keys(md.protos)) {
+		p, proto, _ := strings.Cut(pp, "/")
+		if has(atoi(p), proto) {
+			continue
+		}
+		for _, k := range slices.Sorted(maps.Keys(md.protos[pp])) {
+			e := md.protos[pp][k]
+			out = append(out, fmt.Errorf("%s=%q: the container neither exposes nor publishes port %s, ignored", e.key, e.value, pp))
+		}
+	}
+	ranges := slices.SortedFunc(maps.Keys(md.ranges), func(a, b portRange) int { return cmp.Or(a.lo-b.lo, a.hi-b.hi) })
+	for _, r := range ranges {
+		why := ""
+		switch {
+		case r.lo > r.hi || r.hi > 65535:
+			why = fmt.Sprintf("%s is not a port range (start-end, start at most end, at most 65535), ignored", r)
+		case slices.ContainsFunc(exposed, func(e nat.Port) bool { return r.has(e.Int()) }):
+			continue
+		default:
+			why = fmt.Sprintf("the container neither exposes nor publishes a port in %s, ignored", r)
+		}
+		for _, k := range slices.Sorted(maps.Keys(md.ranges[r])) {
+			e := md.ranges[r][k]
+			out = append(out, fmt.Errorf("%s=%q: %s", e.key, e.value, why))
 		}
 	}
 	for _, k := range slices.Sorted(maps.Keys(md.generic)) {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/go-connections/nat"
 
 	"github.com/registrator/registrator/bridge"
 )
@@ -65,6 +66,10 @@ type Decision struct {
 	Port    string          // "80/tcp"
 	Service *bridge.Service // nil when Skipped says why not
 	Skipped string
+	// Keys are the SERVICE_* keys that apply to the port, as written with
+	// their values, each the one that won (port and protocol, port,
+	// range, container), sorted.
+	Keys []string
 }
 
 // Explain decides, for every exposed or published port of a running
@@ -86,9 +91,11 @@ func explain(c container.InspectResponse, md metadata, cfg Config) (decisions []
 		return nil, nil
 	}
 	ports := containerPorts(c)
-	warnings = md.misplaced(func(n string) bool {
-		return slices.ContainsFunc(ports, func(p port) bool { return p.exposed.Port() == n })
-	})
+	exposed := make([]nat.Port, len(ports))
+	for i, p := range ports {
+		exposed[i] = p.exposed
+	}
+	warnings = md.misplaced(exposed)
 	registrable := 0
 	for _, p := range ports {
 		if p.hostPort != "" || cfg.Internal {
@@ -108,7 +115,8 @@ func explain(c container.InspectResponse, md metadata, cfg Config) (decisions []
 	name := strings.TrimPrefix(c.Name, "/")
 	for _, p := range ports {
 		d := Decision{Port: string(p.exposed)}
-		m := md.forPort(p.exposed.Port())
+		m := md.forPort(p.exposed.Port(), p.exposed.Proto())
+		d.Keys = m.applied()
 		s := bridge.Service{Container: c.ID, Name: m.value(KeyName), ExposedPort: p.exposed.Int()}
 		switch {
 		case p.hostPort == "" && !cfg.Internal:

@@ -191,6 +191,51 @@ func TestServices(t *testing.T) {
 			},
 		},
 
+		// Port ranges and per-protocol keys; precedence: port and protocol,
+		// port, range, container.
+		{
+			name: "a range key applies to every port in the range",
+			run:  run{name: "rtp.1", image: "rtp", publish: []string{"10000-10003:10000-10003/udp", "5060:5060"}, env: []string{"SERVICE_10000-10002_IGNORE=true"}},
+			want: []bridge.Service{
+				{ID: "host:rtp.1:5060", Name: "rtp-5060", Address: hostAddr, Port: 5060, ExposedPort: 5060},
+				{ID: "host:rtp.1:10003:udp", Name: "rtp-10003", Address: hostAddr, Port: 10003, ExposedPort: 10003, Tags: []string{"udp"}},
+			},
+		},
+		{
+			name: "per-protocol keys name 53/udp and 53/tcp apart",
+			run:  run{name: "dns.1", image: "dns", publish: []string{"5353:53/udp", "5354:53"}, env: []string{"SERVICE_53_udp_NAME=dns", "SERVICE_53_TCP_NAME=dns-tcp"}},
+			want: []bridge.Service{
+				{ID: "host:dns.1:53", Name: "dns-tcp", Address: hostAddr, Port: 5354, ExposedPort: 53},
+				{ID: "host:dns.1:53:udp", Name: "dns", Address: hostAddr, Port: 5353, ExposedPort: 53, Tags: []string{"udp"}},
+			},
+		},
+		{
+			name: "precedence: port and protocol, port, range, container",
+			run: run{name: "p.1", image: "p", publish: []string{"8080:80", "8081:80/udp", "8082:81", "8091:91"}, env: []string{
+				"SERVICE_NAME=c", "SERVICE_80-90_NAME=r", "SERVICE_80_NAME=port", "SERVICE_80_tcp_NAME=pp",
+				"SERVICE_TEAM=all", "SERVICE_80-90_TEAM=range", "SERVICE_80_udp_TEAM=udp"}},
+			want: []bridge.Service{
+				{ID: "host:p.1:80", Name: "pp", Address: hostAddr, Port: 8080, ExposedPort: 80, Meta: map[string]string{"team": "range"}},
+				{ID: "host:p.1:80:udp", Name: "port", Address: hostAddr, Port: 8081, ExposedPort: 80, Tags: []string{"udp"}, Meta: map[string]string{"team": "udp"}},
+				{ID: "host:p.1:81", Name: "r", Address: hostAddr, Port: 8082, ExposedPort: 81, Meta: map[string]string{"team": "range"}},
+				{ID: "host:p.1:91", Name: "c-91", Address: hostAddr, Port: 8091, ExposedPort: 91, Meta: map[string]string{"team": "all"}},
+			},
+		},
+		{
+			name: "overlapping ranges: the narrowest wins",
+			run:  run{name: "o.1", image: "o", publish: []string{"8081:81", "8085:85"}, env: []string{"SERVICE_80-90_NAME=wide", "SERVICE_80-82_NAME=narrow"}},
+			want: []bridge.Service{
+				{ID: "host:o.1:81", Name: "narrow", Address: hostAddr, Port: 8081, ExposedPort: 81},
+				{ID: "host:o.1:85", Name: "wide", Address: hostAddr, Port: 8085, ExposedPort: 85},
+			},
+		},
+		{
+			name: "range and protocol keys that match no port are reported, naming the key",
+			run:  web("SERVICE_80_udp_NAME=z", "SERVICE_9000-9010_NAME=x", "SERVICE_90-80_NAME=y"),
+			want: []bridge.Service{web80()},
+			warn: []string{"SERVICE_80_udp_NAME", "SERVICE_90-80_NAME", "SERVICE_9000-9010_NAME"},
+		},
+
 		// Where metadata comes from.
 		{
 			name: "label beats env var for the same key",
@@ -939,5 +984,25 @@ func TestServicesHaveDistinctIDs(t *testing.T) {
 				t.Errorf("both ports registered as %q: one entry would overwrite the other", got[0].ID)
 			}
 		})
+	}
+}
+
+// Explain names, for each port, the key that won each setting.
+func TestExplainNamesTheWinningKeys(t *testing.T) {
+	r := run{name: "p.1", image: "p", publish: []string{"8080:80", "8081:80/udp", "8082:81", "8091:91"}, env: []string{
+		"SERVICE_NAME=c", "SERVICE_80-90_NAME=r", "SERVICE_80_NAME=port", "SERVICE_80_tcp_NAME=pp", "SERVICE_80-90_TEAM=range"}}
+	decisions, _ := Explain(r.inspect(t), Config{Hostname: "host", HostAddr: hostAddr})
+	want := map[string][]string{
+		"80/tcp": {"SERVICE_80-90_TEAM=range", "SERVICE_80_tcp_NAME=pp"},
+		"80/udp": {"SERVICE_80-90_TEAM=range", "SERVICE_80_NAME=port"},
+		"81/tcp": {"SERVICE_80-90_NAME=r", "SERVICE_80-90_TEAM=range"},
+		"91/tcp": {"SERVICE_NAME=c"},
+	}
+	got := map[string][]string{}
+	for _, d := range decisions {
+		got[d.Port] = d.Keys
+	}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("keys per port (-want +got):\n%s", d)
 	}
 }

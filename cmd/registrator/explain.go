@@ -77,9 +77,12 @@ func explain(w io.Writer, c container.InspectResponse, cfg docker.Config, sel do
 	for _, d := range decisions {
 		if d.Service == nil {
 			fmt.Fprintf(w, "  %s: no service: %s\n", d.Port, d.Skipped)
-			continue
+		} else {
+			describe(w, d.Port, *d.Service)
 		}
-		describe(w, d.Port, *d.Service)
+		if len(d.Keys) > 0 {
+			fmt.Fprintf(w, "    from: %s\n", strings.Join(d.Keys, ", "))
+		}
 	}
 	for _, err := range warnings {
 		fmt.Fprintf(w, "  warning: %v\n", err)

@@ -30,6 +30,7 @@ func TestExplainOutput(t *testing.T) {
 		"Docker health: healthy (mirrored)",
 		"9000/tcp: no service: exposed but not published",
 		`warning: SERVICE_CHECK_INTERVAL="soon"`,
+		"from: SERVICE_CHECK_INTERVAL=soon, SERVICE_CHECK_TCP=1, SERVICE_TAGS=a,b, SERVICE_TEAM=core",
 	} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("explain output lacks %q:\n%s", want, b.String())
