@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/registrator/registrator/registry/consul"
 )
 
@@ -68,4 +70,75 @@ func TestDockerHealthMirrored(t *testing.T) {
 	eventually(t, settle, func() error { return check("passing", "probe says healthy") })
 	expectKV(t, "/services/", map[string]string{key: value})
 	expectIDs(t, sid)
+}
+
+// A probe that prints nothing (curl -fs, most probes) is followed as well:
+// starting → healthy → unhealthy → healthy is, in Consul, the Docker health
+// check's warning, passing, critical, passing; in every key-value backend
+// (etcd, Consul KV, ZooKeeper, skydns2), the entry there only while healthy.
+// (A Consul check kept its status through a re-registration, and the
+// status was only sent with a probe's output: it stayed at warning.)
+func TestDockerHealthOfASilentProbe(t *testing.T) {
+	clean(t)
+	if _, err := agent.Client().KV().DeleteTree("quiet-kv", nil); err != nil {
+		t.Fatal(err)
+	}
+	startDaemonURIs(t, []string{"consul://" + agent.Addr, etcdURI("/services"), "consulkv://" + agent.Addr + "/quiet-kv",
+		"zookeeper://" + zkSrv.Addr + "/quiet-zk", "skydns2://" + etcdSrv.Addr + "/skydns.local"})
+	run(t, "--name", "silent", "-p", "127.0.0.1::80", imgQuiet, "80")
+	sid := id("silent", "80")
+
+	held := func() (map[string]bool, error) {
+		out := map[string]bool{}
+		c := checks(t, sid)[consul.HealthCheckID(sid)]
+		if c == nil {
+			return nil, fmt.Errorf("no Docker health check on %s", sid)
+		}
+		out["consul "+c.Status] = true
+		etcdKeys, err := kv("/services/quiet/")
+		if err != nil {
+			return nil, err
+		}
+		out["etcd"] = len(etcdKeys) > 0
+		ckv, err := consulKV("quiet-kv/")
+		if err != nil {
+			return nil, err
+		}
+		out["consulkv"] = len(ckv) > 0
+		zn, err := znodes("/quiet-zk")
+		if err != nil {
+			return nil, err
+		}
+		out["zookeeper"] = len(zn) > 0
+		sky, err := kv("/skydns/local/skydns/quiet/")
+		if err != nil {
+			return nil, err
+		}
+		out["skydns2"] = len(sky) > 0
+		return out, nil
+	}
+	expectHeld := func(consulStatus string, kvHeld bool) {
+		t.Helper()
+		want := map[string]bool{"consul " + consulStatus: true, "etcd": kvHeld, "consulkv": kvHeld, "zookeeper": kvHeld, "skydns2": kvHeld}
+		eventually(t, settle, func() error {
+			got, err := held()
+			if err != nil {
+				return err
+			}
+			if d := cmp.Diff(want, got); d != "" {
+				return fmt.Errorf("held (-want +got):\n%s", d)
+			}
+			return nil
+		})
+	}
+	set := func(state string) { docker(t, "exec", "silent", "/testsvc", "-set", state) }
+
+	expectIDs(t, sid)
+	expectHeld("warning", false)
+	set("healthy")
+	expectHeld("passing", true)
+	set("unhealthy")
+	expectHeld("critical", false)
+	set("healthy")
+	expectHeld("passing", true)
 }

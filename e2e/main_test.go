@@ -37,6 +37,9 @@ const (
 	// imgHealth has a HEALTHCHECK (testsvc -probe, every second); the
 	// state starts "starting" and follows `docker exec <c> /testsvc -set`.
 	imgHealth = "e2e.local/health:latest" // "health"
+	// imgQuiet is imgHealth with a probe that prints nothing (testsvc
+	// -probe-quiet), as most probes do.
+	imgQuiet = "e2e.local/quiet:latest" // "quiet"
 )
 
 var (
@@ -84,6 +87,7 @@ func setup(m *testing.M) (int, error) {
 	if err := testkit.BuildImages(ctxDir,
 		testkit.Image{Tags: []string{imgRedis, imgNginx, imgApp, imgSvc}},
 		testkit.Image{Tags: []string{imgHealth}, Extra: "HEALTHCHECK --interval=1s --timeout=2s --start-period=120s --retries=1 CMD [\"/testsvc\", \"-probe\"]\n"},
+		testkit.Image{Tags: []string{imgQuiet}, Extra: "HEALTHCHECK --interval=1s --timeout=2s --start-period=120s --retries=1 CMD [\"/testsvc\", \"-probe-quiet\"]\n"},
 	); err != nil {
 		return 0, err
 	}

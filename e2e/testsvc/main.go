@@ -6,7 +6,8 @@
 //
 // For Docker health: `testsvc -probe` (the health image's HEALTHCHECK)
 // succeeds while the file /health-state says "healthy" and prints what it
-// says; `testsvc -set <state>` (through docker exec) writes it.
+// says; `testsvc -probe-quiet` does the same and prints nothing; `testsvc
+// -set <state>` (through docker exec) writes it.
 package main
 
 import (
@@ -31,6 +32,12 @@ func main() {
 			state := strings.TrimSpace(string(b))
 			fmt.Println("probe says", cmpOr(state, "nothing yet"))
 			if state != "healthy" {
+				os.Exit(1)
+			}
+			os.Exit(0)
+		case "-probe-quiet": // as -probe, printing nothing: `curl -fs`, most probes
+			b, _ := os.ReadFile(stateFile)
+			if strings.TrimSpace(string(b)) != "healthy" {
 				os.Exit(1)
 			}
 			os.Exit(0)

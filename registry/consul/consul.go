@@ -228,9 +228,10 @@ func (b *Backend) Register(ctx context.Context, s bridge.Service) error {
 			return fmt.Errorf("consul: maintenance of draining %s: %w", s.ID, err)
 		}
 	}
-	// A registration sets a check's status, not its output: the last
-	// probe's output goes in with an update.
-	if h := s.Health; h != nil && h.Output != "" {
+	// A registration sets neither the status of a check that exists
+	// already (Consul keeps it) nor its output: both go in with an
+	// update, also when the probe printed nothing (most probes do not).
+	if h := s.Health; h != nil {
 		err := b.client.Agent().UpdateTTLOpts(HealthCheckID(s.ID), h.Output, healthStatus[h.Status], (&api.QueryOptions{}).WithContext(ctx))
 		if err != nil {
 			return fmt.Errorf("consul: docker health output of %s: %w", s.ID, err)
