@@ -1,11 +1,11 @@
 # The registrator image: one static binary FROM scratch.
 # Build it with `make image` (PLATFORM=linux/arm64 for arm64 hosts), which
-# compiles the static binary for the platform and copies the host's CA
-# bundle beside it; nothing is pulled, and nothing runs during the build.
+# compiles the static binary for the platform into the build context,
+# build/image/<platform>/, with the host's CA bundle beside it; nothing is
+# pulled, and nothing runs during the build.
 FROM scratch
-ARG BIN=build/registrator
-COPY build/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
-COPY ${BIN} /bin/registrator
+COPY ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
+COPY registrator /bin/registrator
 # The HTTP listener (metrics, /health, /ready, /v1/services) is on by default
 # in the image, on the host's loopback when run with --net=host; the
 # HEALTHCHECK asks it for /health. Set REGISTRATOR_HTTP_ADDR to move it.

@@ -79,11 +79,13 @@ release:
 ## image: the image $(IMAGE):$(VERSION) and :latest (FROM scratch) for PLATFORM (this machine's; or PLATFORM=linux/arm64)
 IMAGE ?= registrator
 PLATFORM ?= linux/$(shell go env GOARCH)
+IMAGE_CTX = build/image/$(PLATFORM)
 image:
+	mkdir -p $(IMAGE_CTX)
 	CGO_ENABLED=0 GOOS=$(word 1,$(subst /, ,$(PLATFORM))) GOARCH=$(word 2,$(subst /, ,$(PLATFORM))) \
-		go build -trimpath -ldflags "$(LDFLAGS)" -o build/$(PLATFORM)/registrator ./cmd/registrator
-	cp /etc/ssl/certs/ca-certificates.crt build/ca-certificates.crt
-	DOCKER_BUILDKIT=0 docker build --platform $(PLATFORM) --build-arg BIN=build/$(PLATFORM)/registrator -t $(IMAGE):$(VERSION) -t $(IMAGE):latest .
+		go build -trimpath -ldflags "$(LDFLAGS)" -o $(IMAGE_CTX)/registrator ./cmd/registrator
+	cp /etc/ssl/certs/ca-certificates.crt $(IMAGE_CTX)/ca-certificates.crt
+	DOCKER_BUILDKIT=0 docker build --platform $(PLATFORM) -f Dockerfile -t $(IMAGE):$(VERSION) -t $(IMAGE):latest $(IMAGE_CTX)
 
 clean:
 	rm -rf build

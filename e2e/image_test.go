@@ -50,15 +50,12 @@ func buildImage(t *testing.T) string {
 	_, file, _, _ := runtime.Caller(0)
 	root := filepath.Dir(filepath.Dir(file))
 	ctx := t.TempDir()
-	if err := os.Mkdir(filepath.Join(ctx, "build"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := command(root, []string{"CGO_ENABLED=0"}, "go", "build", "-trimpath", "-o", filepath.Join(ctx, "build", "registrator"), "./cmd/registrator"); err != nil {
+	if out, err := command(root, []string{"CGO_ENABLED=0"}, "go", "build", "-trimpath", "-o", filepath.Join(ctx, "registrator"), "./cmd/registrator"); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
 	for src, dst := range map[string]string{
 		filepath.Join(root, "Dockerfile"):    filepath.Join(ctx, "Dockerfile"),
-		"/etc/ssl/certs/ca-certificates.crt": filepath.Join(ctx, "build", "ca-certificates.crt"),
+		"/etc/ssl/certs/ca-certificates.crt": filepath.Join(ctx, "ca-certificates.crt"),
 	} {
 		b, err := os.ReadFile(src)
 		if err != nil {

@@ -41,7 +41,7 @@ func TestReleaseAndArm64Image(t *testing.T) {
 	if got := docker(t, "image", "inspect", "-f", "{{.Os}}/{{.Architecture}}", image+":test"); got != "linux/arm64" {
 		t.Errorf("image platform %s, want linux/arm64", got)
 	}
-	bin := filepath.Join(repoRoot(), "build", "linux", "arm64", "registrator")
+	bin := filepath.Join(repoRoot(), "build", "image", "linux", "arm64", "registrator")
 	f, err := elf.Open(bin)
 	if err != nil {
 		t.Fatal(err)
