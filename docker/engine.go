@@ -88,6 +88,11 @@ type Engine struct {
 	mu       sync.Mutex
 	stopping map[string]time.Time // container ID → when a kill event was seen
 
+	// The addresses of -ip and -ip6 when they name interfaces, read at
+	// every full pass (under mu); salt puts them in every fingerprint, so
+	// that a change makes the full pass inspect every container again.
+	hostIP, hostIP6, salt, ifaceErr string
+
 	listMu  sync.Mutex
 	listBuf rawbody.Buffer // the engine's last container list, reused
 	// The last list's containers by the digest of their element in it,
@@ -181,11 +186,14 @@ func (s *Engine) stoppedAt(id string, c container.InspectResponse) time.Time {
 func (s *Engine) List(ctx context.Context) ([]bridge.Container, error) {
 	s.listMu.Lock()
 	defer s.listMu.Unlock()
+	if s.followInterfaces() {
+		s.listed = nil // every fingerprint changes
+	}
 	full, err := s.API.ContainerList(rawbody.Into(ctx, &s.listBuf, "[]"), container.ListOptions{All: true})
 	if err != nil {
 		return nil, fmt.Errorf("docker: list containers: %w", err)
 	}
-	var h fingerprinter
+	h := fingerprinter{salt: s.currentSalt()}
 	if !s.listBuf.Got() {
 		out := make([]bridge.Container, 0, len(full))
 		for _, c := range full {
@@ -204,7 +212,7 @@ func (s *Engine) List(ctx context.Context) ([]bridge.Container, error) {
 		return nil, fmt.Errorf("docker: list containers: %w", cmp.Or(err, errors.New("not an array of objects")))
 	}
 	s.elems = elems
-	if s.listing == nil {
+	if s.listing == nil || s.listed == nil {
 		s.listed, s.listing = map[[sha256.Size]byte]listEntry{}, map[[sha256.Size]byte]listEntry{}
 	}
 	clear(s.listing)
@@ -307,6 +315,7 @@ func listedOf(c container.Summary) listed {
 // in none, so both are sorted first. It reuses its buffers between
 // containers.
 type fingerprinter struct {
+	salt string // what else the services depend on: -ip's interface address
 	buf  []byte
 	keys []string
 }
@@ -316,6 +325,9 @@ func (f *fingerprinter) sum(c *listed) string {
 	str := func(s string) {
 		b = binary.AppendUvarint(b, uint64(len(s)))
 		b = append(b, s...)
+	}
+	if f.salt != "" {
+		str(f.salt)
 	}
 	num := func(n uint64) { b = binary.AppendUvarint(b, n) }
 	num(uint64(len(c.Names)))
@@ -402,7 +414,7 @@ func (s *Engine) Inspect(ctx context.Context, id string) (bridge.Container, erro
 	}
 	md := metadataOf(c) // read once for the services, the drain and the policy
 	if out.Running {
-		out.Services, out.Warnings = servicesOf(c, md, s.Config)
+		out.Services, out.Warnings = servicesOf(c, md, s.config())
 		for i := range out.Services {
 			out.Services[i].Draining = !out.Stopping.IsZero()
 		}
@@ -441,4 +453,85 @@ func inspected(c container.InspectResponse) candidate {
 // container, and if not, which key left it out (for explain).
 func (s Selector) Selects(c container.InspectResponse) (ok bool, key string) {
 	return s.selects(inspected(c))
+}
+
+// config is the derivation's Config, with the current addresses of the
+// interfaces -ip and -ip6 name.
+func (s *Engine) config() Config {
+	cfg := s.Config
+	if cfg.IPInterface == "" && cfg.IP6Interface == "" {
+		return cfg
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if cfg.IPInterface != "" {
+		cfg.HostIP = s.hostIP
+	}
+	if cfg.IP6Interface != "" {
+		cfg.HostIP6 = s.hostIP6
+	}
+	return cfg
+}
+
+func (s *Engine) currentSalt() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.salt
+}
+
+// FollowInterfaces reads the addresses of the interfaces -ip and -ip6
+// name, as every full pass does; the daemon calls it at start, where an
+// error is a misconfiguration.
+func (s *Engine) FollowInterfaces() error {
+	s.followInterfaces()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ifaceErr != "" {
+		return errors.New(s.ifaceErr)
+	}
+	return nil
+}
+
+// followInterfaces reads the interfaces' addresses again and reports
+// whether they changed. An interface that lost its address keeps the last
+// one, with a warning.
+func (s *Engine) followInterfaces() (changed bool) {
+	if s.Config.IPInterface == "" && s.Config.IP6Interface == "" {
+		return false
+	}
+	var v4, v6 string
+	var errs []string
+	if n := s.Config.IPInterface; n != "" {
+		var err error
+		if v4, err = InterfaceAddr(n, false); err != nil {
+			errs = append(errs, "-ip: "+err.Error())
+		}
+	}
+	if n := s.Config.IP6Interface; n != "" {
+		var err error
+		if v6, err = InterfaceAddr(n, true); err != nil {
+			errs = append(errs, "-ip6: "+err.Error())
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	why := strings.Join(errs, "; ")
+	if why != s.ifaceErr && why != "" {
+		s.log().WithField("error", why).Warn("cannot read the address to register; keeping the last one")
+	}
+	s.ifaceErr = why
+	if v4 == "" {
+		v4 = s.hostIP
+	}
+	if v6 == "" {
+		v6 = s.hostIP6
+	}
+	if v4 == s.hostIP && v6 == s.hostIP6 {
+		return false
+	}
+	if s.salt != "" {
+		s.log().WithFields(logrus.Fields{"ip": v4, "ip6": v6}).Info("the interface's address changed: registering the new one")
+	}
+	s.hostIP, s.hostIP6, s.salt = v4, v6, v4+"|"+v6
+	return true
 }

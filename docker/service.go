@@ -27,6 +27,10 @@ type Config struct {
 	// published on every interface when HostIP6 is empty.
 	HostAddr6      string
 	HostIP6        string // -ip6: the address registered for IPv6 services of published ports
+	// IPInterface and IP6Interface name the network interfaces whose
+	// addresses HostIP and HostIP6 follow (-ip eth0, -ip6 eth0): the
+	// Engine reads them again at every full pass.
+	IPInterface, IP6Interface string
 	IPv6           bool   // -ip-family 6: services are registered by IPv6 address
 	Network        string // -network: the network whose address -internal registers
 	Internal       bool   // -internal

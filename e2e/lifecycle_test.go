@@ -215,6 +215,8 @@ func TestMisconfigurationExitsTwoWithOneLine(t *testing.T) {
 		{"one of two registries unreachable", []string{"consul://" + agent.Addr, "etcd://127.0.0.1:" + strconv.Itoa(closed) + "/x"}, "etcd://127.0.0.1:" + strconv.Itoa(closed) + "/x: cannot reach the registry"},
 		{"etcd password not shown", []string{"etcd://user:s3cret@127.0.0.1:1/x?nope=1"}, `etcd://user:xxxxx@127.0.0.1:1/x?nope=1: unknown option "nope"`},
 		{"skydns2 without a domain", []string{"skydns2://127.0.0.1:1"}, "no domain"},
+		{"-ip names no interface", []string{"-ip", "nosuch0", "consul://127.0.0.1:1"}, `-ip "nosuch0": no network interface of that name`},
+		{"-container-filter status", []string{"-container-filter", "status=running", "consul://127.0.0.1:1"}, "status makes no sense"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -87,9 +87,15 @@ func deriveConfig(o options, log *logrus.Entry) docker.Config {
 		log.WithField("error", err).Error("-tags is not a valid template; no tags are added from it")
 	}
 	host, _ := os.Hostname()
-	cfg := docker.Config{Hostname: host, HostIP: o.hostIP, HostIP6: o.hostIP6, IPv6: o.ipv6, Network: o.network,
+	cfg := docker.Config{Hostname: host, HostIP: o.hostIP, HostIP6: o.hostIP6, IPInterface: o.ipIface, IP6Interface: o.ip6Iface, IPv6: o.ipv6, Network: o.network,
 		Internal: o.internal, Explicit: o.explicit, UseIPFromLabel: o.useIPFromLabel, Tags: tags, DockerHealth: o.dockerHealth, Drain: o.drain}
-	if !o.internal && (o.hostIP == "" || o.hostIP6 == "") {
+	if o.ipIface != "" { // the daemon's engine reads it again at every full pass
+		cfg.HostIP, _ = docker.InterfaceAddr(o.ipIface, false)
+	}
+	if o.ip6Iface != "" {
+		cfg.HostIP6, _ = docker.InterfaceAddr(o.ip6Iface, true)
+	}
+	if !o.internal && (o.hostIP == "" && o.ipIface == "" || o.hostIP6 == "" && o.ip6Iface == "") {
 		cfg.HostAddr, cfg.HostAddr6 = hostAddresses(host, log)
 	}
 	return cfg

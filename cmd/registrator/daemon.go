@@ -41,6 +41,9 @@ func daemon(ctx context.Context, o options, log *logrus.Entry) error {
 	}
 	cfg := deriveConfig(o, log)
 	engine := &docker.Engine{API: api, Config: cfg, Selector: o.selector, Log: log}
+	if err := engine.FollowInterfaces(); err != nil {
+		return err
+	}
 	// The engine's ID is the owner mark, which backends need from the start.
 	owner, err := engine.ID(ctx)
 	if err != nil { // only when stopped while waiting

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -20,6 +21,8 @@ import (
 // options is the command line.
 type options struct {
 	hostIP         string
+	ipIface        string // -ip names a network interface
+	ip6Iface       string // -ip6 names a network interface
 	internal       bool
 	explicit       bool
 	useIPFromLabel string
@@ -80,7 +83,7 @@ func parseFlags(args []string, usage io.Writer, getenv func(string) string) (opt
 	var o options
 	fs := flag.NewFlagSet("registrator", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	fs.StringVar(&o.hostIP, "ip", "", "address to register for published ports (beats the bind IP and the hostname's address)")
+	fs.StringVar(&o.hostIP, "ip", "", "address to register for published ports (beats the bind IP and the hostname's address), or a network interface (eth0) whose first IPv4 address is registered, read again at every full pass")
 	fs.BoolVar(&o.internal, "internal", false, "register the container's address and exposed port instead of the host's; unpublished ports count")
 	fs.BoolVar(&o.explicit, "explicit", false, "only register services that have a name (SERVICE_NAME or SERVICE_<port>_NAME)")
 	fs.StringVar(&o.useIPFromLabel, "useIpFromLabel", "", "take the address from this container `label` (a /cidr suffix is dropped)")
@@ -101,7 +104,7 @@ func parseFlags(args []string, usage io.Writer, getenv func(string) string) (opt
 	fs.StringVar(&o.dockerHealth, "docker-health", "mirror", "how a container's Docker HEALTHCHECK counts: mirror (a Consul check; other backends hold the entry while healthy), healthy (registered only while healthy) or ignore")
 	fs.StringVar(&o.network, "network", "", "the `network` whose address -internal registers, for containers on several (SERVICE_NETWORK beats it)")
 	ipFamily := fs.String("ip-family", "4", "register services by IPv4 (4) or IPv6 (6) address (SERVICE_IP_FAMILY beats it)")
-	fs.StringVar(&o.hostIP6, "ip6", "", "IPv6 address to register for published ports of IPv6 services (beats the bind IP and the hostname's IPv6 address)")
+	fs.StringVar(&o.hostIP6, "ip6", "", "IPv6 address to register for published ports of IPv6 services (beats the bind IP and the hostname's IPv6 address), or a network interface whose first global IPv6 address is registered")
 	fs.DurationVar(&o.drain, "drain", 0, "how long the services of a stopped container stay draining (Consul maintenance) before they are deregistered, e.g. 5s (SERVICE_DRAIN beats it)")
 	fs.BoolVar(&o.dryRun, "dry-run", false, "log the registrations and removals the plan calls for, without making them")
 	var filters stringList
@@ -164,8 +167,14 @@ func parseFlags(args []string, usage io.Writer, getenv func(string) string) (opt
 		}
 		o.uris = append(o.uris, a)
 	}
-	if o.hostIP != "" && net.ParseIP(o.hostIP) == nil && !hostname.MatchString(o.hostIP) {
-		return o, fmt.Errorf("-ip %q is neither an IP address nor a host name", o.hostIP)
+	switch {
+	case o.hostIP == "" || net.ParseIP(o.hostIP) != nil:
+	case docker.IsInterface(o.hostIP):
+		o.ipIface, o.hostIP = o.hostIP, ""
+	case !hostname.MatchString(o.hostIP):
+		return o, fmt.Errorf("-ip %q is neither an IP address, a network interface nor a host name", o.hostIP)
+	case !strings.Contains(o.hostIP, ".") && !resolves(o.hostIP):
+		return o, fmt.Errorf("-ip %q: no network interface of that name, and no host name that resolves", o.hostIP)
 	}
 	switch *deregister {
 	case "always":
@@ -200,7 +209,13 @@ func parseFlags(args []string, usage io.Writer, getenv func(string) string) (opt
 	default:
 		return o, fmt.Errorf("-ip-family %q: must be 4 or 6", *ipFamily)
 	}
-	if ip := net.ParseIP(o.hostIP6); o.hostIP6 != "" && (ip == nil || ip.To4() != nil) {
+	switch ip := net.ParseIP(o.hostIP6); {
+	case o.hostIP6 == "" || ip != nil && ip.To4() == nil:
+	case ip == nil && docker.IsInterface(o.hostIP6):
+		o.ip6Iface, o.hostIP6 = o.hostIP6, ""
+	case ip == nil && !strings.ContainsAny(o.hostIP6, ".:"):
+		return o, fmt.Errorf("-ip6 %q: no network interface of that name, and not an IPv6 address", o.hostIP6)
+	default:
 		return o, fmt.Errorf("-ip6 %q is not an IPv6 address", o.hostIP6)
 	}
 	switch o.dockerHealth {
@@ -233,6 +248,14 @@ func parseFlags(args []string, usage io.Writer, getenv func(string) string) (opt
 		return o, fmt.Errorf("-log-format %q: must be text or json", *format)
 	}
 	return o, nil
+}
+
+// resolves reports whether a host name resolves, within 2 seconds.
+func resolves(name string) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	addrs, err := net.DefaultResolver.LookupHost(ctx, name)
+	return err == nil && len(addrs) > 0
 }
 
 func printUsage(fs *flag.FlagSet, w io.Writer) {

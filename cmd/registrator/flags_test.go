@@ -66,6 +66,12 @@ func TestParseFlags(t *testing.T) {
 			check: func(o options) bool { return o.selector.String() == "label=a name=^web" }},
 		{name: "-container-filter status", args: []string{"-container-filter", "status=running", "consul://h:1"}, err: "status makes no sense"},
 		{name: "-container-filter unknown key", args: []string{"-container-filter", "volume=x", "consul://h:1"}, err: `unknown key "volume"`},
+		{name: "-ip names an interface", args: []string{"-ip", "lo", "-ip6", "lo", "consul://h:1"},
+			check: func(o options) bool {
+				return o.ipIface == "lo" && o.hostIP == "" && o.ip6Iface == "lo" && o.hostIP6 == ""
+			}},
+		{name: "-ip names no interface and no host", args: []string{"-ip", "nosuch0", "consul://h:1"}, err: `-ip "nosuch0": no network interface of that name`},
+		{name: "-ip6 names no interface", args: []string{"-ip6", "nosuch0", "consul://h:1"}, err: `-ip6 "nosuch0": no network interface of that name`},
 		{name: "bad -ip-family", args: []string{"-ip-family", "5", "consul://h:1"}, err: "-ip-family"},
 		{name: "-ip6 with an IPv4 address", args: []string{"-ip6", "10.0.0.5", "consul://h:1"}, err: "-ip6"},
 		{name: "bad -http-addr", args: []string{"-http-addr", "9333", "consul://h:1"}, err: "-http-addr"},
