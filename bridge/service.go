@@ -41,6 +41,21 @@ type Service struct {
 	// others hold the entry only while it is healthy.
 	Health *Health `json:",omitempty"`
 
+	// TagOverride lets Consul's anti-entropy keep tags that were changed in
+	// its catalog (SERVICE_ENABLE_TAG_OVERRIDE).
+	TagOverride bool `json:",omitempty"`
+	// Weight is the service's weight (SERVICE_WEIGHT): Consul's passing
+	// weight, skydns2's SRV weight; 0 for the backend's default.
+	Weight int `json:",omitempty"`
+	// Priority and RecordTTL (seconds) are skydns2's SRV priority and
+	// record TTL (SERVICE_PRIORITY, SERVICE_TTL); 0 for the default.
+	Priority  int `json:",omitempty"`
+	RecordTTL int `json:",omitempty"`
+	// Sidecar asks Consul to register a Connect sidecar proxy service for
+	// this service (SERVICE_CONNECT_SIDECAR), for a proxy the user runs;
+	// nil for none. Other backends ignore it.
+	Sidecar *Sidecar `json:",omitempty"`
+
 	// Container is the full ID of the Docker container the service comes from.
 	Container string
 	// Owner identifies the registrator instance that wrote the entry (the
@@ -50,6 +65,13 @@ type Service struct {
 	// Revision is set on entries read back from a backend: the Fingerprint of
 	// the definition the entry was written from, "" if the backend kept none.
 	Revision string
+}
+
+// Sidecar is a Consul Connect sidecar proxy registration.
+type Sidecar struct {
+	// Port is where the user's proxy listens; 0 lets Consul choose one
+	// from its sidecar port range (21000-21255 by default).
+	Port int `json:",omitempty"`
 }
 
 // Docker health states.
@@ -77,14 +99,18 @@ type HealthMirror interface {
 // Check is a health check attached to a service. Exactly one of HTTP, TCP,
 // GRPC, TTL and Args says what kind it is.
 type Check struct {
-	HTTP          string   `json:",omitempty"` // full URL (http or https)
-	Method        string   `json:",omitempty"` // HTTP method, "" for GET
-	TCP           string   `json:",omitempty"` // host:port
-	GRPC          string   `json:",omitempty"` // host:port[/service]
-	GRPCUseTLS    bool     `json:",omitempty"`
-	TLSSkipVerify bool     `json:",omitempty"`
-	TTL           string   `json:",omitempty"` // the application reports within this period
-	Args          []string `json:",omitempty"` // a script the backend's agent runs
+	HTTP          string `json:",omitempty"` // full URL (http or https)
+	Method        string `json:",omitempty"` // HTTP method, "" for GET
+	TCP           string `json:",omitempty"` // host:port
+	GRPC          string `json:",omitempty"` // host:port[/service]
+	GRPCUseTLS    bool   `json:",omitempty"`
+	TLSSkipVerify bool   `json:",omitempty"`
+	// Header is sent with HTTP checks; TLSServerName is the name HTTPS and
+	// gRPC-over-TLS checks verify and send as SNI.
+	Header        map[string][]string `json:",omitempty"`
+	TLSServerName string              `json:",omitempty"`
+	TTL           string              `json:",omitempty"` // the application reports within this period
+	Args          []string            `json:",omitempty"` // a script the backend's agent runs
 
 	Interval        string `json:",omitempty"`
 	Timeout         string `json:",omitempty"`

@@ -2,6 +2,8 @@ package docker
 
 import (
 	"cmp"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -90,6 +92,14 @@ func checks(m portMetadata, addr string, num int) ([]bridge.Check, []error) {
 		method = ""
 	}
 	hostport := net.JoinHostPort(addr, strconv.Itoa(num))
+	var header map[string][]string
+	if v := strings.TrimSpace(m.value(KeyCheckHeader)); v != "" {
+		var err error
+		if header, err = parseHeader(v); err != nil {
+			warn(KeyCheckHeader, "%v; no headers sent", err)
+		}
+	}
+	serverName := strings.TrimSpace(m.value(KeyCheckTLSServerName))
 
 	var out []bridge.Check
 	add := func(c bridge.Check) {
@@ -112,7 +122,11 @@ func checks(m portMetadata, addr string, num int) ([]bridge.Check, []error) {
 			warn(k.key, "not a URL path, check left out")
 			continue
 		}
-		add(bridge.Check{HTTP: u, Method: method, TLSSkipVerify: isSet(m.value(KeyCheckTLSSkipVerify))})
+		ch := bridge.Check{HTTP: u, Method: method, Header: header, TLSSkipVerify: isSet(m.value(KeyCheckTLSSkipVerify))}
+		if k.scheme == "https" {
+			ch.TLSServerName = serverName
+		}
+		add(ch)
 	}
 	if isSet(m.value(KeyCheckTCP)) {
 		add(bridge.Check{TCP: hostport})
@@ -122,7 +136,11 @@ func checks(m portMetadata, addr string, num int) ([]bridge.Check, []error) {
 		if _, err := strconv.ParseBool(v); err != nil {
 			target += "/" + v // a gRPC service name
 		}
-		add(bridge.Check{GRPC: target, GRPCUseTLS: isSet(m.value(KeyCheckGRPCUseTLS)), TLSSkipVerify: isSet(m.value(KeyCheckTLSSkipVerify))})
+		ch := bridge.Check{GRPC: target, GRPCUseTLS: isSet(m.value(KeyCheckGRPCUseTLS)), TLSSkipVerify: isSet(m.value(KeyCheckTLSSkipVerify))}
+		if ch.GRPCUseTLS {
+			ch.TLSServerName = serverName
+		}
+		add(ch)
 	}
 	if ttl := duration(KeyCheckTTL); ttl != "" {
 		add(bridge.Check{TTL: ttl})
@@ -141,6 +159,38 @@ func checks(m portMetadata, addr string, num int) ([]bridge.Check, []error) {
 		}
 	}
 	return out, warnings
+}
+
+// parseHeader reads SERVICE_CHECK_HEADER: a JSON object of header names to
+// a value or a list of values, as Consul's Header takes it:
+// {"Authorization": ["Basic x"], "X-Env": "prod"}.
+func parseHeader(v string) (map[string][]string, error) {
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(v), &raw); err != nil {
+		return nil, errors.New(`not a JSON object such as {"Authorization": ["Basic x"]}`)
+	}
+	out := make(map[string][]string, len(raw))
+	for name, r := range raw {
+		if name == "" || strings.ContainsAny(name, " \t\r\n:") {
+			return nil, fmt.Errorf("%q is not a header name", name)
+		}
+		var one string
+		var many []string
+		switch {
+		case json.Unmarshal(r, &one) == nil:
+			many = []string{one}
+		case json.Unmarshal(r, &many) == nil:
+		default:
+			return nil, fmt.Errorf("header %s: not a string or a list of strings", name)
+		}
+		for _, v := range many {
+			if strings.ContainsAny(v, "\r\n") {
+				return nil, fmt.Errorf("header %s: a value spans lines", name)
+			}
+		}
+		out[name] = many
+	}
+	return out, nil
 }
 
 // scriptArgs splits a check script into arguments as a shell would (quotes,

@@ -23,6 +23,17 @@ const (
 	KeyNetwork = "network"
 	// KeyIPFamily is 4 or 6: register by IPv4 or IPv6 address.
 	KeyIPFamily = "ip_family"
+	// KeyTagOverride is Consul's EnableTagOverride.
+	KeyTagOverride = "enable_tag_override"
+	// KeyWeight, KeyPriority and KeyTTL are the service's weight (Consul,
+	// skydns2) and SRV priority and record TTL (skydns2). They stay
+	// attributes too, as in registrator.
+	KeyWeight   = "weight"
+	KeyPriority = "priority"
+	KeyTTL      = "ttl"
+	// KeyConnectSidecar asks for a Consul Connect sidecar registration:
+	// true, or the port the user's proxy listens on.
+	KeyConnectSidecar = "connect_sidecar"
 
 	// Every key that starts with KeyCheckPrefix configures checks and is never
 	// an attribute.
@@ -41,6 +52,8 @@ const (
 	KeyCheckDeregister    = "check_deregister_after"
 	KeyCheckGRPCUseTLS    = "check_grpc_use_tls"
 	KeyCheckTLSSkipVerify = "check_tls_skip_verify"
+	KeyCheckHeader        = "check_header"
+	KeyCheckTLSServerName = "check_tls_server_name"
 )
 
 // How a container's Docker health counts (-docker-health, SERVICE_DOCKER_HEALTH).

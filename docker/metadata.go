@@ -188,7 +188,7 @@ func (m portMetadata) attributes() map[string]string {
 	for _, src := range []map[string]entry{m.levels[3], m.levels[2], m.levels[1], m.levels[0]} { // the more specific last: it wins
 		for k, e := range src {
 			switch {
-			case k == KeyName, k == KeyID, k == KeyTags, k == KeyIgnore, k == KeyDockerHealth, k == KeyNetwork, k == KeyIPFamily, k == KeyDrain, k == KeyDeregister, strings.HasPrefix(k, KeyCheckPrefix):
+			case k == KeyName, k == KeyID, k == KeyTags, k == KeyIgnore, k == KeyDockerHealth, k == KeyNetwork, k == KeyIPFamily, k == KeyDrain, k == KeyDeregister, k == KeyTagOverride, k == KeyConnectSidecar, strings.HasPrefix(k, KeyCheckPrefix):
 				continue
 			}
 			if attrs == nil {

@@ -5,6 +5,7 @@ import (
 	"path"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -25,18 +26,18 @@ type Config struct {
 	HostAddr string
 	// HostAddr6 is the host's own IPv6 address, for IPv6 services of ports
 	// published on every interface when HostIP6 is empty.
-	HostAddr6      string
-	HostIP6        string // -ip6: the address registered for IPv6 services of published ports
+	HostAddr6 string
+	HostIP6   string // -ip6: the address registered for IPv6 services of published ports
 	// IPInterface and IP6Interface name the network interfaces whose
 	// addresses HostIP and HostIP6 follow (-ip eth0, -ip6 eth0): the
 	// Engine reads them again at every full pass.
 	IPInterface, IP6Interface string
-	IPv6           bool   // -ip-family 6: services are registered by IPv6 address
-	Network        string // -network: the network whose address -internal registers
-	Internal       bool   // -internal
-	Explicit       bool   // -explicit
-	UseIPFromLabel string // -useIpFromLabel
-	Tags           *Tags  // -tags
+	IPv6                      bool   // -ip-family 6: services are registered by IPv6 address
+	Network                   string // -network: the network whose address -internal registers
+	Internal                  bool   // -internal
+	Explicit                  bool   // -explicit
+	UseIPFromLabel            string // -useIpFromLabel
+	Tags                      *Tags  // -tags
 	// DockerHealth (-docker-health) is how Docker's health counts unless a
 	// container says otherwise: HealthMirror ("" too), HealthOnly or
 	// HealthIgnore.
@@ -157,6 +158,8 @@ func explain(c container.InspectResponse, md metadata, cfg Config) (decisions []
 			s.Tags = joinTags(s.Tags, []string{"udp"})
 		}
 		s.Meta = m.attributes()
+		w = consulFields(&s, m)
+		warnings = append(warnings, w...)
 		s.Checks, w = checks(m, s.Address, s.Port)
 		warnings = append(warnings, w...)
 		health, w := dockerHealth(c, m, cfg.DockerHealth)
@@ -273,4 +276,34 @@ func isSet(v string) bool {
 		return false
 	}
 	return true
+}
+
+// consulFields reads the keys of Consul's (and skydns2's) registration
+// fields: tag override, weight, SRV priority and record TTL, and a Connect
+// sidecar.
+func consulFields(s *bridge.Service, m portMetadata) []error {
+	var warnings []error
+	number := func(key string, min, max int) int {
+		v := strings.TrimSpace(m.value(key))
+		if v == "" {
+			return 0
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n < min || n > max {
+			warnings = append(warnings, fmt.Errorf("%s=%q: not a whole number from %d to %d, ignored", m.key(key), m.value(key), min, max))
+			return 0
+		}
+		return n
+	}
+	s.TagOverride = isSet(m.value(KeyTagOverride))
+	s.Weight = number(KeyWeight, 1, 65535)
+	s.Priority = number(KeyPriority, 0, 65535)
+	s.RecordTTL = number(KeyTTL, 1, 1<<31-1)
+	if v := strings.TrimSpace(m.value(KeyConnectSidecar)); isSet(v) {
+		s.Sidecar = &bridge.Sidecar{}
+		if _, err := strconv.ParseBool(v); err != nil {
+			s.Sidecar.Port = number(KeyConnectSidecar, 1, 65535)
+		}
+	}
+	return warnings
 }

@@ -236,6 +236,52 @@ func TestServices(t *testing.T) {
 			warn: []string{"SERVICE_80_udp_NAME", "SERVICE_90-80_NAME", "SERVICE_9000-9010_NAME"},
 		},
 
+		// Consul's registration fields.
+		{
+			name: "tag override, weight, SRV priority and TTL, a sidecar; weight, priority and ttl stay attributes",
+			run:  web("SERVICE_ENABLE_TAG_OVERRIDE=true", "SERVICE_WEIGHT=7", "SERVICE_PRIORITY=3", "SERVICE_TTL=42", "SERVICE_CONNECT_SIDECAR=21000"),
+			want: []bridge.Service{with(web80(), func(s *bridge.Service) {
+				s.TagOverride, s.Weight, s.Priority, s.RecordTTL = true, 7, 3, 42
+				s.Sidecar = &bridge.Sidecar{Port: 21000}
+				s.Meta = map[string]string{"weight": "7", "priority": "3", "ttl": "42"}
+			})},
+		},
+		{
+			name: "a sidecar on a port Consul chooses",
+			run:  web("SERVICE_CONNECT_SIDECAR=true"),
+			want: []bridge.Service{with(web80(), func(s *bridge.Service) { s.Sidecar = &bridge.Sidecar{} })},
+		},
+		{
+			name: "bad weight, priority, ttl and sidecar port are left out with a warning",
+			run:  web("SERVICE_WEIGHT=0", "SERVICE_PRIORITY=-1", "SERVICE_TTL=soon", "SERVICE_CONNECT_SIDECAR=70000"),
+			want: []bridge.Service{with(web80(), func(s *bridge.Service) {
+				s.Sidecar = &bridge.Sidecar{}
+				s.Meta = map[string]string{"weight": "0", "priority": "-1", "ttl": "soon"}
+			})},
+			warn: []string{"SERVICE_WEIGHT", "SERVICE_PRIORITY", "SERVICE_TTL", "SERVICE_CONNECT_SIDECAR"},
+		},
+		{
+			name: "check headers and the TLS server name of HTTPS and gRPC-over-TLS checks",
+			run: web(`SERVICE_CHECK_HEADER={"Authorization": ["Basic eDp5"], "X-Env": "prod"}`, "SERVICE_CHECK_HTTPS=/health",
+				"SERVICE_CHECK_HTTP=/plain", "SERVICE_CHECK_GRPC=true", "SERVICE_CHECK_GRPC_USE_TLS=true", "SERVICE_CHECK_TLS_SERVER_NAME=web.internal"),
+			want: []bridge.Service{with(web80(), func(s *bridge.Service) {
+				h := map[string][]string{"Authorization": {"Basic eDp5"}, "X-Env": {"prod"}}
+				s.Checks = []bridge.Check{
+					{HTTP: "http://10.0.0.5:8000/plain", Header: h, Interval: DefaultCheckInterval},
+					{HTTP: "https://10.0.0.5:8000/health", Header: h, TLSServerName: "web.internal", Interval: DefaultCheckInterval},
+					{GRPC: "10.0.0.5:8000", GRPCUseTLS: true, TLSServerName: "web.internal", Interval: DefaultCheckInterval},
+				}
+			})},
+		},
+		{
+			name: "a check header that is not a JSON object of strings is left out with a warning",
+			run:  web(`SERVICE_CHECK_HEADER=Authorization: Basic x`, "SERVICE_CHECK_HTTP=/h"),
+			want: []bridge.Service{with(web80(), func(s *bridge.Service) {
+				s.Checks = []bridge.Check{{HTTP: "http://10.0.0.5:8000/h", Interval: DefaultCheckInterval}}
+			})},
+			warn: []string{"SERVICE_CHECK_HEADER"},
+		},
+
 		// Where metadata comes from.
 		{
 			name: "label beats env var for the same key",

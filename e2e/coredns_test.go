@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/net/dns/dnsmessage"
+
 	"github.com/registrator/registrator/internal/testproc"
 )
 
@@ -79,6 +81,26 @@ func TestSkyDNS2ServedByCoreDNS(t *testing.T) {
 		}
 		return nil
 	})
+	// SERVICE_WEIGHT, SERVICE_PRIORITY and SERVICE_TTL are the SRV
+	// record's weight and priority and the records' TTL.
+	run(t, "--name", "wt.1", "-p", "127.0.0.1::80", "-e", "SERVICE_NAME=wt", "-e", "SERVICE_WEIGHT=7", "-e", "SERVICE_PRIORITY=3", "-e", "SERVICE_TTL=42", imgSvc, "80")
+	eventually(t, settle, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_, srv, err := resolver.LookupSRV(ctx, "", "", "wt.skydns.local")
+		if err != nil {
+			return err
+		}
+		if len(srv) != 1 || srv[0].Priority != 3 || srv[0].Weight != 7 {
+			return fmt.Errorf("SRV of wt %+v, want one with priority 3 and weight 7", srv)
+		}
+		ttl, err := srvTTL(dnsAddr, "wt.skydns.local.")
+		if err != nil || ttl != 42 {
+			return fmt.Errorf("SRV of wt: TTL %d (%v), want 42", ttl, err)
+		}
+		return nil
+	})
+
 	docker(t, "rm", "-f", "web.1")
 	eventually(t, settle, func() error {
 		srv, err := lookup(context.Background())
@@ -88,4 +110,43 @@ func TestSkyDNS2ServedByCoreDNS(t *testing.T) {
 		}
 		return fmt.Errorf("after removal SRV %v (%v), want NXDOMAIN", srv, err)
 	})
+}
+
+// srvTTL asks the DNS server at addr for name's SRV records over UDP and
+// returns the first answer's TTL.
+func srvTTL(addr, name string) (uint32, error) {
+	q, err := dnsmessage.NewName(name)
+	if err != nil {
+		return 0, err
+	}
+	msg := dnsmessage.Message{Header: dnsmessage.Header{ID: 7, RecursionDesired: true},
+		Questions: []dnsmessage.Question{{Name: q, Type: dnsmessage.TypeSRV, Class: dnsmessage.ClassINET}}}
+	packed, err := msg.Pack()
+	if err != nil {
+		return 0, err
+	}
+	conn, err := net.DialTimeout("udp", addr, 2*time.Second)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(2 * time.Second))
+	if _, err := conn.Write(packed); err != nil {
+		return 0, err
+	}
+	buf := make([]byte, 1500)
+	n, err := conn.Read(buf)
+	if err != nil {
+		return 0, err
+	}
+	var answer dnsmessage.Message
+	if err := answer.Unpack(buf[:n]); err != nil {
+		return 0, err
+	}
+	for _, a := range answer.Answers {
+		if a.Header.Type == dnsmessage.TypeSRV {
+			return a.Header.TTL, nil
+		}
+	}
+	return 0, fmt.Errorf("no SRV answer for %s (rcode %s)", name, answer.RCode)
 }

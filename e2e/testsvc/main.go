@@ -1,6 +1,8 @@
 // Command testsvc is the program inside the e2e test images (FROM scratch).
 // It listens on the ports given as arguments ("80", "53/udp"): on TCP it
-// serves HTTP, GET /health answering 200, or the code in HEALTH_STATUS; on
+// serves HTTP, GET /health answering 200, or the code in HEALTH_STATUS (401
+// without the header HEALTH_HEADER names, "Name: value"; 421 over a TLS
+// server name other than HEALTH_SNI), over TLS with TLS set; on
 // UDP it echoes. It exits 0 on SIGTERM (STOP_DELAY after it), and with
 // EXIT_CODE after EXIT_AFTER.
 //
@@ -11,7 +13,14 @@
 package main
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"fmt"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -53,7 +62,23 @@ func main() {
 		status, _ = strconv.Atoi(s)
 	}
 	mux := http.NewServeMux()
+	// HEALTH_HEADER="Name: value": /health answers 401 to a request
+	// without that header.
+	needName, needValue, _ := strings.Cut(os.Getenv("HEALTH_HEADER"), ":")
+	// HEALTH_SNI=name: /health answers 421 to a request whose TLS server
+	// name is not name.
+	needSNI := os.Getenv("HEALTH_SNI")
 	mux.HandleFunc("/health", func(w http.ResponseWriter, r *http.Request) {
+		if needName != "" && r.Header.Get(needName) != strings.TrimSpace(needValue) {
+			w.WriteHeader(http.StatusUnauthorized)
+			fmt.Fprintln(w, "missing header", needName)
+			return
+		}
+		if needSNI != "" && (r.TLS == nil || r.TLS.ServerName != needSNI) {
+			w.WriteHeader(http.StatusMisdirectedRequest)
+			fmt.Fprintln(w, "server name is not", needSNI)
+			return
+		}
 		w.WriteHeader(status)
 		fmt.Fprintln(w, "health", status)
 	})
@@ -64,6 +89,9 @@ func main() {
 			l, err := net.Listen("tcp", ":"+port)
 			if err != nil {
 				fail(err)
+			}
+			if os.Getenv("TLS") != "" { // HTTPS with a self-signed certificate
+				l = tls.NewListener(l, &tls.Config{Certificates: []tls.Certificate{selfSigned()}})
 			}
 			go http.Serve(l, mux)
 		case "udp":
@@ -93,6 +121,21 @@ func main() {
 		code, _ := strconv.Atoi(os.Getenv("EXIT_CODE"))
 		os.Exit(code)
 	}
+}
+
+// selfSigned is a certificate for any name, made at start.
+func selfSigned() tls.Certificate {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		fail(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "testsvc"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour), DNSNames: []string{"testsvc"}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		fail(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }
 
 func echo(c net.PacketConn) {

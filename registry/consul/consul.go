@@ -160,7 +160,7 @@ func (b *Backend) Services(ctx context.Context) ([]bridge.Service, error) {
 	if !cur.Got() { // not through our transport: the client decoded it all
 		lean := make(map[string]listedService, len(m))
 		for id, s := range m {
-			lean[id] = listedService{ID: s.ID, Service: s.Service, Address: s.Address, Port: s.Port, Tags: s.Tags, Meta: s.Meta}
+			lean[id] = listedService{ID: s.ID, Kind: string(s.Kind), Service: s.Service, Address: s.Address, Port: s.Port, Tags: s.Tags, Meta: s.Meta}
 		}
 		return servicesOf(lean), nil
 	}
@@ -180,6 +180,7 @@ func (b *Backend) Services(ctx context.Context) ([]bridge.Service, error) {
 // listedService is what Services reads of a service in the agent's list.
 type listedService struct {
 	ID      string
+	Kind    string
 	Service string
 	Address string
 	Port    int
@@ -190,6 +191,12 @@ type listedService struct {
 func servicesOf(m map[string]listedService) []bridge.Service {
 	out := make([]bridge.Service, 0, len(m))
 	for _, s := range m {
+		if s.Kind == string(api.ServiceKindConnectProxy) {
+			// A Connect sidecar of one of ours (SERVICE_CONNECT_SIDECAR)
+			// carries its owner mark, copied by the agent; the agent
+			// registers and removes it with its service.
+			continue
+		}
 		meta := map[string]string{}
 		for k, v := range s.Meta {
 			if !strings.HasPrefix(k, metaReserved) {
@@ -273,6 +280,16 @@ func registration(s bridge.Service) (*api.AgentServiceRegistration, []string) {
 		Port:    s.Port,
 		Address: s.Address,
 		Meta:    meta,
+
+		EnableTagOverride: s.TagOverride,
+	}
+	if s.Weight > 0 {
+		reg.Weights = &api.AgentWeights{Passing: s.Weight, Warning: 1}
+	}
+	if s.Sidecar != nil {
+		// Consul registers <ID>-sidecar-proxy, a connect-proxy for this
+		// service at its address, and removes it with the service.
+		reg.Connect = &api.AgentServiceConnect{SidecarService: &api.AgentServiceRegistration{Port: s.Sidecar.Port}}
 	}
 	checks := make(api.AgentServiceChecks, 0, len(s.Checks)+1)
 	for i, c := range s.Checks {
@@ -291,6 +308,8 @@ func registration(s bridge.Service) (*api.AgentServiceRegistration, []string) {
 			GRPC:                           c.GRPC,
 			GRPCUseTLS:                     c.GRPCUseTLS,
 			TLSSkipVerify:                  c.TLSSkipVerify,
+			TLSServerName:                  c.TLSServerName,
+			Header:                         c.Header,
 			TTL:                            c.TTL,
 			Args:                           c.Args,
 			Interval:                       c.Interval,

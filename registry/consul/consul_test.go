@@ -244,3 +244,50 @@ func TestServicesSeesEveryChangeToARepeatedList(t *testing.T) {
 		t.Errorf("after the service was removed: %+v, want none", got)
 	}
 }
+
+// A service with a Connect sidecar: the agent adds <ID>-sidecar-proxy with
+// the service's owner mark, and removes it with the service. Services
+// leaves it out, so that no full pass takes it for a stale entry of ours.
+func TestSidecarIsNotListedAsOurs(t *testing.T) {
+	if err := agent.Reset(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	b, err := Open(&url.URL{Scheme: "consul", Host: agent.Addr}, bridge.BackendOptions{Log: registrytest.Quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := registrytest.Context(t)
+	s := bridge.Service{ID: "h:web:80", Name: "web", Address: "127.0.0.1", Port: 80, Container: "c1", Owner: "o", Sidecar: &bridge.Sidecar{Port: 21001}}
+	if err := b.Register(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	all, err := agent.Client().Agent().Services()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := all["h:web:80-sidecar-proxy"]
+	if p == nil || p.Meta[MetaOwner] != "o" {
+		t.Fatalf("sidecar %+v: the test expects the agent to copy the owner mark, or it proves nothing", p)
+	}
+	got, err := b.Services(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].ID != "h:web:80" {
+		t.Fatalf("Services %+v, want only h:web:80", got)
+	}
+	if err := b.Deregister(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	if all, _ := agent.Client().Agent().Services(); len(all) != 0 {
+		t.Errorf("after deregistering the service the agent still has %v", keys(all))
+	}
+}
+
+func keys[V any](m map[string]V) []string {
+	out := []string{}
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}

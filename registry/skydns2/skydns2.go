@@ -94,9 +94,12 @@ type Layout struct{ prefix string }
 
 // record is the value: fields of CoreDNS's msg.Service.
 type record struct {
-	Host string   `json:"host"`
-	Port int      `json:"port"`
-	Tags []string `json:"tags,omitempty"` // not read by CoreDNS; kept for other readers
+	Host     string   `json:"host"`
+	Port     int      `json:"port"`
+	Priority int      `json:"priority,omitempty"` // SRV priority
+	Weight   int      `json:"weight,omitempty"`   // SRV weight
+	TTL      uint32   `json:"ttl,omitempty"`      // the records' TTL, seconds
+	Tags     []string `json:"tags,omitempty"`     // not read by CoreDNS; kept for other readers
 }
 
 func (l Layout) Prefix() string { return l.prefix }
@@ -104,7 +107,7 @@ func (l Layout) Prefix() string { return l.prefix }
 func (l Layout) Key(s bridge.Service) string { return l.prefix + "/" + s.Name + "/" + Label(s.ID) }
 
 func (l Layout) Value(s bridge.Service) ([]byte, error) {
-	return json.Marshal(record{Host: s.Address, Port: s.Port, Tags: s.Tags})
+	return json.Marshal(record{Host: s.Address, Port: s.Port, Priority: s.Priority, Weight: s.Weight, TTL: uint32(s.RecordTTL), Tags: s.Tags})
 }
 
 // Parse reads a record back; the ID of an entry without our mark is its label.
@@ -118,5 +121,6 @@ func (l Layout) Parse(key string, value []byte) (bridge.Service, bool) {
 	if i <= 0 || i == len(rest)-1 || json.Unmarshal(value, &r) != nil {
 		return bridge.Service{}, false
 	}
-	return bridge.Service{Name: rest[:i], ID: rest[i+1:], Address: r.Host, Port: r.Port, Tags: r.Tags}, true
+	return bridge.Service{Name: rest[:i], ID: rest[i+1:], Address: r.Host, Port: r.Port, Tags: r.Tags,
+		Priority: r.Priority, Weight: r.Weight, RecordTTL: int(r.TTL)}, true
 }
