@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -82,8 +83,11 @@ func TestSkyDNS2ServedByCoreDNS(t *testing.T) {
 		return nil
 	})
 	// SERVICE_WEIGHT, SERVICE_PRIORITY and SERVICE_TTL are the SRV
-	// record's weight and priority and the records' TTL.
-	run(t, "--name", "wt.1", "-p", "127.0.0.1::80", "-e", "SERVICE_NAME=wt", "-e", "SERVICE_WEIGHT=7", "-e", "SERVICE_PRIORITY=3", "-e", "SERVICE_TTL=42", imgSvc, "80")
+	// records' weight and priority and the records' TTL. CoreDNS answers
+	// each weight as its share, in percent, of the weights of its priority.
+	for name, weight := range map[string]string{"wt.1": "7", "wt.2": "3"} {
+		run(t, "--name", name, "-p", "127.0.0.1::80", "-e", "SERVICE_NAME=wt", "-e", "SERVICE_WEIGHT="+weight, "-e", "SERVICE_PRIORITY=3", "-e", "SERVICE_TTL=12", imgSvc, "80")
+	}
 	eventually(t, settle, func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
@@ -91,12 +95,17 @@ func TestSkyDNS2ServedByCoreDNS(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if len(srv) != 1 || srv[0].Priority != 3 || srv[0].Weight != 7 {
-			return fmt.Errorf("SRV of wt %+v, want one with priority 3 and weight 7", srv)
+		var got []string
+		for _, r := range srv {
+			got = append(got, fmt.Sprintf("%d/%d", r.Priority, r.Weight))
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, []string{"3/30", "3/70"}) {
+			return fmt.Errorf("SRV of wt: priority/weight %v, want [3/30 3/70]", got)
 		}
 		ttl, err := srvTTL(dnsAddr, "wt.skydns.local.")
-		if err != nil || ttl != 42 {
-			return fmt.Errorf("SRV of wt: TTL %d (%v), want 42", ttl, err)
+		if err != nil || ttl != 12 {
+			return fmt.Errorf("SRV of wt: TTL %d (%v), want 12", ttl, err)
 		}
 		return nil
 	})
