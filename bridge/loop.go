@@ -12,6 +12,16 @@ import (
 // Resync call, so that the caller can subscribe to events before it.
 func (b *Bridge) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
+	if n, ok := b.backend.(Notifier); ok {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			n.Notify(ctx, func() {
+				b.log.Info("the backend may have lost entries: full reconcile now")
+				b.Resync()
+			})
+		}()
+	}
 	for range b.cfg.Workers {
 		wg.Add(1)
 		go func() {

@@ -89,6 +89,15 @@ type Health struct {
 	Output string `json:"-"`
 }
 
+// Notifier is a Backend that can tell when it may have lost entries behind
+// the bridge's back (an agent that restarted empty, a lease that ended), so
+// that the bridge repairs them at once, not at the next resync.
+type Notifier interface {
+	// Notify calls lost, which does not block, whenever the backend may
+	// have lost entries, until ctx is done.
+	Notify(ctx context.Context, lost func())
+}
+
 // HealthMirror is a Backend that shows a service's Health itself (Consul:
 // as a check); a service of any other backend is held there only while
 // its container is healthy.

@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"os"
@@ -19,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/consul/api"
 	"github.com/sirupsen/logrus"
@@ -56,9 +58,16 @@ type Backend struct {
 	body   [2]rawbody.Buffer // the agent's last two service lists, reused in turn
 	last   int               // which of body holds the last list
 	parsed []bridge.Service  // the last list, decoded
+
+	ownMu   sync.Mutex
+	own     map[string]bool // IDs of the services this backend registered and has not deregistered since
+	ownWake chan struct{}   // buffer 1: own gained a service
 }
 
-var _ bridge.Backend = (*Backend)(nil)
+var (
+	_ bridge.Backend  = (*Backend)(nil)
+	_ bridge.Notifier = (*Backend)(nil)
+)
 
 // Open configures a client for the agent the URI names. It does not connect.
 // o.Log gets what Register had to change to fit Consul's limits; the owner
@@ -229,6 +238,7 @@ func (b *Backend) Register(ctx context.Context, s bridge.Service) error {
 	if err := b.client.Agent().ServiceRegisterOpts(reg, opts); err != nil {
 		return fmt.Errorf("consul: register %s: %w", s.ID, err)
 	}
+	b.owned(s.ID, true)
 	if s.Draining {
 		err := b.client.Agent().EnableServiceMaintenanceOpts(s.ID, "registrator: the container is stopping", (&api.QueryOptions{}).WithContext(ctx))
 		if err != nil {
@@ -333,6 +343,7 @@ func registration(s bridge.Service) (*api.AgentServiceRegistration, []string) {
 
 // Deregister removes the service; one the agent does not know is not an error.
 func (b *Backend) Deregister(ctx context.Context, s bridge.Service) error {
+	b.owned(s.ID, false)
 	err := b.client.Agent().ServiceDeregisterOpts(s.ID, (&api.QueryOptions{}).WithContext(ctx))
 	var se api.StatusError
 	if errors.As(err, &se) && se.Code == http.StatusNotFound {
@@ -404,4 +415,99 @@ func metaKey(k string) (key string, cut bool) {
 		nk = "_" + nk
 	}
 	return shorten.To(nk, maxMetaKeyLen), len(nk) > maxMetaKeyLen
+}
+
+// owned notes that this backend registered (true) or deregistered the
+// service id.
+func (b *Backend) owned(id string, yes bool) {
+	b.ownMu.Lock()
+	defer b.ownMu.Unlock()
+	if b.own == nil {
+		b.own, b.ownWake = map[string]bool{}, make(chan struct{}, 1)
+	}
+	if !yes {
+		delete(b.own, id)
+		return
+	}
+	b.own[id] = true
+	select {
+	case b.ownWake <- struct{}{}:
+	default:
+	}
+}
+
+// canary is one service this backend registered, "" if none; and a channel
+// that is signalled when one is registered.
+func (b *Backend) canary() (string, <-chan struct{}) {
+	b.ownMu.Lock()
+	defer b.ownMu.Unlock()
+	if b.own == nil {
+		b.own, b.ownWake = map[string]bool{}, make(chan struct{}, 1)
+	}
+	if len(b.own) == 0 {
+		return "", b.ownWake
+	}
+	return slices.Min(slices.Collect(maps.Keys(b.own))), b.ownWake
+}
+
+func (b *Backend) stillOwned(id string) bool {
+	b.ownMu.Lock()
+	defer b.ownMu.Unlock()
+	return b.own[id]
+}
+
+// Notify calls lost when the local agent may have lost our services: an
+// agent that restarts without its state (a dev agent, a new data dir, a
+// replaced container) comes back empty. It holds a blocking query on one
+// service this backend registered (the canary): the query breaks when the
+// agent goes away, and answers 404 when the service is gone. lost is
+// called once the agent answers again after a break, and when the canary
+// vanished without this backend deregistering it. An agent that does not
+// let the token read the service (403) is left to the resync.
+func (b *Backend) Notify(ctx context.Context, lost func()) {
+	retry := bridge.ExponentialBackoff(100*time.Millisecond, 2*time.Second)
+	var hash string
+	broken, failures := false, 0
+	for ctx.Err() == nil {
+		id, wake := b.canary()
+		if id == "" {
+			select {
+			case <-ctx.Done():
+				return
+			case <-wake:
+			}
+			continue
+		}
+		_, meta, err := b.client.Agent().Service(id, (&api.QueryOptions{WaitHash: hash, WaitTime: 5 * time.Minute}).WithContext(ctx))
+		var se api.StatusError
+		switch {
+		case ctx.Err() != nil:
+			return
+		case errors.As(err, &se) && se.Code == http.StatusNotFound:
+			hash = ""
+			if broken || b.stillOwned(id) {
+				broken = false
+				b.owned(id, false) // pick another; the reconcile registers it again
+				lost()
+			}
+		case errors.As(err, &se) && se.Code == http.StatusForbidden:
+			b.log.WithField("error", err).Warn("consul: the token cannot read its own service; an agent restart is repaired at the next resync")
+			<-ctx.Done()
+			return
+		case err != nil:
+			broken, hash = true, ""
+			failures++
+			if retry.Sleep(ctx, failures) != nil {
+				return
+			}
+			continue
+		default:
+			hash = meta.LastContentHash
+			if broken {
+				lost() // the agent came back: it may have come back empty
+			}
+			broken = false
+		}
+		failures = 0
+	}
 }

@@ -15,10 +15,12 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/consul/api"
 
+	"github.com/registrator/registrator/bridge"
 	"github.com/registrator/registrator/registry/consul"
 	"github.com/registrator/registrator/registry/kv"
 )
@@ -179,10 +181,37 @@ func (s *Store) KeepAlive(ctx context.Context, lease string, lost func()) error 
 	if e == nil {
 		return fmt.Errorf("session %s: %w", lease, kv.ErrLeaseLost)
 	}
+	var once sync.Once
+	end := func() { once.Do(lost) }
 	go func() {
 		err := s.client.Session().RenewPeriodic(e.TTL, lease, nil, ctx.Done())
 		if ctx.Err() == nil && err != nil {
-			lost()
+			end()
+		}
+	}()
+	// The renewal notices a session that is gone only at its next renewal
+	// (half the TTL); a blocking query on the session notices at once,
+	// also when an agent that restarted empty answers again.
+	go func() {
+		var index uint64
+		retry := bridge.ExponentialBackoff(100*time.Millisecond, 2*time.Second)
+		for failures := 0; ctx.Err() == nil; {
+			e, meta, err := s.client.Session().Info(lease, (&api.QueryOptions{WaitIndex: index, WaitTime: 5 * time.Minute}).WithContext(ctx))
+			switch {
+			case ctx.Err() != nil:
+				return
+			case err != nil:
+				failures++
+				index = 0
+				if retry.Sleep(ctx, failures) != nil {
+					return
+				}
+			case e == nil:
+				end()
+				return
+			default:
+				failures, index = 0, meta.LastIndex
+			}
 		}
 	}()
 	return nil

@@ -117,6 +117,8 @@ type Backend struct {
 
 	snapMu sync.Mutex
 	snap   snapshot // the last list, for a Snapshotter store
+
+	lost chan struct{} // buffer 1: a lease ended, its entries with it
 }
 
 // snapshot is what Services read from a Snapshotter at token.
@@ -146,6 +148,24 @@ func New(name string, store Store, layout Layout, marks string, o Options) *Back
 	return &Backend{
 		store: store, layout: layout, name: name, owner: o.Owner, ttl: ttl,
 		root: marks, marks: marks + "/" + ns, log: log.WithField("backend", name),
+		lost: make(chan struct{}, 1),
+	}
+}
+
+var _ bridge.Notifier = (*Backend)(nil)
+
+// Notify calls lost each time the daemon's lease ended (etcd away past the
+// TTL or wiped, a Consul session invalidated by an agent restart, a
+// ZooKeeper session expired): its entries went with it, and the bridge
+// writes them again at once rather than at the next resync.
+func (b *Backend) Notify(ctx context.Context, lost func()) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-b.lost:
+			lost()
+		}
 	}
 }
 
@@ -418,6 +438,10 @@ func (b *Backend) dropLease(lease, why string) {
 	b.stop()
 	b.lease, b.stop, b.keys, b.listed = "", nil, nil, false
 	b.log.WithField("lease", lease).Warnf("lease lost (%s): its entries are gone and will be written again", why)
+	select {
+	case b.lost <- struct{}{}:
+	default:
+	}
 }
 
 // Close stops keeping the lease alive, leaving the entries in place until
