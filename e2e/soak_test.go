@@ -40,7 +40,6 @@ const (
 	soakSlots   = 20 // containers at most
 	soakWorkers = 3  // operations in flight at most
 	soakTTL     = 5  // seconds: the etcd lease TTL the daemon runs with
-	soakResync  = 5  // seconds
 	// soakSettle is how long the registry may take to agree with the
 	// engine after a phase; an entry still wrong then is stale or missing.
 	soakSettle = 30 * time.Second
@@ -120,7 +119,11 @@ func TestSoak(t *testing.T) {
 	t.Cleanup(removeContainers) // soak containers carry the suite's label too
 
 	uris := []string{"consul://" + agent.Addr, etcdURI("/soak")}
-	args := []string{"-resync", strconv.Itoa(soakResync), "-ttl", strconv.Itoa(soakTTL), "-ttl-refresh", "1"}
+	// The default -resync (30 s): every repair the daemon can notice (an
+	// engine reconnect, an agent that came back empty, a lease that ended)
+	// must not wait for it. -ttl is short so that an etcd outage outlasts
+	// the lease within a short soak.
+	args := []string{"-ttl", strconv.Itoa(soakTTL), "-ttl-refresh", "1"}
 	d := startDaemonURIs(t, uris, args...)
 
 	rep := &soakReport{Seed: seed, Duration: duration.String(), Ops: map[string]int{}, Faults: map[string]int{},
