@@ -60,7 +60,10 @@ func pickBinding(bs []nat.PortBinding, v6 bool) nat.PortBinding {
 
 // address is where a service of the port is reached, following -internal,
 // the network and family choice, the bind IP, -ip/-ip6 and -useIpFromLabel.
-func address(c container.InspectResponse, p port, m portMetadata, cfg Config) (string, int, []error) {
+// task is set for the port of a Swarm task that its container does not
+// publish: it is reached at the task's address, as with -internal, on a
+// network that is not the routing mesh's.
+func address(c container.InspectResponse, p port, m portMetadata, cfg Config, task bool) (string, int, []error) {
 	var warnings []error
 	v6 := false
 	switch family := strings.TrimSpace(m.value(KeyIPFamily)); family {
@@ -74,10 +77,18 @@ func address(c container.InspectResponse, p port, m portMetadata, cfg Config) (s
 	}
 	var addr string
 	var num int
-	if cfg.Internal {
+	if cfg.Internal || task {
 		network := cmp.Or(strings.TrimSpace(m.value(KeyNetwork)), cfg.Network)
+		skip := ""
+		if task {
+			skip = swarmIngress
+			if network == swarmIngress {
+				warnings = append(warnings, fmt.Errorf("%s=%q: the routing mesh's network is never registered; the default rule applies", cmp.Or(keyIfSet(m, KeyNetwork), "-network"), network))
+				network = ""
+			}
+		}
 		var w error
-		addr, w = containerIP(c, network, v6)
+		addr, w = containerIP(c, network, v6, skip)
 		if w != nil {
 			warnings = append(warnings, fmt.Errorf("%s=%q: %w", cmp.Or(keyIfSet(m, KeyNetwork), "-network"), network, w))
 		}
@@ -121,8 +132,9 @@ func keyIfSet(m portMetadata, key string) string {
 // containerIP is the container's address (IPv6 when v6) on the named
 // network; without one, or when the container is not on it (an error says
 // so), on the network its network mode names, else on the default bridge,
-// else on the first network by name that gives it an address.
-func containerIP(c container.InspectResponse, network string, v6 bool) (string, error) {
+// else on the first network by name that gives it an address; never on the
+// network skip names.
+func containerIP(c container.InspectResponse, network string, v6 bool, skip string) (string, error) {
 	if c.NetworkSettings == nil {
 		return "", nil
 	}
@@ -130,7 +142,7 @@ func containerIP(c container.InspectResponse, network string, v6 bool) (string, 
 	ipOf := func(n string) string {
 		e := nets[n]
 		switch {
-		case e == nil:
+		case e == nil || n == skip:
 			return ""
 		case v6:
 			return e.GlobalIPv6Address

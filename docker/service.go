@@ -96,6 +96,17 @@ func explain(c container.InspectResponse, md metadata, cfg Config) (decisions []
 		return nil, nil
 	}
 	ports := containerPorts(c)
+	task := swarmTask(c)
+	if task != "" && (c.HostConfig == nil || !c.HostConfig.NetworkMode.IsHost()) {
+		// A task's ports are published by the routing mesh, not by its
+		// container: only a binding in the runtime port map (mode=host)
+		// publishes one.
+		for i, p := range ports {
+			if p.bindings == nil || pickBinding(p.bindings, false).HostPort == "" {
+				ports[i].hostPort = ""
+			}
+		}
+	}
 	exposed := make([]nat.Port, len(ports))
 	for i, p := range ports {
 		exposed[i] = p.exposed
@@ -103,7 +114,7 @@ func explain(c container.InspectResponse, md metadata, cfg Config) (decisions []
 	warnings = md.misplaced(exposed)
 	registrable := 0
 	for _, p := range ports {
-		if p.hostPort != "" || cfg.Internal {
+		if p.hostPort != "" || cfg.Internal || task != "" {
 			registrable++
 		}
 	}
@@ -124,7 +135,7 @@ func explain(c container.InspectResponse, md metadata, cfg Config) (decisions []
 		d.Keys = m.applied()
 		s := bridge.Service{Container: c.ID, Name: m.value(KeyName), ExposedPort: p.exposed.Int()}
 		switch {
-		case p.hostPort == "" && !cfg.Internal:
+		case p.hostPort == "" && !cfg.Internal && task == "":
 			d.Skipped = "exposed but not published (publish it with -p, or run the daemon with -internal)"
 		case isSet(m.value(KeyIgnore)):
 			d.Skipped = m.key(KeyIgnore) + " is set"
@@ -135,7 +146,9 @@ func explain(c container.InspectResponse, md metadata, cfg Config) (decisions []
 			decisions = append(decisions, d)
 			continue
 		}
-		if s.Name == "" {
+		if s.Name == "" && task != "" {
+			s.Name = task // the Swarm service's name
+		} else if s.Name == "" {
 			s.Name = defaultName(c)
 		} else if !dnsLabel.MatchString(s.Name) {
 			warnings = append(warnings, fmt.Errorf("%s=%q: not a DNS label (letters, digits and '-', at most 63): registered as given, but DNS interfaces (Consul DNS, skydns2) cannot serve it", m.key(KeyName), s.Name))
@@ -151,7 +164,7 @@ func explain(c container.InspectResponse, md metadata, cfg Config) (decisions []
 			s.ID = id
 		}
 		var w []error
-		s.Address, s.Port, w = address(c, p, m, cfg)
+		s.Address, s.Port, w = address(c, p, m, cfg, task != "" && p.hostPort == "")
 		warnings = append(warnings, w...)
 		s.Tags = joinTags(joinTags(nil, splitTags(m.value(KeyTags))), splitTags(forced))
 		if p.exposed.Proto() == "udp" {

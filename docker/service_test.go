@@ -138,6 +138,18 @@ func web(env ...string) run {
 	return run{name: "web.1", image: "web", expose: []string{"80"}, publish: []string{"8000:80"}, env: env}
 }
 
+// swarmTaskRun is a task of the Swarm service web, on the overlay "overlay" (after ingress by name)
+// and on the routing mesh's ingress, exposing 80; ports is its runtime
+// port map (empty: nothing published by the container itself).
+func swarmTaskRun(env []string, ports nat.PortMap) run {
+	if ports == nil {
+		ports = nat.PortMap{}
+	}
+	return run{name: "web.1.t1", image: "svc", expose: []string{"80"}, net: "default", env: env, ports: ports,
+		labels: map[string]string{LabelSwarmService: "web", LabelSwarmTask: "t1", LabelSwarmNode: "n1"},
+		ips:    map[string]string{"overlay": "10.0.1.3", "ingress": "10.0.0.4"}}
+}
+
 // web80 is the service web yields without any metadata.
 func web80() bridge.Service {
 	return bridge.Service{ID: "host:web.1:80", Name: "web", Address: hostAddr, Port: 8000, ExposedPort: 80}
@@ -280,6 +292,47 @@ func TestServices(t *testing.T) {
 				s.Checks = []bridge.Check{{HTTP: "http://10.0.0.5:8000/h", Interval: DefaultCheckInterval}}
 			})},
 			warn: []string{"SERVICE_CHECK_HEADER"},
+		},
+
+		// Swarm tasks.
+		{
+			name: "a Swarm task: the service's name, the task's overlay address (never ingress), the exposed port",
+			run:  swarmTaskRun(nil, nil),
+			want: []bridge.Service{{ID: "host:web.1.t1:80", Name: "web", Address: "10.0.1.3", Port: 80, ExposedPort: 80}},
+		},
+		{
+			name: "a Swarm task: SERVICE_NAME beats the service's name",
+			run:  swarmTaskRun([]string{"SERVICE_NAME=front"}, nil),
+			want: []bridge.Service{{ID: "host:web.1.t1:80", Name: "front", Address: "10.0.1.3", Port: 80, ExposedPort: 80}},
+		},
+		{
+			name: "a Swarm task: SERVICE_NETWORK=ingress is refused, with a warning",
+			run:  swarmTaskRun([]string{"SERVICE_NETWORK=ingress"}, nil),
+			want: []bridge.Service{{ID: "host:web.1.t1:80", Name: "web", Address: "10.0.1.3", Port: 80, ExposedPort: 80}},
+			warn: []string{"SERVICE_NETWORK"},
+		},
+		{
+			name: "a Swarm task on two overlays: SERVICE_NETWORK chooses, else the first by name",
+			run: func() run {
+				r := swarmTaskRun([]string{"SERVICE_NETWORK=zz-back"}, nil)
+				r.ips["zz-back"] = "10.0.2.9"
+				return r
+			}(),
+			want: []bridge.Service{{ID: "host:web.1.t1:80", Name: "web", Address: "10.0.2.9", Port: 80, ExposedPort: 80}},
+		},
+		{
+			name: "a Swarm task: a port published with mode=host is an ordinary binding",
+			run:  swarmTaskRun(nil, nat.PortMap{"80/tcp": {{HostIP: "0.0.0.0", HostPort: "18081"}}}),
+			want: []bridge.Service{{ID: "host:web.1.t1:80", Name: "web", Address: hostAddr, Port: 18081, ExposedPort: 80}},
+		},
+		{
+			name: "a Swarm task: SERVICE_IGNORE",
+			run:  swarmTaskRun([]string{"SERVICE_IGNORE=1"}, nil),
+		},
+		{
+			name: "a Swarm task: -explicit without SERVICE_NAME",
+			run:  swarmTaskRun(nil, nil),
+			cfg:  func(c *Config) { c.Explicit = true },
 		},
 
 		// Where metadata comes from.

@@ -40,6 +40,9 @@ const (
 	// imgQuiet is imgHealth with a probe that prints nothing (testsvc
 	// -probe-quiet), as most probes do.
 	imgQuiet = "e2e.local/quiet:latest" // "quiet"
+	// imgExposed EXPOSEs 80, as most images do: a Swarm task's container
+	// shows no other port.
+	imgExposed = "e2e.local/exposed:latest" // "exposed"
 )
 
 var (
@@ -87,6 +90,7 @@ func setup(m *testing.M) (int, error) {
 	if err := testkit.BuildImages(ctxDir,
 		testkit.Image{Tags: []string{imgRedis, imgNginx, imgApp, imgSvc}},
 		testkit.Image{Tags: []string{imgHealth}, Extra: "HEALTHCHECK --interval=1s --timeout=2s --start-period=120s --retries=1 CMD [\"/testsvc\", \"-probe\"]\n"},
+		testkit.Image{Tags: []string{imgExposed}, Extra: "EXPOSE 80\n"},
 		testkit.Image{Tags: []string{imgQuiet}, Extra: "HEALTHCHECK --interval=1s --timeout=2s --start-period=120s --retries=1 CMD [\"/testsvc\", \"-probe-quiet\"]\n"},
 	); err != nil {
 		return 0, err
