@@ -29,17 +29,38 @@ import (
 	"github.com/registrator/registrator/internal/rawbody"
 )
 
+// Sockets are where an engine's API is looked for without DOCKER_HOST, in
+// order: Docker's, the one registrator's image documented mounting it at,
+// rootful Podman's, then the invoking user's rootless Podman's (under
+// XDG_RUNTIME_DIR, else /run/user/<uid>).
+func Sockets() []string {
+	rootless := os.Getenv("XDG_RUNTIME_DIR")
+	if rootless == "" {
+		rootless = fmt.Sprintf("/run/user/%d", os.Getuid())
+	}
+	return []string{"/var/run/docker.sock", "/tmp/docker.sock", "/run/podman/podman.sock", rootless + "/podman/podman.sock"}
+}
+
+// Socket is the first of the sockets that exists, "unix://" + its path;
+// "" if none does.
+func Socket(sockets []string) string {
+	for _, s := range sockets {
+		if fi, err := os.Stat(s); err == nil && fi.Mode()&os.ModeSocket != 0 {
+			return "unix://" + s
+		}
+	}
+	return ""
+}
+
 // Connect returns a client for the engine named by DOCKER_HOST,
-// DOCKER_TLS_VERIFY and DOCKER_CERT_PATH; without DOCKER_HOST it uses
-// /var/run/docker.sock, or /tmp/docker.sock where only that exists. The API
+// DOCKER_TLS_VERIFY and DOCKER_CERT_PATH; without DOCKER_HOST, for the
+// first of Sockets that exists (Docker's default when none does). The API
 // version is negotiated with the engine.
 func Connect() (*client.Client, error) {
 	opts := []client.Opt{client.FromEnv, client.WithAPIVersionNegotiation()}
 	if os.Getenv("DOCKER_HOST") == "" {
-		if _, err := os.Stat("/var/run/docker.sock"); err != nil {
-			if _, err := os.Stat("/tmp/docker.sock"); err == nil {
-				opts = append(opts, client.WithHost("unix:///tmp/docker.sock"))
-			}
+		if host := Socket(Sockets()); host != "" {
+			opts = append(opts, client.WithHost(host))
 		}
 	}
 	opts = append(opts, rawBodies) // last: it wraps the transport the others set up
@@ -87,6 +108,7 @@ type Engine struct {
 
 	mu       sync.Mutex
 	stopping map[string]time.Time // container ID → when a kill event was seen
+	podman   bool                 // the API is Podman's (from ID)
 
 	// The addresses of -ip and -ip6 when they name interfaces, read at
 	// every full pass (under mu); salt puts them in every fingerprint, so
@@ -129,10 +151,22 @@ var discard = func() *logrus.Entry {
 
 // ID returns the engine's ID, the owner mark of every entry this host
 // writes. It waits, retrying, until the engine answers or ctx is done.
+//
+// Podman's Docker-compatible API answers a new random ID at every call, so
+// under Podman the identity is "podman@<host name>" ("podman-rootless@…"
+// for a rootless Podman): the same across restarts of the daemon, crashes
+// and reboots, as an owner mark must be.
 func (s *Engine) ID(ctx context.Context) (string, error) {
 	for attempt := 1; ; attempt++ {
 		info, err := s.API.Info(ctx)
 		if err == nil && info.ID != "" {
+			if s.describe(ctx) {
+				kind := "podman"
+				if slices.Contains(info.SecurityOptions, "name=rootless") {
+					kind = "podman-rootless"
+				}
+				return kind + "@" + info.Name, nil
+			}
 			return info.ID, nil
 		}
 		if err == nil {
@@ -143,6 +177,33 @@ func (s *Engine) ID(ctx context.Context) (string, error) {
 			return "", err
 		}
 	}
+}
+
+// describe reads which engine the API belongs to, logs it, and reports
+// whether it is Podman.
+func (s *Engine) describe(ctx context.Context) (podman bool) {
+	v, err := s.API.ServerVersion(ctx)
+	if err != nil {
+		s.log().WithField("error", err).Warn("cannot read the engine's version; taking it for Docker")
+		return false
+	}
+	name, version := "Docker Engine", v.Version
+	for _, c := range v.Components {
+		if c.Name == "Podman Engine" {
+			name, version, podman = c.Name, c.Version, true
+		}
+	}
+	s.mu.Lock()
+	s.podman = podman
+	s.mu.Unlock()
+	s.log().WithFields(logrus.Fields{"engine": name, "version": version, "api": v.APIVersion, "socket": s.API.DaemonHost()}).Info("connected to the container engine")
+	return podman
+}
+
+func (s *Engine) isPodman() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.podman
 }
 
 // stopped notes that the engine is stopping a container (a kill event),

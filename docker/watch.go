@@ -2,6 +2,8 @@ package docker
 
 import (
 	"context"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/docker/docker/api/types/events"
@@ -24,6 +26,10 @@ var containerActions = []events.Action{
 // networkActions are the network events that name a container.
 var networkActions = []events.Action{events.ActionConnect, events.ActionDisconnect}
 
+// actionRemove is Podman's event for a removed container, where Docker
+// says destroy.
+const actionRemove events.Action = "remove"
+
 // reloadSignals are signals programs take as "reload" or "report", not
 // "end": a kill event with one of them does not drain.
 var reloadSignals = map[string]bool{"1": true, "10": true, "12": true, "28": true,
@@ -35,10 +41,16 @@ var reloadSignals = map[string]bool{"1": true, "10": true, "12": true, "28": tru
 // re-established after the Engine's Retry, which starts over once a
 // stream has lasted 30 s. A kill event marks its container as stopping, so
 // that its services drain, before h.Changed is told.
+//
+// Podman before 4.4 delivers no die, stop or kill event to a subscription
+// that filters by event, so under Podman the stream is filtered by type
+// only and the actions here, Podman's remove among them.
 func (s *Engine) Watch(ctx context.Context, h bridge.Handler) {
 	f := filters.NewArgs(filters.Arg("type", string(events.ContainerEventType)), filters.Arg("type", string(events.NetworkEventType)))
-	for _, a := range append(containerActions, networkActions...) {
-		f.Add("event", string(a))
+	if !s.isPodman() {
+		for _, a := range append(containerActions, networkActions...) {
+			f.Add("event", string(a))
+		}
 	}
 	log := s.log()
 	for attempt := 1; ctx.Err() == nil; attempt++ {
@@ -76,11 +88,15 @@ func (s *Engine) watchOnce(ctx context.Context, log *logrus.Entry, f filters.Arg
 				h.Event(string(m.Type), string(m.Action))
 			}
 			id := containerOf(m)
-			if id == "" {
+			if id == "" || !wanted(m) {
 				continue
 			}
 			log.WithFields(logrus.Fields{"container": bridge.ShortID(id), "event": string(m.Type) + " " + string(m.Action)}).Debug("docker event")
-			if m.Type == events.ContainerEventType && m.Action == events.ActionKill && !reloadSignals[m.Actor.Attributes["signal"]] {
+			// Podman's kill event names no signal: without one, a kill
+			// is not taken for a stop (it may be a SIGHUP), and a drain
+			// starts at the stop event instead.
+			sig, named := m.Actor.Attributes["signal"]
+			if m.Type == events.ContainerEventType && (m.Action == events.ActionKill && named && !reloadSignals[sig] || m.Action == events.ActionStop && s.isPodman()) {
 				s.stopped(id)
 			}
 			h.Changed(id)
@@ -90,6 +106,18 @@ func (s *Engine) watchOnce(ctx context.Context, log *logrus.Entry, f filters.Arg
 			healthy()
 		}
 	}
+}
+
+// wanted reports whether an event can change what a container should have
+// registered: Docker's stream is filtered already; Podman's is not.
+func wanted(m events.Message) bool {
+	switch m.Type {
+	case events.ContainerEventType:
+		return m.Action == actionRemove || slices.Contains(containerActions, m.Action) || strings.HasPrefix(string(m.Action), string(events.ActionHealthStatus))
+	case events.NetworkEventType:
+		return slices.Contains(networkActions, m.Action)
+	}
+	return false
 }
 
 func containerOf(m events.Message) string {

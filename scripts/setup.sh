@@ -7,6 +7,8 @@
 #    which start their own servers on free loopback ports;
 #  - a Consul binary for the tests and `make run` (scripts/get-consul.sh);
 #  - a CoreDNS binary for the skydns2 test (scripts/get-coredns.sh);
+#  - Podman (Debian's, 4.3) with its Docker-compatible service on
+#    /run/podman/podman.sock, for the Podman tests;
 #  - Prometheus and promtool (Debian's prometheus, 2.42) for the alert
 #    rules' tests (the tests start their own Prometheus on loopback).
 # Safe to run again: it only does what is missing. Needs root (or sudo) for
@@ -21,6 +23,8 @@ command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
 command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)
 [ -f /usr/share/java/zookeeper.jar ] && command -v java >/dev/null 2>&1 || missing+=(zookeeper)
 command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+command -v podman >/dev/null 2>&1 || missing+=(podman)
+command -v curl >/dev/null 2>&1 || missing+=(curl)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}" >&2
   as_root apt-get update -qq
@@ -39,6 +43,27 @@ if ! docker info >/dev/null 2>&1; then
   docker info >/dev/null 2>&1 || { echo "setup: dockerd did not come up; see $log" >&2; tail -20 "$log" >&2; exit 1; }
 fi
 echo "setup: Docker engine $(docker version -f '{{.Server.Version}} (API {{.Server.APIVersion}})')" >&2
+
+# Podman's Docker-compatible service, for the Podman tests. This machine
+# kind forbids raising nofile and nproc, which Podman does by default.
+conf=/etc/containers/containers.conf.d/registrator-ulimits.conf
+if [ ! -f "$conf" ]; then
+  as_root mkdir -p "$(dirname "$conf")"
+  printf '[containers]\ndefault_ulimits = []\n' | as_root tee "$conf" >/dev/null
+fi
+podman_sock=/run/podman/podman.sock
+if ! curl -sf --unix-socket "$podman_sock" http://podman/_ping >/dev/null 2>&1; then
+  log=/var/log/podman-registrator.log
+  echo "setup: starting podman system service on $podman_sock (log: $log)" >&2
+  as_root mkdir -p /run/podman
+  as_root sh -c "nohup setsid podman system service --time=0 unix://$podman_sock >>'$log' 2>&1 </dev/null &"
+  for _ in $(seq 1 30); do
+    curl -sf --unix-socket "$podman_sock" http://podman/_ping >/dev/null 2>&1 && break
+    sleep 1
+  done
+  curl -sf --unix-socket "$podman_sock" http://podman/_ping >/dev/null 2>&1 || { echo "setup: podman service did not come up; see $log" >&2; tail -20 "$log" >&2; exit 1; }
+fi
+echo "setup: $(podman --version), service on $podman_sock" >&2
 
 consul=$(scripts/get-consul.sh)
 echo "setup: Consul at $consul" >&2

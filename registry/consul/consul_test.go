@@ -191,13 +191,7 @@ func first[A, B any](a A, _ B) A { return a }
 // change made behind the backend's back must still show at the next call,
 // and what one call returned must not be changed by the next.
 func TestServicesSeesEveryChangeToARepeatedList(t *testing.T) {
-	if err := agent.Reset(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	b, err := Open(&url.URL{Scheme: "consul", Host: agent.Addr}, bridge.BackendOptions{Log: registrytest.Quiet()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := emptyAgent(t)
 	ctx := registrytest.Context(t)
 	other := agent.Client().Agent()
 	list := func() []bridge.Service {
@@ -249,13 +243,7 @@ func TestServicesSeesEveryChangeToARepeatedList(t *testing.T) {
 // the service's owner mark, and removes it with the service. Services
 // leaves it out, so that no full pass takes it for a stale entry of ours.
 func TestSidecarIsNotListedAsOurs(t *testing.T) {
-	if err := agent.Reset(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	b, err := Open(&url.URL{Scheme: "consul", Host: agent.Addr}, bridge.BackendOptions{Log: registrytest.Quiet()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := emptyAgent(t)
 	ctx := registrytest.Context(t)
 	s := bridge.Service{ID: "h:web:80", Name: "web", Address: "127.0.0.1", Port: 80, Container: "c1", Owner: "o", Sidecar: &bridge.Sidecar{Port: 21001}}
 	if err := b.Register(ctx, s); err != nil {
@@ -290,4 +278,17 @@ func keys[V any](m map[string]V) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+// emptyAgent resets the test agent and opens a backend on it.
+func emptyAgent(t *testing.T) *Backend {
+	t.Helper()
+	if err := agent.Reset(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	b, err := Open(&url.URL{Scheme: "consul", Host: agent.Addr}, bridge.BackendOptions{Log: registrytest.Quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -1,0 +1,159 @@
+package docker
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types"
+	"github.com/docker/docker/api/types/events"
+	"github.com/docker/docker/api/types/system"
+	"github.com/docker/docker/client"
+
+	"github.com/registrator/registrator/bridge"
+)
+
+// streamAPI is an engine that answers Info and ServerVersion and sends
+// msgs on its event stream.
+type streamAPI struct {
+	client.APIClient
+	podman bool
+	msgs   []events.Message
+	opts   chan events.ListOptions
+}
+
+func (a *streamAPI) Info(context.Context) (system.Info, error) {
+	return system.Info{ID: "random-" + time.Now().String(), Name: "node-1"}, nil
+}
+
+func (a *streamAPI) ServerVersion(context.Context) (types.Version, error) {
+	v := types.Version{Version: "20.10.24", APIVersion: "1.41"}
+	if a.podman {
+		v.Components = []types.ComponentVersion{{Name: "Podman Engine", Version: "4.3.1"}}
+	}
+	return v, nil
+}
+
+func (a *streamAPI) DaemonHost() string { return "unix:///test.sock" }
+
+func (a *streamAPI) Events(ctx context.Context, o events.ListOptions) (<-chan events.Message, <-chan error) {
+	a.opts <- o
+	msgs := make(chan events.Message)
+	go func() {
+		for _, m := range a.msgs {
+			select {
+			case msgs <- m:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return msgs, make(chan error)
+}
+
+func ev(typ events.Type, action events.Action, id string, attrs map[string]string) events.Message {
+	return events.Message{Type: typ, Action: action, Actor: events.Actor{ID: id, Attributes: attrs}}
+}
+
+// Under Podman the stream is not filtered by event (Podman 4.3 then drops
+// die, stop and kill) and the daemon picks the actions itself, remove
+// among them; a kill that names no signal does not start a drain, a stop
+// does. Under Docker a kill starts a drain unless its signal is a reload.
+func TestWatchPicksEventsAndDrainsOnPodmanAndDocker(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		podman   bool
+		msgs     []events.Message
+		changed  []string
+		stopping []string
+		filtered bool
+	}{
+		{
+			name:   "podman",
+			podman: true,
+			msgs: []events.Message{
+				ev(events.ContainerEventType, "create", "c0", nil),
+				ev(events.ContainerEventType, events.ActionStart, "c1", nil),
+				ev(events.ContainerEventType, events.ActionKill, "c2", nil), // a SIGHUP, for all we know
+				ev(events.ContainerEventType, events.ActionStop, "c3", nil),
+				ev(events.ContainerEventType, "cleanup", "c4", nil),
+				ev(events.ContainerEventType, "remove", "c5", nil),
+				ev(events.ContainerEventType, events.ActionDie, "c6", nil),
+			},
+			changed:  []string{"c1", "c2", "c3", "c5", "c6"},
+			stopping: []string{"c3"},
+		},
+		{
+			name: "docker",
+			msgs: []events.Message{
+				ev(events.ContainerEventType, events.ActionKill, "c1", map[string]string{"signal": "15"}),
+				ev(events.ContainerEventType, events.ActionKill, "c2", map[string]string{"signal": "1"}),
+				ev(events.ContainerEventType, events.ActionStop, "c3", nil),
+				ev(events.ContainerEventType, "health_status: healthy", "c4", nil),
+				ev(events.NetworkEventType, events.ActionConnect, "n1", map[string]string{"container": "c5"}),
+			},
+			changed:  []string{"c1", "c2", "c3", "c4", "c5"},
+			stopping: []string{"c1"},
+			filtered: true,
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			api := &streamAPI{podman: tc.podman, msgs: tc.msgs, opts: make(chan events.ListOptions, 1)}
+			e := &Engine{API: api}
+			if _, err := e.ID(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			var mu sync.Mutex
+			var changed []string
+			done := make(chan struct{})
+			go e.Watch(ctx, bridge.Handler{Connected: func() {}, Changed: func(id string) {
+				mu.Lock()
+				defer mu.Unlock()
+				if changed = append(changed, id); len(changed) == len(tc.changed) {
+					close(done)
+				}
+			}})
+			o := <-api.opts
+			if got := o.Filters.Contains("event"); got != tc.filtered {
+				t.Errorf("subscription filtered by event: %v, want %v", got, tc.filtered)
+			}
+			select {
+			case <-done:
+			case <-time.After(5 * time.Second):
+				t.Fatalf("changed %v, want %v", changed, tc.changed)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			for i, id := range tc.changed {
+				if changed[i] != id {
+					t.Fatalf("changed %v, want %v", changed, tc.changed)
+				}
+			}
+			e.mu.Lock()
+			defer e.mu.Unlock()
+			var stopping []string
+			for _, id := range tc.changed {
+				if _, ok := e.stopping[id]; ok {
+					stopping = append(stopping, id)
+				}
+			}
+			if len(stopping) != len(tc.stopping) || len(stopping) > 0 && stopping[0] != tc.stopping[0] {
+				t.Errorf("draining %v, want %v", stopping, tc.stopping)
+			}
+		})
+	}
+}
+
+// Under Podman the identity is the host's, not the random ID its API
+// answers each time.
+func TestIDUnderPodmanIsStable(t *testing.T) {
+	e := &Engine{API: &streamAPI{podman: true}}
+	a, _ := e.ID(context.Background())
+	b, _ := e.ID(context.Background())
+	if a != "podman@node-1" || a != b {
+		t.Fatalf("IDs %q and %q, want podman@node-1 twice", a, b)
+	}
+}
