@@ -10,9 +10,9 @@ import (
 
 // Config tunes a Bridge.
 type Config struct {
-	// Owner is written with every entry and only entries with this owner are
-	// ever changed or removed.
-	Owner string
+	// Owner is this host's identity: its mark is written with every entry,
+	// and only entries it owns are ever changed or removed.
+	Owner Identity
 	// OnSuccess keeps the services of a container that exited with a failure
 	// (a non-zero code that is not a signal) instead of removing them.
 	OnSuccess bool
@@ -55,6 +55,7 @@ type Bridge struct {
 	touched    map[string]uint64             // container ID → seq of its last change
 	changedAt  map[string]time.Time          // container ID → when Changed first reported an unhandled change
 	reconciled bool                          // a full reconcile has succeeded
+	twins      map[string]bool               // hosts whose engines share ours' ID, warned about
 }
 
 // known is what the bridge remembers of a container it has synced.

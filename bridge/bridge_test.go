@@ -72,7 +72,8 @@ type fakeBackend struct {
 	mu                sync.Mutex
 	entries           map[string]Service
 	registers, deregs int
-	failWrites        int // the next n writes fail
+	failWrites        int               // the next n writes fail
+	replaced          map[string]string // service ID → the mark a Register named in Replaces
 }
 
 func (f *fakeBackend) Services(context.Context) ([]Service, error) {
@@ -89,6 +90,13 @@ func (f *fakeBackend) Register(_ context.Context, s Service) error {
 		return errors.New("backend down")
 	}
 	s.Revision = s.Fingerprint()
+	if s.Replaces != "" {
+		if f.replaced == nil {
+			f.replaced = map[string]string{}
+		}
+		f.replaced[s.ID] = s.Replaces
+		s.Replaces = ""
+	}
 	f.entries[s.ID] = s
 	f.registers++
 	return nil
@@ -162,7 +170,9 @@ func start(t *testing.T, cfg Config, setup func(*fakeSource, *fakeBackend)) *env
 	if setup != nil {
 		setup(e.src, e.be)
 	}
-	cfg.Owner = owner
+	if cfg.Owner == (Identity{}) {
+		cfg.Owner = Identity{mark: owner}
+	}
 	if cfg.Retry == nil {
 		cfg.Retry = ExponentialBackoff(time.Millisecond, 20*time.Millisecond)
 	}

@@ -63,9 +63,9 @@ type Source interface {
 // docker.Engine is the first.
 type Engine interface {
 	Source
-	// ID returns the engine's identity, which marks this host's entries as
+	// Identity returns this host's identity, which marks its entries as
 	// owned. It waits, retrying, until the engine answers or ctx is done.
-	ID(ctx context.Context) (string, error)
+	Identity(ctx context.Context) (Identity, error)
 	// Watch tells h of every change until ctx is done, and returns only
 	// then. A broken stream is re-established; h.Connected is called each
 	// time it is, after the subscription, so that a full reconcile started

@@ -61,7 +61,7 @@ func (b *Bridge) Status() []ContainerStatus {
 		cs := ContainerStatus{ID: id, Name: k.name}
 		for i, s := range k.services {
 			st := ServiceStatus{Service: s, State: Pending}
-			if a, ok := b.actual[id][s.ID]; ok && a.Owner == b.cfg.Owner && a.Revision == k.serviceRevs[i] {
+			if a, ok := b.actual[id][s.ID]; ok && a.Owner == b.cfg.Owner.String() && a.Revision == k.serviceRevs[i] {
 				st.State = InSync
 			} else if k.err != "" {
 				st.State, st.Error = Failing, k.err

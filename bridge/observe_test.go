@@ -226,7 +226,7 @@ func TestDrain(t *testing.T) {
 		src := &fakeSource{containers: map[string]Container{}}
 		be := mirror{&fakeBackend{entries: map[string]Service{}}}
 		src.set(running("c1", 80))
-		b := New(src, be, Config{Owner: owner, Resync: time.Hour, Retry: ExponentialBackoff(time.Millisecond, 20*time.Millisecond)}, quietLog())
+		b := New(src, be, Config{Owner: Identity{mark: owner}, Resync: time.Hour, Retry: ExponentialBackoff(time.Millisecond, 20*time.Millisecond)}, quietLog())
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
 		go func() { b.Run(ctx); close(done) }()

@@ -33,17 +33,23 @@ func (b *Bridge) reconcile(ctx context.Context) (missing, stale int, err error) 
 		return 0, 0, fmt.Errorf("read registry: %w", err)
 	}
 
+	local := make(map[string]bool, len(list))
+	for _, c := range list {
+		local[c.ID] = true
+	}
 	byContainer := map[string]map[string]Service{}
 	var legacy []Service
 	for _, e := range entries {
 		switch {
-		case e.Owner == b.cfg.Owner && e.Container != "":
+		case e.Container != "" && b.cfg.Owner.owns(e.Owner, local[e.Container]):
 			if byContainer[e.Container] == nil {
 				byContainer[e.Container] = map[string]Service{}
 			}
 			byContainer[e.Container][e.ID] = e
 		case e.Owner == "" && b.cfg.Cleanup:
 			legacy = append(legacy, e)
+		case b.cfg.Owner.twin(e.Owner) != "":
+			b.warnTwin(b.cfg.Owner.twin(e.Owner), e)
 		}
 	}
 
@@ -98,7 +104,7 @@ func (b *Bridge) reconcile(ctx context.Context) (missing, stale int, err error) 
 			// away; this read just worked, so try now.
 			todo[id] = true
 		}
-		reg, dereg := plan(b.cfg.Owner, k.desired, k.desiredRevs, slices.Collect(maps.Values(b.actual[id])))
+		reg, dereg := plan(b.cfg.Owner.String(), k.desired, k.desiredRevs, slices.Collect(maps.Values(b.actual[id])))
 		if len(reg)+len(dereg) > 0 {
 			todo[id] = true // the backend drifted
 			missing += len(reg)
@@ -139,4 +145,21 @@ func (b *Bridge) cleanup(ctx context.Context, legacy []Service, running map[stri
 		log.Info("removed dangling entry")
 	}
 	return errors.Join(errs...)
+}
+
+// warnTwin says, once per host, that another host's engine has this
+// engine's ID: neither daemon touches the other's entries, but the
+// operator should give each engine its own key.
+func (b *Bridge) warnTwin(host string, e Service) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.twins[host] {
+		return
+	}
+	if b.twins == nil {
+		b.twins = map[string]bool{}
+	}
+	b.twins[host] = true
+	b.log.WithFields(logrus.Fields{"service": e.ID, "owner": e.Owner}).Errorf(
+		"host %s's engine has this engine's ID (this host is %s): the two share /etc/docker/key.json; neither daemon touches the other's entries, but give each engine its own key (remove key.json and restart the engine) or set -id", host, b.cfg.Owner.host)
 }

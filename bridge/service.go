@@ -65,6 +65,10 @@ type Service struct {
 	// Revision is set on entries read back from a backend: the Fingerprint of
 	// the definition the entry was written from, "" if the backend kept none.
 	Revision string
+	// Replaces is, on a Register, the mark of an earlier owner of the same
+	// entry (one adopted from an earlier version), whose own record the
+	// backend removes with the write; "" for none.
+	Replaces string `json:"-"`
 }
 
 // Sidecar is a Consul Connect sidecar proxy registration.
@@ -131,7 +135,7 @@ type Check struct {
 // can tell an unchanged entry from a changed one without reading checks back.
 // Owner and Revision are not part of it.
 func (s Service) Fingerprint() string {
-	s.Owner, s.Revision = "", ""
+	s.Owner, s.Revision, s.Replaces = "", "", ""
 	b, err := json.Marshal(s) // maps are marshalled with sorted keys
 	if err != nil {
 		panic("bridge: fingerprint: " + err.Error()) // cannot happen: plain data

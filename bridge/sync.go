@@ -45,7 +45,14 @@ func (b *Bridge) sync(ctx context.Context, id string) error {
 		b.q.AddAfter(id, recheck) // its drain period ends: look again then
 	}
 	revs := fingerprints(desired)
-	register, deregister := plan(b.cfg.Owner, desired, revs, o.Actual)
+	register, deregister := plan(b.cfg.Owner.String(), desired, revs, o.Actual)
+	for i, s := range register { // an adopted entry: its earlier mark goes
+		for _, a := range o.Actual {
+			if a.ID == s.ID && a.Owner != b.cfg.Owner.String() {
+				register[i].Replaces = a.Owner
+			}
+		}
+	}
 	b.mu.Unlock()
 
 	if b.cfg.DryRun {
@@ -59,7 +66,7 @@ func (b *Bridge) sync(ctx context.Context, id string) error {
 	}
 	var errs []error
 	for _, s := range register {
-		s.Owner = b.cfg.Owner
+		s.Owner = b.cfg.Owner.String()
 		began := time.Now()
 		err := b.call(ctx, func(ctx context.Context) error { return b.backend.Register(ctx, s) })
 		b.cfg.Observer.Wrote("register", time.Since(began), err)

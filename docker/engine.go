@@ -100,6 +100,8 @@ type Engine struct {
 	// Selector is -container-filter: a container it leaves out is as if
 	// it did not exist (its entries go).
 	Selector Selector
+	// ExplicitID is -id: this host's identity, given; "" to derive it.
+	ExplicitID string
 	// Log is told of retries and of the event stream; nil for none.
 	Log *logrus.Entry
 	// Retry spaces the attempts to reach the engine at start and to
@@ -109,6 +111,7 @@ type Engine struct {
 	mu       sync.Mutex
 	stopping map[string]time.Time // container ID → when a kill event was seen
 	podman   bool                 // the API is Podman's (from ID)
+	hostName string               // the host name the engine reports (from ID)
 
 	// The addresses of -ip and -ip6 when they name interfaces, read at
 	// every full pass (under mu); salt puts them in every fingerprint, so
@@ -160,6 +163,9 @@ func (s *Engine) ID(ctx context.Context) (string, error) {
 	for attempt := 1; ; attempt++ {
 		info, err := s.API.Info(ctx)
 		if err == nil && info.ID != "" {
+			s.mu.Lock()
+			s.hostName = info.Name
+			s.mu.Unlock()
 			if s.describe(ctx) {
 				kind := "podman"
 				if slices.Contains(info.SecurityOptions, "name=rootless") {
@@ -177,6 +183,19 @@ func (s *Engine) ID(ctx context.Context) (string, error) {
 			return "", err
 		}
 	}
+}
+
+// Identity is this host's identity (bridge.Identity says the rule): from
+// the engine's ID and the host name the engine reports, or ExplicitID.
+func (s *Engine) Identity(ctx context.Context) (bridge.Identity, error) {
+	id, err := s.ID(ctx)
+	if err != nil {
+		return bridge.Identity{}, err
+	}
+	s.mu.Lock()
+	host := s.hostName
+	s.mu.Unlock()
+	return bridge.NewIdentity(id, host, s.ExplicitID), nil
 }
 
 // describe reads which engine the API belongs to, logs it, and reports

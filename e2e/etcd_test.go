@@ -55,7 +55,7 @@ func TestEtcdRegistersAndDeregisters(t *testing.T) {
 	docker(t, "rm", "-f", "dns")
 	expectKV(t, "/services/", map[string]string{})
 	expectKV(t, "/registrator/", map[string]string{
-		"/registrator/%2Fservices/leases/" + engineID(t): fmt.Sprintf("%x", resp.Kvs[0].Lease),
+		"/registrator/%2Fservices/leases/" + identity(t): fmt.Sprintf("%x", resp.Kvs[0].Lease),
 	})
 }
 
@@ -180,7 +180,8 @@ func TestTwoBackendsOneDown(t *testing.T) {
 	})
 }
 
-func engineID(t *testing.T) string {
+// identity is this host's owner mark: <engine ID>@<host name>.
+func identity(t *testing.T) string {
 	t.Helper()
-	return docker(t, "info", "-f", "{{.ID}}")
+	return docker(t, "info", "-f", "{{.ID}}@{{.Name}}")
 }

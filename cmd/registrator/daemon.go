@@ -40,16 +40,16 @@ func daemon(ctx context.Context, o options, log *logrus.Entry) error {
 		g.Go(func() error { return srv.Serve(ctx) })
 	}
 	cfg := deriveConfig(o, log)
-	engine := &docker.Engine{API: api, Config: cfg, Selector: o.selector, Log: log}
+	engine := &docker.Engine{API: api, Config: cfg, Selector: o.selector, ExplicitID: o.id, Log: log}
 	if err := engine.FollowInterfaces(); err != nil {
 		return err
 	}
 	// The engine's ID is the owner mark, which backends need from the start.
-	owner, err := engine.ID(ctx)
+	owner, err := engine.Identity(ctx)
 	if err != nil { // only when stopped while waiting
 		return nil
 	}
-	backends, err := openBackends(ctx, o, owner, log)
+	backends, err := openBackends(ctx, o, owner.String(), log)
 	defer func() {
 		for _, b := range backends {
 			b.Close()
@@ -73,7 +73,7 @@ func daemon(ctx context.Context, o options, log *logrus.Entry) error {
 		bridges = append(bridges, br)
 		g.Go(func() error { return br.Run(ctx) })
 	}
-	started := logrus.Fields{"owner": owner, "registry": redacted(o.uris), "version": version, "dry-run": o.dryRun}
+	started := logrus.Fields{"owner": owner.String(), "registry": redacted(o.uris), "version": version, "dry-run": o.dryRun}
 	if !o.selector.Empty() {
 		started["container-filter"] = o.selector.String()
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/registrator/registrator/bridge"
 	"github.com/registrator/registrator/docker"
 	"github.com/registrator/registrator/registry"
 )
@@ -46,6 +47,7 @@ type options struct {
 	hostIP6        string
 	drain          time.Duration
 	selector       docker.Selector // -container-filter
+	id             string          // -id
 	uris           []string        // one or more registry URIs
 }
 
@@ -107,6 +109,7 @@ func parseFlags(args []string, usage io.Writer, getenv func(string) string) (opt
 	fs.StringVar(&o.hostIP6, "ip6", "", "IPv6 address to register for published ports of IPv6 services (beats the bind IP and the hostname's IPv6 address), or a network interface whose first global IPv6 address is registered")
 	fs.DurationVar(&o.drain, "drain", 0, "how long the services of a stopped container stay draining (Consul maintenance) before they are deregistered, e.g. 5s (SERVICE_DRAIN beats it)")
 	fs.BoolVar(&o.dryRun, "dry-run", false, "log the registrations and removals the plan calls for, without making them")
+	fs.StringVar(&o.id, "id", "", "this host's `identity`, the owner mark of its entries, instead of <engine ID>@<host name> (for hosts that cannot be told apart otherwise)")
 	var filters stringList
 	fs.Var(&filters, "container-filter", "only register containers this `filter` selects, in docker ps --filter terms: label=KEY[=VALUE], name=REGEXP, ancestor=IMAGE, network=NET; may be given several times (REGISTRATOR_CONTAINER_FILTER: several, separated by spaces)")
 
@@ -145,6 +148,11 @@ func parseFlags(args []string, usage io.Writer, getenv func(string) string) (opt
 	}
 	if o.version || o.healthcheck {
 		return o, nil
+	}
+	if o.id != "" {
+		if err := bridge.ValidMark(o.id); err != nil {
+			return o, fmt.Errorf("-id %q: %v", o.id, err)
+		}
 	}
 	sel, err := docker.ParseSelector(filters)
 	if err != nil {

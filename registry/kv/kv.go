@@ -325,6 +325,9 @@ func (b *Backend) Register(ctx context.Context, s bridge.Service) error {
 			ops = append(ops, Op{Key: old, Delete: true})
 		}
 		ops = append(ops, Op{Key: key, Value: value}, Op{Key: b.markKey(s.Owner, s.ID), Value: m})
+		if s.Replaces != "" && s.Replaces != s.Owner { // an adopted entry: its earlier mark goes
+			ops = append(ops, Op{Key: b.markKey(s.Replaces, s.ID), Delete: true})
+		}
 		err = b.store.Commit(ctx, lease, ops)
 		if errors.Is(err, ErrLeaseLost) && attempt == 0 {
 			b.dropLease(lease, "lease not found")

@@ -218,6 +218,28 @@ func Run(t *testing.T, h Harness) {
 		}
 	})
 
+	t.Run("an entry adopted from an earlier owner mark is rewritten in place", func(t *testing.T) {
+		b := h.Open(t)
+		old := svc("adopted", "owner-old") // as an earlier version marked it
+		register(t, b, old)
+		s := old
+		s.Owner, s.Replaces = "owner-a", "owner-old"
+		register(t, b, s)
+		all, err := b.Services(ctx(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var owners []string
+		for _, e := range all {
+			if e.ID == s.ID {
+				owners = append(owners, e.Owner)
+			}
+		}
+		if len(owners) != 1 || owners[0] != "owner-a" {
+			t.Errorf("entries with ID %s owned by %v, want one, by owner-a", s.ID, owners)
+		}
+	})
+
 	t.Run("checks are accepted", func(t *testing.T) {
 		b := h.Open(t)
 		s := svc("checked", "owner-a")
