@@ -112,6 +112,7 @@ type Engine struct {
 	stopping map[string]time.Time // container ID → when a kill event was seen
 	podman   bool                 // the API is Podman's (from ID)
 	hostName string               // the host name the engine reports (from ID)
+	kind     string               // "Docker Engine 20.10.24", "Podman Engine 4.3.1" (from ID)
 
 	// The addresses of -ip and -ip6 when they name interfaces, read at
 	// every full pass (under mu); salt puts them in every fingerprint, so
@@ -213,10 +214,17 @@ func (s *Engine) describe(ctx context.Context) (podman bool) {
 		}
 	}
 	s.mu.Lock()
-	s.podman = podman
+	s.podman, s.kind = podman, name+" "+version
 	s.mu.Unlock()
-	s.log().WithFields(logrus.Fields{"engine": name, "version": version, "api": v.APIVersion, "socket": s.API.DaemonHost()}).Info("connected to the container engine")
+	s.log().WithFields(logrus.Fields{"engine": name, "version": version, "api": v.APIVersion, "socket": s.API.DaemonHost()}).Debug("connected to the container engine")
 	return podman
+}
+
+// Kind is the engine's name and version, known after ID.
+func (s *Engine) Kind() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.kind
 }
 
 func (s *Engine) isPodman() bool {

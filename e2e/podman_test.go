@@ -62,7 +62,7 @@ func TestPodmanLifecycleAndCrashRestart(t *testing.T) {
 	uris := []string{"consul://" + agent.Addr}
 	d := launchEnv(t, env, uris, "-ip", "127.0.0.1")
 	d.waitFor(t, "registrator started")
-	d.waitFor(t, `engine="Podman Engine"`)
+	d.waitFor(t, `engine="Podman Engine 4.`)
 
 	podman(t, "run", "-d", "--name", "pm-web", "--label", label+"=1", "-p", "127.0.0.1::80", imgSvc, "80")
 	_, port, _ := strings.Cut(podman(t, "port", "pm-web", "80/tcp"), ":")

@@ -73,7 +73,7 @@ func daemon(ctx context.Context, o options, log *logrus.Entry) error {
 		bridges = append(bridges, br)
 		g.Go(func() error { return br.Run(ctx) })
 	}
-	started := logrus.Fields{"owner": owner.String(), "registry": redacted(o.uris), "version": version, "dry-run": o.dryRun}
+	started := logrus.Fields{"engine": engine.Kind(), "socket": api.DaemonHost(), "owner": owner.String(), "registry": redacted(o.uris), "version": version, "dry-run": o.dryRun}
 	if !o.selector.Empty() {
 		started["container-filter"] = o.selector.String()
 	}
