@@ -125,7 +125,7 @@ func TestEtcdOutageAndWipe(t *testing.T) {
 	expectKV(t, "/services/", want)
 
 	etcdSrv.Stop()
-	t.Cleanup(func() { _ = etcdSrv.Start() })     // a no-op unless the test stops early
+	t.Cleanup(func() { _ = etcdSrv.Start() })     // ErrRunning unless the test stopped early
 	d.waitFor(t, "lease lost (keep-alive ended)") // the TTL ran out with etcd away
 	p2 := freePort(t)
 	run(t, "--name", "during-outage", "-p", pub(p2, "80"), imgSvc, "80")

@@ -40,6 +40,16 @@ var ErrExited = errors.New("exited before it was ready")
 // count: something else answered on its port.
 func (p *Process) Start(ready func() error) error {
 	p.mu.Lock()
+	if p.cmd != nil {
+		select {
+		case <-p.exited:
+		default:
+			// Starting a second one would lose track of the first, which
+			// keeps running (and a later Stop would stop nothing).
+			p.mu.Unlock()
+			return fmt.Errorf("%s: %w", p.Bin, ErrRunning)
+		}
+	}
 	p.log = &Buffer{}
 	cmd := exec.Command(p.Bin, p.Args...)
 	cmd.Stdout, cmd.Stderr = p.log, p.log
@@ -73,6 +83,9 @@ func (p *Process) Start(ready func() error) error {
 	p.Stop()
 	return fmt.Errorf("%s not ready: %v; log:\n%s", p.Bin, err, p.Log())
 }
+
+// ErrRunning is returned by Start while the process runs already.
+var ErrRunning = errors.New("already running")
 
 // Retry calls start up to three times while it fails with ErrExited.
 func Retry(start func() error) error {

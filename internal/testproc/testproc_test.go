@@ -41,3 +41,26 @@ func TestStatusKiB(t *testing.T) {
 		t.Errorf("an unknown field = %d, want 0", kb)
 	}
 }
+
+// Start on a running process refuses, keeping track of the one that runs,
+// so that Stop still stops it (a test's cleanup that started a server
+// again left the first one running, and the next test's Stop stopped
+// nothing).
+func TestStartWhileRunningKeepsTheRunningOne(t *testing.T) {
+	p := &Process{Bin: "sleep", Args: []string{"60"}}
+	if err := p.Start(func() error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	first := p.cmd.Process.Pid
+	if err := p.Start(func() error { return nil }); !errors.Is(err, ErrRunning) {
+		t.Fatalf("second Start = %v, want ErrRunning", err)
+	}
+	if p.cmd.Process.Pid != first {
+		t.Fatal("the second Start replaced the running process")
+	}
+	p.Stop()
+	if err := p.Start(func() error { return nil }); err != nil {
+		t.Fatalf("Start after Stop: %v", err)
+	}
+	p.Stop()
+}
