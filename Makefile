@@ -2,7 +2,7 @@
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: build install setup run test unit check fuzz soak bench bench-1000 bench-latency bench-smoke release image clean
+.PHONY: build install setup run test unit check fuzz soak fleet bench bench-1000 bench-latency bench-smoke release image clean
 
 ## build: a static binary at build/registrator
 build:
@@ -48,6 +48,12 @@ soak:
 	SOAK_DURATION=$(SOAK_DURATION) SOAK_REPORT=$(CURDIR)/docs/reliability.json \
 	CONSUL_BIN="$$(scripts/get-consul.sh)" COREDNS_BIN="$$(scripts/get-coredns.sh)" \
 	go test -count=1 -timeout 60m -run '^TestSoak$$' -v ./e2e
+
+## fleet: the many-hosts tests (simulated hosts, internal/bed) and the repairs without -resync, FLEET_COUNT times (default 5); each run logs its figures
+FLEET_COUNT ?= 5
+fleet: setup
+	CONSUL_BIN="$$(scripts/get-consul.sh)" COREDNS_BIN="$$(scripts/get-coredns.sh)" \
+	go test -count=$(FLEET_COUNT) -timeout 60m -run '^(TestFleet.*|TestTwoEnginesWithOneEngineID|TestConsulAgentRestart|TestConsulKV|TestEtcdOutageAndWipe)$$' -v ./e2e
 
 ## bench: the benchmark on the real engine, Consul and etcd, each figure the median of BENCH_RUNS runs (~20 minutes a run on 2 cores); table on stdout, JSON in docs/performance.json
 BENCH_RUNS ?= 3
