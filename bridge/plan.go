@@ -8,7 +8,9 @@ import (
 // Plan returns the entries to write and the entries to remove so that actual
 // becomes equal to desired. Services are matched by ID; an entry whose
 // Revision equals the desired service's Fingerprint and whose Owner is owner
-// is unchanged and is not written again. The result is in a stable order.
+// is unchanged and is not written again; a service written over an entry
+// with another owner mark names that mark in Replaces. The result is in a
+// stable order.
 func Plan(owner string, desired, actual []Service) (register, deregister []Service) {
 	return plan(owner, desired, fingerprints(desired), actual)
 }
@@ -28,6 +30,9 @@ func plan(owner string, desired []Service, revs []string, actual []Service) (reg
 	for _, id := range slices.Sorted(maps.Keys(want)) {
 		s := want[id]
 		if a, ok := have[id]; !ok || a.Owner != owner || a.Revision != rev[id] {
+			if ok && a.Owner != "" && a.Owner != owner {
+				s.Replaces = a.Owner // an adopted entry: its earlier mark goes
+			}
 			register = append(register, s)
 		}
 	}

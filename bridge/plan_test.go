@@ -55,6 +55,13 @@ func TestPlan(t *testing.T) {
 			}
 		})
 	}
+	reg, _ := Plan("me", []Service{a}, []Service{stored(a, "other")})
+	if len(reg) != 1 || reg[0].Replaces != "other" {
+		t.Errorf("taking over another owner's entry: %+v, want it to name the mark it replaces", reg)
+	}
+	if reg, _ := Plan("me", []Service{aMoved}, []Service{stored(a, "me")}); len(reg) != 1 || reg[0].Replaces != "" {
+		t.Errorf("rewriting our own entry: %+v, want no mark replaced", reg)
+	}
 }
 
 func TestFingerprint(t *testing.T) {

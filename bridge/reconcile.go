@@ -40,6 +40,7 @@ func (b *Bridge) reconcile(ctx context.Context) (missing, stale int, err error) 
 	byContainer := map[string]map[string]Service{}
 	var legacy []Service
 	for _, e := range entries {
+		twin := b.cfg.Owner.twin(e.Owner)
 		switch {
 		case e.Container != "" && b.cfg.Owner.owns(e.Owner, local[e.Container]):
 			if byContainer[e.Container] == nil {
@@ -48,8 +49,8 @@ func (b *Bridge) reconcile(ctx context.Context) (missing, stale int, err error) 
 			byContainer[e.Container][e.ID] = e
 		case e.Owner == "" && b.cfg.Cleanup:
 			legacy = append(legacy, e)
-		case b.cfg.Owner.twin(e.Owner) != "":
-			b.warnTwin(b.cfg.Owner.twin(e.Owner), e)
+		case twin != "":
+			b.warnTwin(twin, e)
 		}
 	}
 

@@ -46,13 +46,6 @@ func (b *Bridge) sync(ctx context.Context, id string) error {
 	}
 	revs := fingerprints(desired)
 	register, deregister := plan(b.cfg.Owner.String(), desired, revs, o.Actual)
-	for i, s := range register { // an adopted entry: its earlier mark goes
-		for _, a := range o.Actual {
-			if a.ID == s.ID && a.Owner != b.cfg.Owner.String() {
-				register[i].Replaces = a.Owner
-			}
-		}
-	}
 	b.mu.Unlock()
 
 	if b.cfg.DryRun {
