@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 )
 
@@ -73,6 +74,15 @@ type candidate struct {
 	networks map[string]string // network name → network ID
 }
 
+// admits is selects for a candidate built only when s filters at all: the
+// list and every inspection ask, and most daemons run without a filter.
+func (s Selector) admits(of func() candidate) (ok bool, why string) {
+	if s.Empty() {
+		return true, ""
+	}
+	return s.selects(of())
+}
+
 // selects reports whether s selects c, and if not, which key excluded it.
 func (s Selector) selects(c candidate) (ok bool, why string) {
 	if s.Empty() {
@@ -127,4 +137,26 @@ func onNetwork(v string, networks map[string]string) bool {
 		}
 	}
 	return false
+}
+
+// inspected is what -container-filter reads of an inspected container.
+func inspected(c container.InspectResponse) candidate {
+	out := candidate{name: strings.TrimPrefix(c.Name, "/"), imageID: c.Image, networks: map[string]string{}}
+	if c.Config != nil {
+		out.image, out.labels = c.Config.Image, c.Config.Labels
+	}
+	if c.NetworkSettings != nil {
+		for n, e := range c.NetworkSettings.Networks {
+			if e != nil {
+				out.networks[n] = e.NetworkID
+			}
+		}
+	}
+	return out
+}
+
+// Selects reports whether -container-filter selects the inspected
+// container, and if not, which key left it out (for explain).
+func (s Selector) Selects(c container.InspectResponse) (ok bool, key string) {
+	return s.admits(func() candidate { return inspected(c) })
 }
