@@ -12,7 +12,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 	"net/http"
 	"net/url"
 	"os"
@@ -20,14 +19,12 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/hashicorp/consul/api"
 	"github.com/sirupsen/logrus"
 
 	"github.com/registrator/registrator/bridge"
 	"github.com/registrator/registrator/internal/rawbody"
-	"github.com/registrator/registrator/internal/shorten"
 )
 
 // Meta keys that mark an entry as ours. They are written beside the
@@ -37,14 +34,6 @@ const (
 	MetaContainer = "registrator-container"
 	MetaRevision  = "registrator-rev"
 	metaReserved  = "registrator-"
-)
-
-// Limits Consul puts on service Meta.
-const (
-	maxMetaPairs     = 64
-	maxMetaKeyLen    = 128
-	maxMetaValueLen  = 512
-	reservedByConsul = "consul-"
 )
 
 // Backend is the Consul agent's service catalog.
@@ -99,7 +88,8 @@ func Open(u *url.URL, o bridge.BackendOptions) (*Backend, error) {
 	if log == nil {
 		log = logrus.NewEntry(logrus.StandardLogger())
 	}
-	return &Backend{client: c, addr: addr, https: cfg.Scheme == "https", log: log}, nil
+	return &Backend{client: c, addr: addr, https: cfg.Scheme == "https", log: log,
+		own: map[string]bool{}, ownWake: make(chan struct{}, 1)}, nil
 }
 
 // ClientConfig is the client configuration for the agent a consul URI names:
@@ -357,157 +347,3 @@ func (b *Backend) Deregister(ctx context.Context, s bridge.Service) error {
 
 // Close does nothing: the agent API holds no session.
 func (b *Backend) Close() error { return nil }
-
-// Meta turns a container's attributes into service Meta that Consul
-// accepts: characters other than letters, digits, '_' and '-' become '_',
-// keys and values are cut to Consul's limits (values on a rune boundary),
-// Consul's reserved "consul-" prefix and our own "registrator-" prefix get a
-// leading '_', and past Consul's limit of pairs (less the 3 of our mark) the
-// rest are left out, in key order. Where two keys become one, the first in
-// key order wins. notes say what was cut or left out; renamed keys are
-// documented behaviour and not noted.
-func Meta(attrs map[string]string) (meta map[string]string, notes []string) {
-	out := make(map[string]string, len(attrs)+3)
-	keys := make([]string, 0, len(attrs))
-	for k := range attrs {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for i, k := range keys {
-		if len(out) >= maxMetaPairs-3 {
-			notes = append(notes, fmt.Sprintf("%d attribute(s) from %q on left out: Consul takes %d meta pairs, 3 of them registrator's", len(keys)-i, k, maxMetaPairs))
-			break
-		}
-		nk, cut := metaKey(k)
-		if nk == "" {
-			continue
-		}
-		if _, dup := out[nk]; dup {
-			notes = append(notes, fmt.Sprintf("attribute %q left out: it is meta key %q, as an attribute before it", k, nk))
-			continue
-		}
-		if cut {
-			notes = append(notes, fmt.Sprintf("attribute %q: key cut to Consul's %d bytes", shorten.To(k, 40)+"…", maxMetaKeyLen))
-		}
-		v := shorten.To(attrs[k], maxMetaValueLen)
-		if len(v) < len(attrs[k]) {
-			notes = append(notes, fmt.Sprintf("attribute %q: value of %d bytes cut to Consul's %d", k, len(attrs[k]), maxMetaValueLen))
-		}
-		out[nk] = v
-	}
-	return out, notes
-}
-
-// metaKey is the meta key of attribute k, and whether it had to be cut to
-// Consul's length (once sanitised, not as given).
-func metaKey(k string) (key string, cut bool) {
-	var b strings.Builder
-	for _, r := range k {
-		switch {
-		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '_', r == '-':
-			b.WriteRune(r)
-		default:
-			b.WriteByte('_')
-		}
-	}
-	nk := b.String()
-	if strings.HasPrefix(nk, reservedByConsul) || strings.HasPrefix(nk, metaReserved) {
-		nk = "_" + nk
-	}
-	return shorten.To(nk, maxMetaKeyLen), len(nk) > maxMetaKeyLen
-}
-
-// owned notes that this backend registered (true) or deregistered the
-// service id.
-func (b *Backend) owned(id string, yes bool) {
-	b.ownMu.Lock()
-	defer b.ownMu.Unlock()
-	if b.own == nil {
-		b.own, b.ownWake = map[string]bool{}, make(chan struct{}, 1)
-	}
-	if !yes {
-		delete(b.own, id)
-		return
-	}
-	b.own[id] = true
-	select {
-	case b.ownWake <- struct{}{}:
-	default:
-	}
-}
-
-// canary is one service this backend registered, "" if none; and a channel
-// that is signalled when one is registered.
-func (b *Backend) canary() (string, <-chan struct{}) {
-	b.ownMu.Lock()
-	defer b.ownMu.Unlock()
-	if b.own == nil {
-		b.own, b.ownWake = map[string]bool{}, make(chan struct{}, 1)
-	}
-	if len(b.own) == 0 {
-		return "", b.ownWake
-	}
-	return slices.Min(slices.Collect(maps.Keys(b.own))), b.ownWake
-}
-
-func (b *Backend) stillOwned(id string) bool {
-	b.ownMu.Lock()
-	defer b.ownMu.Unlock()
-	return b.own[id]
-}
-
-// Notify calls lost when the local agent may have lost our services: an
-// agent that restarts without its state (a dev agent, a new data dir, a
-// replaced container) comes back empty. It holds a blocking query on one
-// service this backend registered (the canary): the query breaks when the
-// agent goes away, and answers 404 when the service is gone. lost is
-// called once the agent answers again after a break, and when the canary
-// vanished without this backend deregistering it. An agent that does not
-// let the token read the service (403) is left to the resync.
-func (b *Backend) Notify(ctx context.Context, lost func()) {
-	retry := bridge.ExponentialBackoff(100*time.Millisecond, 2*time.Second)
-	var hash string
-	broken, failures := false, 0
-	for ctx.Err() == nil {
-		id, wake := b.canary()
-		if id == "" {
-			select {
-			case <-ctx.Done():
-				return
-			case <-wake:
-			}
-			continue
-		}
-		_, meta, err := b.client.Agent().Service(id, (&api.QueryOptions{WaitHash: hash, WaitTime: 5 * time.Minute}).WithContext(ctx))
-		var se api.StatusError
-		switch {
-		case ctx.Err() != nil:
-			return
-		case errors.As(err, &se) && se.Code == http.StatusNotFound:
-			hash = ""
-			if broken || b.stillOwned(id) {
-				broken = false
-				b.owned(id, false) // pick another; the reconcile registers it again
-				lost()
-			}
-		case errors.As(err, &se) && se.Code == http.StatusForbidden:
-			b.log.WithField("error", err).Warn("consul: the token cannot read its own service; an agent restart is repaired at the next resync")
-			<-ctx.Done()
-			return
-		case err != nil:
-			broken, hash = true, ""
-			failures++
-			if retry.Sleep(ctx, failures) != nil {
-				return
-			}
-			continue
-		default:
-			hash = meta.LastContentHash
-			if broken {
-				lost() // the agent came back: it may have come back empty
-			}
-			broken = false
-		}
-		failures = 0
-	}
-}
