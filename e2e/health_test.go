@@ -95,26 +95,19 @@ func TestDockerHealthOfASilentProbe(t *testing.T) {
 			return nil, fmt.Errorf("no Docker health check on %s", sid)
 		}
 		out["consul "+c.Status] = true
-		etcdKeys, err := kv("/services/quiet/")
-		if err != nil {
-			return nil, err
+		// Each key-value backend holds the service's key while healthy.
+		for name, read := range map[string]func() (map[string]string, error){
+			"etcd":      func() (map[string]string, error) { return kv("/services/quiet/") },
+			"consulkv":  func() (map[string]string, error) { return consulKV("quiet-kv/") },
+			"zookeeper": func() (map[string]string, error) { return znodes("/quiet-zk") },
+			"skydns2":   func() (map[string]string, error) { return kv("/skydns/local/skydns/quiet/") },
+		} {
+			keys, err := read()
+			if err != nil {
+				return nil, err
+			}
+			out[name] = len(keys) > 0
 		}
-		out["etcd"] = len(etcdKeys) > 0
-		ckv, err := consulKV("quiet-kv/")
-		if err != nil {
-			return nil, err
-		}
-		out["consulkv"] = len(ckv) > 0
-		zn, err := znodes("/quiet-zk")
-		if err != nil {
-			return nil, err
-		}
-		out["zookeeper"] = len(zn) > 0
-		sky, err := kv("/skydns/local/skydns/quiet/")
-		if err != nil {
-			return nil, err
-		}
-		out["skydns2"] = len(sky) > 0
 		return out, nil
 	}
 	expectHeld := func(consulStatus string, kvHeld bool) {
