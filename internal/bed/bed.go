@@ -30,10 +30,9 @@ import (
 // directories.
 const prefix = "registrator-bed-"
 
-// Host is one simulated host.
+// Host is one simulated host: a Node with an engine.
 type Host struct {
-	Name   string // its host name
-	ns     string
+	*Node
 	root   string // data root, beside /var/lib/docker (overlay2 needs a real filesystem)
 	run    string // exec root, pidfile, socket
 	log    string
@@ -41,22 +40,37 @@ type Host struct {
 	exited chan struct{}
 }
 
-// Start makes a host called name and waits until its engine answers.
-func Start(name string) (*Host, error) {
-	h := &Host{Name: name, ns: prefix + name, root: "/var/lib/" + prefix + name, run: "/run/" + prefix + name}
-	h.remove()
-	for _, args := range [][]string{{"netns", "add", h.ns}, {"-n", h.ns, "link", "set", "lo", "up"}} {
-		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-			h.remove()
-			return nil, fmt.Errorf("bed: ip %s: %v: %s", strings.Join(args, " "), err, out)
-		}
+// Start makes a host called name, on no network, and waits until its
+// engine answers.
+func Start(name string) (*Host, error) { return startHost(name, nil) }
+
+// Host makes a host called name on the LAN and waits until its engine
+// answers.
+func (l *LAN) Host(name string) (*Host, error) {
+	h, err := startHost(name, l)
+	if err == nil {
+		l.nodes = append(l.nodes, h.Node)
+		l.hosts = append(l.hosts, h)
 	}
+	return h, err
+}
+
+func startHost(name string, lan *LAN) (*Host, error) {
+	h := &Host{root: "/var/lib/" + prefix + name, run: "/run/" + prefix + name}
+	h.remove()
+	n, err := newNode(name, lan)
+	if err != nil {
+		return nil, err
+	}
+	h.Node = n
 	if err := os.MkdirAll(h.run, 0o755); err != nil {
+		h.Close()
 		return nil, err
 	}
 	h.log = filepath.Join(h.run, "dockerd.log")
 	logf, err := os.Create(h.log)
 	if err != nil {
+		h.Close()
 		return nil, err
 	}
 	defer logf.Close()
@@ -68,7 +82,8 @@ func Start(name string) (*Host, error) {
 	h.cmd.Stdout, h.cmd.Stderr = logf, logf
 	h.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := h.cmd.Start(); err != nil {
-		h.remove()
+		h.cmd = nil
+		h.Close()
 		return nil, err
 	}
 	h.exited = make(chan struct{})
@@ -165,10 +180,12 @@ func (h *Host) Close() {
 		}
 	}
 	h.remove()
+	if h.Node != nil {
+		h.Node.Close()
+	}
 }
 
 func (h *Host) remove() {
-	_ = exec.Command("ip", "netns", "del", h.ns).Run()
 	// A killed engine leaves its mounts (overlays, containers' network
 	// namespaces) behind: unmount everything under its directories,
 	// deepest first, before removing them.

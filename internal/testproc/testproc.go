@@ -110,6 +110,19 @@ func (p *Process) Stop() {
 	p.cmd = nil
 }
 
+// Kill ends the process at once (SIGKILL), as a crash or a lost machine
+// would. It does nothing when the process is not running.
+func (p *Process) Kill() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd == nil {
+		return
+	}
+	_ = p.cmd.Process.Kill()
+	<-p.exited
+	p.cmd = nil
+}
+
 // Log returns what the process printed so far.
 func (p *Process) Log() string {
 	p.mu.Lock()
