@@ -47,6 +47,7 @@ type Bridge struct {
 	log     *logrus.Entry
 	q       *queue
 	resync  chan struct{} // buffer 1: a full reconcile is wanted
+	failed  chan struct{} // buffer 1: a backend call failed (see awaitBackend)
 
 	mu         sync.Mutex
 	containers map[string]*known             // by container ID
@@ -102,6 +103,7 @@ func New(src Source, backend Backend, cfg Config, log *logrus.Entry) *Bridge {
 		log:        log,
 		q:          newQueue(cfg.Retry),
 		resync:     make(chan struct{}, 1),
+		failed:     make(chan struct{}, 1),
 		containers: map[string]*known{},
 		actual:     map[string]map[string]Service{},
 		touched:    map[string]uint64{},
@@ -128,19 +130,25 @@ func (b *Bridge) Resync() {
 	}
 }
 
-// Run syncs until ctx is done. The first full reconcile happens at the first
-// Resync call, so that the caller can subscribe to events before it.
 func (b *Bridge) inspect(ctx context.Context, id string) (Container, error) {
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.Timeout)
 	defer cancel()
 	return b.src.Inspect(ctx, id)
 }
 
-// call runs one backend operation with the configured timeout.
+// call runs one backend operation with the configured timeout. A failure
+// wakes awaitBackend.
 func (b *Bridge) call(ctx context.Context, op func(context.Context) error) error {
-	ctx, cancel := context.WithTimeout(ctx, b.cfg.Timeout)
+	cctx, cancel := context.WithTimeout(ctx, b.cfg.Timeout)
 	defer cancel()
-	return op(ctx)
+	err := op(cctx)
+	if err != nil && ctx.Err() == nil {
+		select {
+		case b.failed <- struct{}{}:
+		default:
+		}
+	}
+	return err
 }
 
 // Ping checks that the backend answers.

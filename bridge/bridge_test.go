@@ -73,18 +73,25 @@ type fakeBackend struct {
 	entries           map[string]Service
 	registers, deregs int
 	failWrites        int               // the next n writes fail
+	down              bool              // every call fails, pings too
 	replaced          map[string]string // service ID → the mark a Register named in Replaces
 }
 
 func (f *fakeBackend) Services(context.Context) ([]Service, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.down {
+		return nil, errors.New("backend away")
+	}
 	return slices.Collect(maps.Values(f.entries)), nil
 }
 
 func (f *fakeBackend) Register(_ context.Context, s Service) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.down {
+		return errors.New("backend away")
+	}
 	if f.failWrites > 0 {
 		f.failWrites--
 		return errors.New("backend down")
@@ -114,8 +121,21 @@ func (f *fakeBackend) Deregister(_ context.Context, s Service) error {
 	return nil
 }
 
-func (f *fakeBackend) Ping(context.Context) error { return nil }
-func (f *fakeBackend) Close() error               { return nil }
+func (f *fakeBackend) Ping(context.Context) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.down {
+		return errors.New("backend away")
+	}
+	return nil
+}
+
+func (f *fakeBackend) setDown(down bool) {
+	f.mu.Lock()
+	f.down = down
+	f.mu.Unlock()
+}
+func (f *fakeBackend) Close() error { return nil }
 
 func (f *fakeBackend) ids() []string {
 	f.mu.Lock()
@@ -373,6 +393,23 @@ func TestResyncRetriesFailedSyncsAtOnce(t *testing.T) {
 	e.src.mu.Unlock()
 	e.b.Resync()
 	e.settle(t)
+}
+
+// A backend that comes back is noticed within a probe's interval, however
+// far away the backoff has put the retries.
+func TestABackendThatAnswersAgainGetsAFullReconcileAtOnce(t *testing.T) {
+	e := start(t, Config{Retry: ExponentialBackoff(time.Hour, time.Hour)}, nil)
+	e.settle(t)
+	e.be.setDown(true)
+	e.src.set(running("c1", 80))
+	e.b.Changed("c1") // its sync fails; the retry is an hour away
+	waitFor(t, func() bool {
+		e.b.mu.Lock()
+		defer e.b.mu.Unlock()
+		return e.b.containers["c1"] != nil && e.b.containers["c1"].err != ""
+	})
+	e.be.setDown(false)
+	e.settle(t, "c1:80")
 }
 
 func TestNothingIsRemovedWhenTheListFails(t *testing.T) {

@@ -22,6 +22,11 @@ func (b *Bridge) Run(ctx context.Context) error {
 			})
 		}()
 	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		b.awaitBackend(ctx)
+	}()
 	for range b.cfg.Workers {
 		wg.Add(1)
 		go func() {
@@ -115,4 +120,61 @@ func (b *Bridge) reconcileLoop(ctx context.Context) {
 		b.log.WithField("error", err).Warnf("full reconcile failed, retrying in %s", wait)
 		retry = time.AfterFunc(wait, b.Resync)
 	}
+}
+
+// ProbeInterval is how often a backend that stopped answering is asked
+// whether it is back.
+const ProbeInterval = time.Second
+
+// awaitBackend turns the backend's return into a full reconcile. The
+// retries of what failed while it was away (a container's sync, a full
+// reconcile) back off, up to 30 s; without this, a backend back after a
+// partition or a restart would wait for them. When a backend call fails,
+// it pings the backend: a ping that fails, or that hangs for more than
+// ProbeInterval (a link that drops packets holds calls until it comes
+// back), means the backend was away; it then pings every ProbeInterval
+// until one answers, and asks for a full reconcile, which retries every
+// container whose sync failed. A failure the backend answers a ping
+// through at once (a refused write) leaves the retries to their backoff.
+func (b *Bridge) awaitBackend(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-b.failed:
+		}
+		since := time.Now()
+		err := b.ping(ctx)
+		if err == nil && time.Since(since) < ProbeInterval {
+			continue
+		}
+		if err != nil {
+			b.log.WithField("error", err).Warn("the backend does not answer: asking it every second, full reconcile as soon as it does")
+			tick := time.NewTicker(ProbeInterval)
+			for err != nil {
+				select {
+				case <-ctx.Done():
+					tick.Stop()
+					return
+				case <-tick.C:
+				}
+				err = b.ping(ctx)
+			}
+			tick.Stop()
+		}
+		// Failures from before this answer are what the reconcile retries.
+		select {
+		case <-b.failed:
+		default:
+		}
+		b.log.WithField("after", time.Since(since).Round(time.Millisecond)).Info("the backend answers again: full reconcile now")
+		b.Resync()
+	}
+}
+
+// ping is Ping without waking awaitBackend.
+func (b *Bridge) ping(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, b.cfg.Timeout)
+	defer cancel()
+	return b.backend.Ping(ctx)
 }
