@@ -22,6 +22,8 @@ import (
 	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 
 	"github.com/registrator/registrator/registry/kv"
 )
@@ -88,6 +90,13 @@ func OpenLayout(u *url.URL, o kv.Options, layout func(path string, q url.Values)
 		DialKeepAliveTime:    10 * time.Second,
 		DialKeepAliveTimeout: 5 * time.Second,
 		Logger:               zap.NewNop(),
+		// gRPC spaces its attempts to reconnect up to 120 s apart: after
+		// a long outage the client would find the cluster back that late.
+		// Every 3 s at most, one connection per endpoint.
+		DialOptions: []grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           backoff.Config{BaseDelay: 500 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 3 * time.Second},
+			MinConnectTimeout: 5 * time.Second,
+		})},
 	}
 	scheme := "http://"
 	if secure {
