@@ -3,6 +3,7 @@ package bridge
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -48,6 +49,7 @@ type Bridge struct {
 	q       *queue
 	resync  chan struct{} // buffer 1: a full reconcile is wanted
 	failed  chan struct{} // buffer 1: a backend call failed (see awaitBackend)
+	back    atomic.Bool   // awaitBackend saw the backend answer again
 
 	mu         sync.Mutex
 	containers map[string]*known             // by container ID

@@ -74,6 +74,7 @@ type fakeBackend struct {
 	registers, deregs int
 	failWrites        int               // the next n writes fail
 	down              bool              // every call fails, pings too
+	failReads         int               // the next n Services calls fail
 	replaced          map[string]string // service ID → the mark a Register named in Replaces
 }
 
@@ -82,6 +83,10 @@ func (f *fakeBackend) Services(context.Context) ([]Service, error) {
 	defer f.mu.Unlock()
 	if f.down {
 		return nil, errors.New("backend away")
+	}
+	if f.failReads > 0 {
+		f.failReads--
+		return nil, errors.New("backend not ready")
 	}
 	return slices.Collect(maps.Values(f.entries)), nil
 }
@@ -409,6 +414,27 @@ func TestABackendThatAnswersAgainGetsAFullReconcileAtOnce(t *testing.T) {
 		return e.b.containers["c1"] != nil && e.b.containers["c1"].err != ""
 	})
 	e.be.setDown(false)
+	e.settle(t, "c1:80")
+}
+
+// A backend that answers pings again before it can serve (a Consul node
+// rejoining its cluster) is retried from the shortest wait, not after the
+// backoff its outage grew.
+func TestABackendThatAnswersAgainIsRetriedFromTheShortestWait(t *testing.T) {
+	retry := func(n int) time.Duration {
+		if n <= 1 {
+			return time.Millisecond
+		}
+		return time.Hour
+	}
+	e := start(t, Config{Retry: retry}, func(src *fakeSource, be *fakeBackend) {
+		src.set(running("c1", 80))
+		be.down = true
+	})
+	waitFor(t, func() bool { return e.obs.reconciled.Load() >= 2 }) // the second retry is an hour away
+	e.be.mu.Lock()
+	e.be.down, e.be.failReads = false, 1
+	e.be.mu.Unlock()
 	e.settle(t, "c1:80")
 }
 

@@ -110,12 +110,20 @@ func (b *Bridge) reconcileLoop(ctx context.Context) {
 			b.reconciled = true
 			b.mu.Unlock()
 			failures = 0
+			b.back.Store(false)
 			continue
 		}
 		if ctx.Err() != nil {
 			return
 		}
 		failures++
+		if b.back.Swap(false) {
+			// The backend answers again but is not ready yet (a Consul
+			// node rejoining its cluster takes a few seconds to take a
+			// session): retry from the shortest wait again, not after the
+			// backoff the outage grew.
+			failures = 1
+		}
 		wait := min(b.cfg.Retry(failures), b.cfg.Resync)
 		b.log.WithField("error", err).Warnf("full reconcile failed, retrying in %s", wait)
 		retry = time.AfterFunc(wait, b.Resync)
@@ -168,6 +176,7 @@ func (b *Bridge) awaitBackend(ctx context.Context) {
 		default:
 		}
 		b.log.WithField("after", time.Since(since).Round(time.Millisecond)).Info("the backend answers again: full reconcile now")
+		b.back.Store(true)
 		b.Resync()
 	}
 }
