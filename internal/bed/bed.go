@@ -57,6 +57,7 @@ func (l *LAN) Host(name string) (*Host, error) {
 
 func startHost(name string, lan *LAN) (*Host, error) {
 	h := &Host{root: "/var/lib/" + prefix + name, run: "/run/" + prefix + name}
+	sweep(nsPath(prefix+name), filepath.Join(h.run, "exec", "netns", "*"))
 	h.remove()
 	n, err := newNode(name, lan)
 	if err != nil {

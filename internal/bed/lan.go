@@ -58,7 +58,12 @@ func (l *LAN) Close() {
 	removeLAN()
 }
 
-func removeLAN() { _ = exec.Command("ip", "netns", "del", lanNS).Run() }
+func removeLAN() {
+	_ = exec.Command("ip", "netns", "del", lanNS).Run()
+	// The namespace goes, and its links with it, only once nothing
+	// refers to it; this machine's end may outlive the delete a while.
+	_ = exec.Command("ip", "link", "del", "regbed0").Run()
+}
 
 // attach joins namespace ns to the LAN and returns its address.
 func (l *LAN) attach(ns, name string) (string, error) {

@@ -33,6 +33,7 @@ func (l *LAN) Node(name string) (*Node, error) {
 
 func newNode(name string, lan *LAN) (*Node, error) {
 	n := &Node{Name: name, ns: prefix + name}
+	sweep(nsPath(n.ns))
 	n.Close()
 	n.closed = false
 	if err := ip([]string{"netns", "add", n.ns}, []string{"-n", n.ns, "link", "set", "lo", "up"}); err != nil {
@@ -64,7 +65,7 @@ func (n *Node) Process(bin string, args ...string) *testproc.Process {
 // prefixArgs enter the namespace and set the host name, then exec bin;
 // every step execs the next, so the process is bin itself.
 func (n *Node) prefixArgs(bin string) []string {
-	return []string{"--net=/var/run/netns/" + n.ns, "unshare", "--uts", "sh", "-c",
+	return []string{"--net=" + nsPath(n.ns), "unshare", "--uts", "sh", "-c",
 		fmt.Sprintf(`hostname %s && exec "$0" "$@"`, n.Name), bin}
 }
 
