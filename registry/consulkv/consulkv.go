@@ -219,10 +219,29 @@ func (s *Store) KeepAlive(ctx context.Context, lease string, lost func()) error 
 
 // Ping reads one key, which checks the connection, the ACL token and that
 // the cluster has a leader.
+// Ping reads a key through the agent, and checks that the agent's node
+// can take a session: Consul grants none while the node's serfHealth check
+// is critical, as it is for seconds to half a minute after the node comes
+// back from a partition, and no entry can be written until then. The
+// daemon probes a backend that stopped answering with Ping, and reconciles
+// as soon as it succeeds.
 func (s *Store) Ping(ctx context.Context) error {
-	_, _, err := s.client.KV().Get(s.probe, (&api.QueryOptions{}).WithContext(ctx))
+	q := (&api.QueryOptions{}).WithContext(ctx)
+	if _, _, err := s.client.KV().Get(s.probe, q); err != nil {
+		return fmt.Errorf("agent at %s: %w", s.addr, err)
+	}
+	node, err := s.client.Agent().NodeName()
 	if err != nil {
 		return fmt.Errorf("agent at %s: %w", s.addr, err)
+	}
+	checks, _, err := s.client.Health().Node(node, q)
+	if err != nil {
+		return fmt.Errorf("agent at %s: health of node %s: %w", s.addr, node, err)
+	}
+	for _, c := range checks {
+		if c.CheckID == "serfHealth" && c.Status == api.HealthCritical {
+			return fmt.Errorf("agent at %s: node %s fails its serfHealth check: Consul grants no session until it passes", s.addr, node)
+		}
 	}
 	return nil
 }
