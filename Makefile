@@ -49,11 +49,15 @@ soak:
 	CONSUL_BIN="$$(scripts/get-consul.sh)" COREDNS_BIN="$$(scripts/get-coredns.sh)" \
 	go test -count=1 -timeout 60m -run '^TestSoak$$' -v ./e2e
 
-## fleet: the many-hosts tests (simulated hosts, internal/bed) and the repairs without -resync, FLEET_COUNT times (default 5); each run logs its figures
+## fleet: the many-hosts tests (simulated hosts on their own network, a Consul and an etcd cluster: internal/bed) and the repairs without -resync, FLEET_COUNT times (default 5); log in build/fleet.log, then the median and worst of each figure
 FLEET_COUNT ?= 5
 fleet: setup
-	CONSUL_BIN="$$(scripts/get-consul.sh)" COREDNS_BIN="$$(scripts/get-coredns.sh)" \
-	go test -count=$(FLEET_COUNT) -timeout 60m -run '^(TestFleet.*|TestTwoEnginesWithOneEngineID|TestConsulAgentRestart|TestConsulKV|TestEtcdOutageAndWipe)$$' -v ./e2e
+	mkdir -p build
+	{ CONSUL_BIN="$$(scripts/get-consul.sh)" COREDNS_BIN="$$(scripts/get-coredns.sh)" \
+	go test -count=$(FLEET_COUNT) -timeout 90m -run '^(TestFleet.*|TestTwoEnginesWithOneEngineID|TestConsulAgentRestart|TestConsulKV|TestEtcdOutageAndWipe)$$' -v ./e2e; \
+	echo $$? > build/fleet.status; } 2>&1 | tee build/fleet.log
+	scripts/fleet-summary.sh build/fleet.log
+	exit "$$(cat build/fleet.status)"
 
 ## bench: the benchmark on the real engine, Consul and etcd, each figure the median of BENCH_RUNS runs (~20 minutes a run on 2 cores); table on stdout, JSON in docs/performance.json
 BENCH_RUNS ?= 3

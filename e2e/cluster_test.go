@@ -1,0 +1,440 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/registrator/registrator/internal/bed"
+	"github.com/registrator/registrator/internal/consultest"
+	"github.com/registrator/registrator/internal/etcdtest"
+	"github.com/registrator/registrator/internal/testkit"
+)
+
+// fleet is hosts on a network of their own (internal/bed) against a
+// 3-server Consul cluster and a 3-member etcd cluster, as users run them:
+// a Consul client agent on every host, the daemon beside it with its
+// default flags, registering into its own agent and into etcd.
+type fleet struct {
+	lan     *bed.LAN
+	cluster *bed.Cluster
+	hosts   []*fleetHost
+}
+
+type fleetHost struct {
+	*bed.Host
+	agent *bed.Agent
+	d     *daemon
+	web   map[string]bool // the containers it runs, each publishing port 80
+	lost  bool
+}
+
+func newFleet(t *testing.T, names ...string) *fleet {
+	t.Helper()
+	consulBin, err := consultest.Binary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	etcdBin, err := etcdtest.Binary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lan, err := bed.NewLAN()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fleet{lan: lan}
+	t.Cleanup(lan.Close)
+	start := time.Now()
+	if f.cluster, err = lan.Cluster(consulBin, etcdBin); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(f.cluster.Close)
+	for _, name := range names {
+		h, err := lan.Host(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			if t.Failed() {
+				t.Logf("%s's dockerd log:\n%s", name, h.Log())
+			}
+		})
+		if err := h.Load(imgSvc); err != nil {
+			t.Fatal(err)
+		}
+		fh := &fleetHost{Host: h, web: map[string]bool{}}
+		if fh.agent, err = f.cluster.Agent(h); err != nil {
+			t.Fatal(err)
+		}
+		wrapper, err := h.WrapInside(t.TempDir(), daemonBin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fh.d = launchBin(t, wrapper, []string{"DOCKER_HOST=" + h.DockerHost()},
+			[]string{"consul://127.0.0.1:8500", "consulkv://127.0.0.1:8500/kv", "etcd://" + f.cluster.EtcdEndpoints() + "/services"}, "-ip", h.Addr)
+		fh.d.waitFor(t, "registrator started")
+		f.hosts = append(f.hosts, fh)
+	}
+	t.Logf("%d servers and %d hosts up in %s", len(f.cluster.Servers), len(names), time.Since(start).Round(time.Millisecond))
+	return f
+}
+
+// run starts a container called name on h, publishing port 80.
+func (h *fleetHost) run(t *testing.T, name string) {
+	t.Helper()
+	hostDocker(t, h.Host, "run", "-d", "--name", name, "-p", "80", imgSvc, "80")
+	h.web[name] = true
+}
+
+// rm removes h's container called name.
+func (h *fleetHost) rm(t *testing.T, name string) {
+	t.Helper()
+	hostDocker(t, h.Host, "rm", "-f", name)
+	delete(h.web, name)
+}
+
+// want is every live host's service IDs.
+func (f *fleet) want() []string {
+	var ids []string
+	for _, h := range f.hosts {
+		if h.lost {
+			continue
+		}
+		for name := range h.web {
+			ids = append(ids, h.Name+":"+name+":80")
+		}
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// consul reads the IDs of the passing instances of svc from a Consul
+// server that runs.
+func (f *fleet) consul() ([]string, error) {
+	var last error
+	for _, s := range f.cluster.Servers {
+		entries, _, err := s.ConsulAPI().Health().Service("svc", "", true, nil)
+		if err != nil {
+			last = err
+			continue
+		}
+		var ids []string
+		for _, e := range entries {
+			ids = append(ids, e.Service.ID)
+		}
+		slices.Sort(ids)
+		return ids, nil
+	}
+	return nil, last
+}
+
+// consulKV reads the IDs under kv/svc/ in Consul's key-value store from a
+// Consul server that runs.
+func (f *fleet) consulKV() ([]string, error) {
+	var last error
+	for _, s := range f.cluster.Servers {
+		keys, _, err := s.ConsulAPI().KV().Keys("kv/svc/", "", nil)
+		if err != nil {
+			last = err
+			continue
+		}
+		var ids []string
+		for _, k := range keys {
+			ids = append(ids, strings.TrimPrefix(k, "kv/svc/"))
+		}
+		slices.Sort(ids)
+		return ids, nil
+	}
+	return nil, last
+}
+
+// etcd reads the IDs under /services/svc/.
+func (f *fleet) etcd() ([]string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	resp, err := f.cluster.Etcd.Get(ctx, "/services/svc/", clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	for _, kv := range resp.Kvs {
+		ids = append(ids, strings.TrimPrefix(string(kv.Key), "/services/svc/"))
+	}
+	slices.Sort(ids)
+	return ids, nil
+}
+
+// differ counts the entries a registry lacks and those it has in excess.
+func differ(got, want []string) (missing, stale int) {
+	in := map[string]bool{}
+	for _, g := range got {
+		in[g] = true
+	}
+	for _, w := range want {
+		if !in[w] {
+			missing++
+		}
+		delete(in, w)
+	}
+	return missing, len(in)
+}
+
+// converge waits until read's IDs equal every live host's and returns how
+// long that took from since; the test fails past limit, with the count of
+// missing and stale entries.
+func (f *fleet) converge(t *testing.T, what string, read func() ([]string, error), since time.Time, limit time.Duration) time.Duration {
+	t.Helper()
+	var got []string
+	var err error
+	for {
+		got, err = read()
+		if err == nil && slices.Equal(got, f.want()) {
+			took := time.Since(since)
+			t.Logf("%s: converged %s after the change (limit %s)", what, took.Round(time.Millisecond), limit)
+			return took
+		}
+		if time.Since(since) > limit {
+			missing, stale := differ(got, f.want())
+			t.Errorf("%s: %d entries missing and %d stale %s after the change (err %v): has %v, want %v",
+				what, missing, stale, limit, err, got, f.want())
+			return time.Since(since)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// all waits for Consul's passing answers, Consul KV and etcd to equal
+// every live host's containers, timing each on its own.
+func (f *fleet) all(t *testing.T, what string, since time.Time, limit time.Duration) {
+	t.Helper()
+	var wg sync.WaitGroup
+	for name, read := range map[string]func() ([]string, error){"Consul": f.consul, "Consul KV": f.consulKV, "etcd": f.etcd} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f.converge(t, what+" ("+name+")", read, since, limit)
+		}()
+	}
+	wg.Wait()
+}
+
+// consulSync bounds how long Consul may take to hold a host's services
+// after its servers or the link to them failed. It is the agent's doing,
+// not the daemon's: a client agent that cannot reach the servers stalls
+// its local API (its anti-entropy sync holds the agent's state lock while
+// it waits on them, so registrations and reads wait too), retries a failed
+// sync 15 s later, and its gossip retries a member it took for dead every
+// 30 s.
+const consulSync = 45 * time.Second
+
+// agentHolds waits until h's own Consul agent holds exactly h's services,
+// limit after since at most: what the daemon writes, whatever the agent's
+// link to the servers.
+func (h *fleetHost) agentHolds(t *testing.T, since time.Time, limit time.Duration) {
+	t.Helper()
+	var want []string
+	for name := range h.web {
+		want = append(want, h.Name+":"+name+":80")
+	}
+	slices.Sort(want)
+	var got []string
+	err := testkit.Eventually(t.Context(), limit-time.Since(since), 50*time.Millisecond, func() error {
+		services, err := h.agent.API.Agent().Services()
+		if err != nil {
+			return err
+		}
+		got = got[:0]
+		for id := range services {
+			got = append(got, id)
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, want) {
+			return fmt.Errorf("%s's agent holds %v, want %v", h.Name, got, want)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	t.Logf("%s's own agent: converged %s after the change", h.Name, time.Since(since).Round(time.Millisecond))
+}
+
+// alive fails the test if a live host's daemon has exited.
+func (f *fleet) alive(t *testing.T) {
+	t.Helper()
+	for _, h := range f.hosts {
+		if !h.lost && h.d.gone() {
+			t.Fatalf("%s's daemon exited", h.Name)
+		}
+	}
+}
+
+// Hosts on their own network, a Consul cluster with an agent per host and
+// an etcd cluster, every daemon with its default flags (-ttl 30, -resync
+// 30): each kind of failure across hosts, one after the other, with how
+// long the registries took to be equal to the running containers again.
+func TestFleetCluster(t *testing.T) {
+	f := newFleet(t, "host-a", "host-b", "host-c")
+	a, b, c := f.hosts[0], f.hosts[1], f.hosts[2]
+
+	// The same container names and ports on every host.
+	start := time.Now()
+	for _, h := range f.hosts {
+		h.run(t, "web")
+		h.run(t, "api")
+	}
+	f.all(t, "same names on every host", start, settle)
+
+	t.Run("agent restarted empty", func(t *testing.T) {
+		if err := a.agent.RestartEmpty(); err != nil {
+			t.Fatal(err)
+		}
+		// From the moment the new agent answers: the daemon noticing,
+		// its writes, and the agent's sync to the servers.
+		back := time.Now()
+		f.converge(t, "host-a's agent restarted with no state (Consul)", f.consul, back, 5*time.Second)
+		f.converge(t, "host-a's agent restarted with no state (Consul KV)", f.consulKV, back, 5*time.Second)
+		f.alive(t)
+	})
+
+	t.Run("Consul leader killed", func(t *testing.T) {
+		leader, err := f.cluster.ConsulLeader()
+		if err != nil {
+			t.Fatal(err)
+		}
+		leader.Consul.Kill()
+		start := time.Now()
+		b.run(t, "during-election")
+		c.rm(t, "api")
+		b.agentHolds(t, start, 5*time.Second)
+		c.agentHolds(t, start, 5*time.Second)
+		f.all(t, "Consul leader "+leader.Name+" killed", start, consulSync)
+		if err := leader.StartConsul(); err != nil {
+			t.Fatal(err)
+		}
+		f.alive(t)
+	})
+
+	t.Run("etcd member stopped", func(t *testing.T) {
+		leader, err := f.cluster.EtcdLeader(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var follower *bed.Server
+		for _, s := range f.cluster.Servers {
+			if s != leader {
+				follower = s
+				break
+			}
+		}
+		follower.Member.Stop()
+		start := time.Now()
+		a.run(t, "member-down")
+		b.rm(t, "during-election")
+		f.all(t, "etcd member "+follower.Name+" stopped", start, settle)
+		if err := follower.StartMember(); err != nil {
+			t.Fatal(err)
+		}
+		f.alive(t)
+	})
+
+	t.Run("etcd leader stopped", func(t *testing.T) {
+		leader, err := f.cluster.EtcdLeader(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		leader.Member.Stop()
+		start := time.Now()
+		c.run(t, "leader-down")
+		a.rm(t, "member-down")
+		f.all(t, "etcd leader "+leader.Name+" stopped", start, settle)
+		if err := leader.StartMember(); err != nil {
+			t.Fatal(err)
+		}
+		f.alive(t)
+	})
+
+	t.Run("host cut off briefly", func(t *testing.T) {
+		if err := f.lan.Cut(a.Name); err != nil {
+			t.Fatal(err)
+		}
+		cut := time.Now()
+		// Changes while it cannot reach etcd: their writes fail and are
+		// retried, the retries backing off.
+		a.run(t, "brief-cut")
+		a.rm(t, "api")
+		f.converge(t, "host-a's daemon saw its etcd writes fail", func() ([]string, error) {
+			if n := strings.Count(a.d.out.String(), "sync failed, will retry"); n < 4 {
+				return nil, fmt.Errorf("%d failed syncs", n)
+			}
+			return f.want(), nil
+		}, cut, 40*time.Second)
+		if err := f.lan.Mend(a.Name); err != nil {
+			t.Fatal(err)
+		}
+		mended := time.Now()
+		t.Logf("host-a cut off for %s", mended.Sub(cut).Round(time.Millisecond))
+		f.converge(t, "host-a reconnected after a brief cut (etcd)", f.etcd, mended, 5*time.Second)
+		if !strings.Contains(a.d.out.String(), "the backend answers again: full reconcile now") {
+			t.Error("host-a's daemon did not say that etcd answered again")
+		}
+		a.agentHolds(t, mended, consulSync)
+		f.converge(t, "host-a reconnected after a brief cut (Consul)", f.consul, mended, consulSync)
+		f.converge(t, "host-a reconnected after a brief cut (Consul KV)", f.consulKV, mended, consulSync)
+		f.alive(t)
+	})
+
+	t.Run("host cut off past the TTL", func(t *testing.T) {
+		if err := f.lan.Cut(b.Name); err != nil {
+			t.Fatal(err)
+		}
+		cut := time.Now()
+		b.run(t, "while-cut")
+		b.rm(t, "api")
+		// Its etcd entries go with its lease, after the TTL; until then
+		// they are what they were at the cut.
+		b.lost = true
+		f.converge(t, "host-b's etcd entries gone with its lease", f.etcd, cut, 40*time.Second)
+		b.lost = false
+		if wait := 31*time.Second - time.Since(cut); wait > 0 {
+			time.Sleep(wait) // cut off longer than the TTL, whatever the lease's phase
+		}
+		if err := f.lan.Mend(b.Name); err != nil {
+			t.Fatal(err)
+		}
+		mended := time.Now()
+		t.Logf("host-b cut off for %s", mended.Sub(cut).Round(time.Millisecond))
+		f.converge(t, "host-b reconnected (etcd)", f.etcd, mended, 5*time.Second)
+		b.agentHolds(t, mended, consulSync)
+		f.converge(t, "host-b reconnected (Consul)", f.consul, mended, consulSync)
+		f.converge(t, "host-b reconnected (Consul KV)", f.consulKV, mended, consulSync)
+		f.alive(t)
+	})
+
+	t.Run("host lost", func(t *testing.T) {
+		c.d.kill9(t)
+		c.agent.Proc.Kill()
+		c.Kill()
+		lost := time.Now()
+		c.lost = true
+		f.all(t, "host-c lost", lost, 35*time.Second)
+		f.alive(t)
+	})
+
+	// Nothing any daemon did was a removal of another host's entry.
+	for _, h := range f.hosts {
+		for _, o := range f.hosts {
+			if o != h && strings.Contains(h.d.out.String(), o.Name+":") && strings.Contains(h.d.out.String(), "deregistered service="+o.Name) {
+				t.Errorf("%s's daemon deregistered one of %s's entries", h.Name, o.Name)
+			}
+		}
+	}
+}
