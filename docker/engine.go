@@ -289,8 +289,22 @@ func (s *Engine) Inspect(ctx context.Context, id string) (bridge.Container, erro
 		Stopping: s.stoppedAt(id, c),
 	}
 	md := metadataOf(c) // read once for the services, the drain and the policy
-	if out.Running {
-		out.Services, out.Warnings = servicesOf(c, md, s.config())
+	var pod Pod
+	if out.Running && s.isPodman() {
+		if c, pod, err = PodmanView(ctx, s.API, c); err != nil {
+			return bridge.Container{ID: id}, fmt.Errorf("podman: %.12s: %w", id, err)
+		}
+		var notes []error
+		if c, notes = Claimed(c, pod); len(notes) > 0 && s.log().Logger.IsLevelEnabled(logrus.DebugLevel) {
+			// Not warnings: that each member of a pod claims only its
+			// ports is the normal case (explain shows it).
+			s.log().WithField("container", bridge.ShortID(c.ID)).Debug(notes[0].Error())
+		}
+	}
+	if out.Running && !pod.Infra {
+		var warnings []error
+		out.Services, warnings = servicesOf(c, md, s.config())
+		out.Warnings = append(out.Warnings, warnings...)
 		for i := range out.Services {
 			out.Services[i].Draining = !out.Stopping.IsZero()
 		}

@@ -182,6 +182,17 @@ func (m portMetadata) fromPort(key string) bool {
 	return false
 }
 
+// named reports whether any key is set for the port itself (with or
+// without its protocol, or by a range).
+func (m portMetadata) named() bool {
+	for _, l := range m.levels[:3] {
+		if len(l) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // attributes are the keys that are not known keys, for the backend to store.
 func (m portMetadata) attributes() map[string]string {
 	var attrs map[string]string

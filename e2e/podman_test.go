@@ -94,3 +94,43 @@ func TestPodmanLifecycleAndCrashRestart(t *testing.T) {
 		t.Fatal(fmt.Sprint("the daemon exited:\n", d2.out))
 	}
 }
+
+// A Podman pod: its infra container holds the ports the pod publishes,
+// and every member shows all of them as its own. The infra container
+// registers nothing; each member registers the pod's ports it claims (its
+// image exposes them, or its SERVICE_<port>_* keys name them), named by
+// its own metadata; a member that claims none registers none. A container
+// on the host's network registers what its image exposes.
+func TestPodmanPod(t *testing.T) {
+	clean(t)
+	podmanReady(t)
+	if out, err := exec.Command("sh", "-c", "docker save "+imgExposed+" | podman load -q").CombinedOutput(); err != nil {
+		t.Fatalf("docker save | podman load: %v\n%s", err, out)
+	}
+	removePod := func() { _ = exec.Command("podman", "pod", "rm", "-f", "e2e-pod").Run() }
+	removePod()
+	t.Cleanup(removePod)
+	d := launchEnv(t, []string{"DOCKER_HOST=unix://" + podmanSocket}, []string{"consul://" + agent.Addr}, "-ip", "127.0.0.1", "-resync", "2")
+	d.waitFor(t, "registrator started")
+
+	web, api := freePort(t), freePort(t)
+	podman(t, "pod", "create", "--name", "e2e-pod", "-p", pub(web, "80"), "-p", pub(api, "81"))
+	podman(t, "run", "-d", "--pod", "e2e-pod", "--name", "e2e-pod-web", "--label", label+"=1", imgExposed, "80")
+	podman(t, "run", "-d", "--pod", "e2e-pod", "--name", "e2e-pod-api", "--label", label+"=1", "-e", "SERVICE_81_NAME=api", imgSvc, "81")
+	podman(t, "run", "-d", "--pod", "e2e-pod", "--name", "e2e-pod-side", "--label", label+"=1", imgSvc, "82")
+	want := map[string]svc{
+		id("e2e-pod-web", "80"): {Name: "exposed", Address: "127.0.0.1", Port: web},
+		id("e2e-pod-api", "81"): {Name: "api", Address: "127.0.0.1", Port: api},
+	}
+	expect(t, want)
+	d.waitPasses(t, 1)
+	expect(t, want)
+
+	podman(t, "pod", "rm", "-f", "e2e-pod")
+	expect(t, map[string]svc{})
+
+	// --network host: Podman shows no exposed port either; what the image
+	// exposes is registered at the host's address, as under Docker.
+	podman(t, "run", "-d", "--network", "host", "--name", "e2e-phost", "--label", label+"=1", imgExposed, strconv.Itoa(freePort(t)))
+	expect(t, map[string]svc{id("e2e-phost", "80"): {Name: "exposed", Address: "127.0.0.1", Port: 80}})
+}

@@ -8,7 +8,8 @@
 #  - a Consul binary for the tests and `make run` (scripts/get-consul.sh);
 #  - a CoreDNS binary for the skydns2 test (scripts/get-coredns.sh);
 #  - Podman (Debian's, 4.3) with its Docker-compatible service on
-#    /run/podman/podman.sock, for the Podman tests;
+#    /run/podman/podman.sock, for the Podman tests, and catatonit, which
+#    Podman builds its pods' infra image from;
 #  - Prometheus and promtool (Debian's prometheus, 2.42) for the alert
 #    rules' tests (the tests start their own Prometheus on loopback).
 # Safe to run again: it only does what is missing. Needs root (or sudo) for
@@ -24,6 +25,7 @@ command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)
 [ -f /usr/share/java/zookeeper.jar ] && command -v java >/dev/null 2>&1 || missing+=(zookeeper)
 command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 command -v podman >/dev/null 2>&1 || missing+=(podman)
+command -v catatonit >/dev/null 2>&1 || [ -x /usr/libexec/podman/catatonit ] || missing+=(catatonit)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}" >&2

@@ -54,12 +54,17 @@ func explainCommand(args []string) int {
 		return 1
 	}
 	cfg := deriveConfig(o, newLogger(o))
-	explain(os.Stdout, c, cfg, o.selector)
+	c, pod, err := docker.PodmanView(ctx, api, c)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "registrator explain: %v\n", err)
+		return 1
+	}
+	explain(os.Stdout, c, pod, cfg, o.selector)
 	return 0
 }
 
 // explain prints what a container yields and why.
-func explain(w io.Writer, c container.InspectResponse, cfg docker.Config, sel docker.Selector) {
+func explain(w io.Writer, c container.InspectResponse, pod docker.Pod, cfg docker.Config, sel docker.Selector) {
 	name := strings.TrimPrefix(c.Name, "/")
 	fmt.Fprintf(w, "container %s (%.12s)\n", name, c.ID)
 	if ok, key := sel.Selects(c); !ok {
@@ -70,6 +75,11 @@ func explain(w io.Writer, c container.InspectResponse, cfg docker.Config, sel do
 		fmt.Fprintln(w, "  no services: the container is not running")
 		return
 	}
+	if pod.Infra {
+		fmt.Fprintf(w, "  no services: the infra container of pod %s; the pod's members register the ports it publishes\n", pod.Name)
+		return
+	}
+	c, notes := docker.Claimed(c, pod)
 	decisions, warnings := docker.Explain(c, cfg)
 	if len(decisions) == 0 {
 		fmt.Fprintln(w, "  no services: the container exposes and publishes no port")
@@ -86,6 +96,9 @@ func explain(w io.Writer, c container.InspectResponse, cfg docker.Config, sel do
 	}
 	for _, err := range warnings {
 		fmt.Fprintf(w, "  warning: %v\n", err)
+	}
+	for _, n := range notes {
+		fmt.Fprintf(w, "  note: %v\n", n)
 	}
 }
 

@@ -20,7 +20,7 @@ func TestExplainOutput(t *testing.T) {
 			"80/tcp": {{HostIP: "0.0.0.0", HostPort: "8000"}}, "9000/tcp": nil}}},
 	}
 	var b strings.Builder
-	explain(&b, c, docker.Config{Hostname: "host", HostIP: "10.0.0.5"}, docker.Selector{})
+	explain(&b, c, docker.Pod{}, docker.Config{Hostname: "host", HostIP: "10.0.0.5"}, docker.Selector{})
 	for _, want := range []string{
 		"container web.1 (0123456789ab)",
 		`80/tcp: service "web", ID host:web.1:80, at 10.0.0.5:8000`,
@@ -39,14 +39,14 @@ func TestExplainOutput(t *testing.T) {
 
 	b.Reset()
 	c.State.Running = false
-	explain(&b, c, docker.Config{Hostname: "host"}, docker.Selector{})
+	explain(&b, c, docker.Pod{}, docker.Config{Hostname: "host"}, docker.Selector{})
 	if !strings.Contains(b.String(), "no services: the container is not running") {
 		t.Errorf("stopped container:\n%s", b.String())
 	}
 	b.Reset()
 	c.State.Running = true
 	c.Config.ExposedPorts, c.NetworkSettings.Ports = nil, nil
-	explain(&b, c, docker.Config{Hostname: "host"}, docker.Selector{})
+	explain(&b, c, docker.Pod{}, docker.Config{Hostname: "host"}, docker.Selector{})
 	if !strings.Contains(b.String(), "no services: the container exposes and publishes no port") {
 		t.Errorf("container without ports:\n%s", b.String())
 	}
@@ -55,7 +55,7 @@ func TestExplainOutput(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	explain(&b, c, docker.Config{Hostname: "host"}, sel)
+	explain(&b, c, docker.Pod{}, docker.Config{Hostname: "host"}, sel)
 	if !strings.Contains(b.String(), "no services: -container-filter leaves it out (its label filter does not match: label=tier=front)") {
 		t.Errorf("container left out by -container-filter:\n%s", b.String())
 	}
