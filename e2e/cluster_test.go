@@ -237,7 +237,7 @@ const consulSync = 45 * time.Second
 // agentHolds waits until h's own Consul agent holds exactly h's services,
 // limit after since at most: what the daemon writes, whatever the agent's
 // link to the servers.
-func (h *fleetHost) agentHolds(t *testing.T, since time.Time, limit time.Duration) {
+func (h *fleetHost) agentHolds(t *testing.T, what string, since time.Time, limit time.Duration) {
 	t.Helper()
 	var want []string
 	for name := range h.web {
@@ -264,7 +264,7 @@ func (h *fleetHost) agentHolds(t *testing.T, since time.Time, limit time.Duratio
 		t.Error(err)
 		return
 	}
-	t.Logf("%s's own agent: converged %s after the change", h.Name, time.Since(since).Round(time.Millisecond))
+	t.Logf("%s (%s's own agent): converged %s after the change", what, h.Name, time.Since(since).Round(time.Millisecond))
 }
 
 // alive fails the test if a live host's daemon has exited.
@@ -314,8 +314,8 @@ func TestFleetCluster(t *testing.T) {
 		start := time.Now()
 		b.run(t, "during-election")
 		c.rm(t, "api")
-		b.agentHolds(t, start, 5*time.Second)
-		c.agentHolds(t, start, 5*time.Second)
+		b.agentHolds(t, "Consul leader killed", start, 5*time.Second)
+		c.agentHolds(t, "Consul leader killed", start, 5*time.Second)
 		f.all(t, "Consul leader "+leader.Name+" killed", start, consulSync)
 		if err := leader.StartConsul(); err != nil {
 			t.Fatal(err)
@@ -386,7 +386,7 @@ func TestFleetCluster(t *testing.T) {
 		if !strings.Contains(a.d.out.String(), "the backend answers again: full reconcile now") {
 			t.Error("host-a's daemon did not say that etcd answered again")
 		}
-		a.agentHolds(t, mended, consulSync)
+		a.agentHolds(t, "host-a reconnected after a brief cut", mended, consulSync)
 		f.converge(t, "host-a reconnected after a brief cut (Consul)", f.consul, mended, consulSync)
 		f.converge(t, "host-a reconnected after a brief cut (Consul KV)", f.consulKV, mended, consulSync)
 		f.alive(t)
@@ -413,7 +413,7 @@ func TestFleetCluster(t *testing.T) {
 		mended := time.Now()
 		t.Logf("host-b cut off for %s", mended.Sub(cut).Round(time.Millisecond))
 		f.converge(t, "host-b reconnected (etcd)", f.etcd, mended, 5*time.Second)
-		b.agentHolds(t, mended, consulSync)
+		b.agentHolds(t, "host-b reconnected", mended, consulSync)
 		f.converge(t, "host-b reconnected (Consul)", f.consul, mended, consulSync)
 		f.converge(t, "host-b reconnected (Consul KV)", f.consulKV, mended, consulSync)
 		f.alive(t)

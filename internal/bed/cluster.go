@@ -38,7 +38,8 @@ type Server struct {
 }
 
 // Cluster starts three server machines on the LAN and waits until Consul
-// has a leader and etcd answers a linearizable read.
+// has a leader and etcd answers a linearizable read. Without consulBin
+// the servers run etcd alone.
 func (l *LAN) Cluster(consulBin, etcdBin string) (*Cluster, error) {
 	dir, err := os.MkdirTemp("", prefix+"cluster-")
 	if err != nil {
@@ -67,7 +68,9 @@ func (l *LAN) Cluster(consulBin, etcdBin string) (*Cluster, error) {
 				args = append(args, "-retry-join", o.Addr)
 			}
 		}
-		s.Consul = s.Process(consulBin, args...)
+		if consulBin != "" {
+			s.Consul = s.Process(consulBin, args...)
+		}
 		cfg := api.DefaultConfig()
 		cfg.Address, cfg.Token = s.Addr+":8500", ""
 		if s.api, err = api.NewClient(cfg); err != nil {
@@ -90,7 +93,12 @@ func (l *LAN) Cluster(consulBin, etcdBin string) (*Cluster, error) {
 	errs := make([]error, 2*len(c.Servers))
 	for i, s := range c.Servers {
 		wg.Add(2)
-		go func() { defer wg.Done(); errs[2*i] = s.StartConsul() }()
+		go func() {
+			defer wg.Done()
+			if s.Consul != nil {
+				errs[2*i] = s.StartConsul()
+			}
+		}()
 		go func() { defer wg.Done(); errs[2*i+1] = s.StartMember() }()
 	}
 	wg.Wait()
