@@ -93,10 +93,13 @@ func (s *Engine) watchOnce(ctx context.Context, log *logrus.Entry, f filters.Arg
 			}
 			log.WithFields(logrus.Fields{"container": bridge.ShortID(id), "event": string(m.Type) + " " + string(m.Action)}).Debug("docker event")
 			// Podman's kill event names no signal: without one, a kill
-			// is not taken for a stop (it may be a SIGHUP), and a drain
-			// starts at the stop event instead.
+			// is not taken for a stop (it may be a SIGHUP). Podman 4.3
+			// sends nothing before a container exits, and no stop event
+			// at all: under Podman a drain starts at the exit (die), or
+			// at a stop event where a later Podman sends one.
 			sig, named := m.Actor.Attributes["signal"]
-			if m.Type == events.ContainerEventType && (m.Action == events.ActionKill && named && !reloadSignals[sig] || m.Action == events.ActionStop && s.isPodman()) {
+			podmanEnd := (m.Action == events.ActionStop || m.Action == events.ActionDie) && s.isPodman()
+			if m.Type == events.ContainerEventType && (m.Action == events.ActionKill && named && !reloadSignals[sig] || podmanEnd) {
 				s.stopped(id)
 			}
 			h.Changed(id)

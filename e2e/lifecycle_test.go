@@ -15,17 +15,20 @@ import (
 	"github.com/hashicorp/consul/api"
 )
 
+// Stop, kill and remove, on Docker and on Podman: each container's entry
+// goes; the one left running keeps its own.
 func TestDeregisterOnStopKillAndRemove(t *testing.T) {
-	clean(t)
-	startDaemon(t)
-	for _, n := range []string{"stopped", "killed", "removed", "kept"} {
-		run(t, "--name", n, "-p", "127.0.0.1::80", imgSvc, "80")
-	}
-	expectIDs(t, id("stopped", "80"), id("killed", "80"), id("removed", "80"), id("kept", "80"))
-	docker(t, "stop", "stopped")
-	docker(t, "kill", "killed")
-	docker(t, "rm", "-f", "removed")
-	expectIDs(t, id("kept", "80"))
+	eachEngine(t, func(t *testing.T, e engine) {
+		e.daemon(t, []string{"consul://" + agent.Addr})
+		for _, n := range []string{"stopped", "killed", "removed", "kept"} {
+			e.run(t, "--name", n, "-p", "127.0.0.1::80", imgSvc, "80")
+		}
+		expectIDs(t, id("stopped", "80"), id("killed", "80"), id("removed", "80"), id("kept", "80"))
+		e.cmd(t, "stop", "stopped")
+		e.cmd(t, "kill", "killed")
+		e.cmd(t, "rm", "-f", "removed")
+		expectIDs(t, id("kept", "80"))
+	})
 }
 
 func TestStartupSync(t *testing.T) {

@@ -25,7 +25,7 @@ func podman(t *testing.T, args ...string) string {
 	return strings.TrimSpace(string(out))
 }
 
-// podmanReady checks the service and moves the test image into Podman's
+// podmanReady checks the service and moves the test images into Podman's
 // store (docker save | podman load), once.
 func podmanReady(t *testing.T) {
 	t.Helper()
@@ -33,7 +33,7 @@ func podmanReady(t *testing.T) {
 		t.Fatalf("no Podman service on %s (run `make setup`): %v %s", podmanSocket, err, out)
 	}
 	podmanImages.Do(func() {
-		if out, err := exec.Command("sh", "-c", "docker save "+imgSvc+" | podman load -q").CombinedOutput(); err != nil {
+		if out, err := exec.Command("sh", "-c", "docker save "+imgSvc+" "+imgHealth+" "+imgExposed+" | podman load -q").CombinedOutput(); err != nil {
 			t.Fatalf("docker save | podman load: %v\n%s", err, out)
 		}
 	})
@@ -104,9 +104,6 @@ func TestPodmanLifecycleAndCrashRestart(t *testing.T) {
 func TestPodmanPod(t *testing.T) {
 	clean(t)
 	podmanReady(t)
-	if out, err := exec.Command("sh", "-c", "docker save "+imgExposed+" | podman load -q").CombinedOutput(); err != nil {
-		t.Fatalf("docker save | podman load: %v\n%s", err, out)
-	}
 	removePod := func() { _ = exec.Command("podman", "pod", "rm", "-f", "e2e-pod").Run() }
 	removePod()
 	t.Cleanup(removePod)
