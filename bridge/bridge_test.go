@@ -438,6 +438,26 @@ func TestABackendThatAnswersAgainIsRetriedFromTheShortestWait(t *testing.T) {
 	e.settle(t, "c1:80")
 }
 
+// A container whose engine asks to be looked at again is inspected again
+// then, with no event and no full reconcile.
+func TestLookAgainInspectsAgain(t *testing.T) {
+	c := running("c1", 80)
+	c.LookAgain = 20 * time.Millisecond
+	e := start(t, Config{}, func(src *fakeSource, _ *fakeBackend) { src.set(c) })
+	waitFor(t, func() bool { return slices.Equal(e.be.ids(), []string{"c1:80"}) }) // a look is always pending: never idle
+	e.src.mu.Lock()
+	before := e.src.inspects
+	e.src.mu.Unlock()
+	waitFor(t, func() bool {
+		e.src.mu.Lock()
+		defer e.src.mu.Unlock()
+		return e.src.inspects >= before+2
+	})
+	if n := e.obs.reconciled.Load(); n != 1 {
+		t.Errorf("%d full reconciles, want the first only", n)
+	}
+}
+
 func TestNothingIsRemovedWhenTheListFails(t *testing.T) {
 	e := start(t, Config{}, func(src *fakeSource, _ *fakeBackend) { src.set(running("c1", 80)) })
 	e.settle(t, "c1:80")

@@ -34,6 +34,9 @@ type Container struct {
 	// what was skipped, naming the key.
 	Services []Service
 	Warnings []error
+	// LookAgain asks the bridge to inspect the container again after this
+	// long, though no event may come (Podman: whether a health probe ran).
+	LookAgain time.Duration
 }
 
 // Deregistration policies of a container that stopped.

@@ -41,6 +41,9 @@ func (b *Bridge) sync(ctx context.Context, id string) error {
 		o.Known, o.Last = true, k.desired
 	}
 	desired, recheck := desiredServices(o, b.policy)
+	if c.LookAgain > 0 && !gone && (recheck == 0 || c.LookAgain < recheck) {
+		recheck = c.LookAgain
+	}
 	if recheck > 0 {
 		b.q.AddAfter(id, recheck) // its drain period ends: look again then
 	}

@@ -105,9 +105,12 @@ type Engine struct {
 
 	mu       sync.Mutex
 	stopping map[string]time.Time // container ID → when a kill event was seen
-	podman   bool                 // the API is Podman's (from ID)
-	hostName string               // the host name the engine reports (from ID)
-	kind     string               // "Docker Engine 20.10.24", "Podman Engine 4.3.1" (from ID)
+	// unprobedSaid holds the containers whose unrun health probe was
+	// logged (Podman without systemd), so that it is said once.
+	unprobedSaid map[string]bool
+	podman       bool   // the API is Podman's (from ID)
+	hostName     string // the host name the engine reports (from ID)
+	kind         string // "Docker Engine 20.10.24", "Podman Engine 4.3.1" (from ID)
 
 	// The addresses of -ip and -ip6 when they name interfaces, read at
 	// every full pass (under mu); salt puts them in every fingerprint, so
@@ -262,6 +265,7 @@ func (s *Engine) forget(id string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.stopping, id)
+	delete(s.unprobedSaid, id)
 }
 
 // Inspect reads one container and derives its services.
@@ -299,6 +303,12 @@ func (s *Engine) Inspect(ctx context.Context, id string) (bridge.Container, erro
 			// Not warnings: that each member of a pod claims only its
 			// ports is the normal case (explain shows it).
 			s.log().WithField("container", bridge.ShortID(c.ID)).Debug(notes[0].Error())
+		}
+	}
+	if out.Running && s.isPodman() {
+		var warning string
+		if out.LookAgain, warning = s.unprobed(c, time.Now()); warning != "" {
+			s.log().WithField("container", bridge.ShortID(c.ID)).Warn(warning)
 		}
 	}
 	if out.Running && !pod.Infra {

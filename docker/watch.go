@@ -30,6 +30,10 @@ var networkActions = []events.Action{events.ActionConnect, events.ActionDisconne
 // says destroy.
 const actionRemove events.Action = "remove"
 
+// podmanHealthLag is how long after a health_status event from Podman the
+// daemon reads the container again.
+const podmanHealthLag = time.Second
+
 // reloadSignals are signals programs take as "reload" or "report", not
 // "end": a kill event with one of them does not drain.
 var reloadSignals = map[string]bool{"1": true, "10": true, "12": true, "28": true,
@@ -103,6 +107,16 @@ func (s *Engine) watchOnce(ctx context.Context, log *logrus.Entry, f filters.Arg
 				s.stopped(id)
 			}
 			h.Changed(id)
+			if s.isPodman() && strings.HasPrefix(string(m.Action), string(events.ActionHealthStatus)) {
+				// Podman may send the event before it has stored the
+				// probe's result: an inspection right away can still
+				// read the status before. Look again a moment later.
+				time.AfterFunc(podmanHealthLag, func() {
+					if ctx.Err() == nil {
+						h.Changed(id)
+					}
+				})
+			}
 		case err := <-errs:
 			return err
 		case <-stable.C:

@@ -158,3 +158,35 @@ func TestIDUnderPodmanIsStable(t *testing.T) {
 		t.Fatalf("IDs %q and %q, want podman@node-1 twice", a, b)
 	}
 }
+
+// Podman may send health_status before it has stored the probe's result:
+// the container is read again a moment after the event.
+func TestPodmanHealthEventIsReadAgainAMomentLater(t *testing.T) {
+	api := &streamAPI{podman: true, msgs: []events.Message{ev(events.ContainerEventType, "health_status", "c1", nil)}, opts: make(chan events.ListOptions, 1)}
+	e := &Engine{API: api}
+	if _, err := e.ID(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var mu sync.Mutex
+	var at []time.Time
+	twice := make(chan struct{})
+	go e.Watch(ctx, bridge.Handler{Connected: func() {}, Changed: func(id string) {
+		mu.Lock()
+		defer mu.Unlock()
+		if at = append(at, time.Now()); len(at) == 2 {
+			close(twice)
+		}
+	}})
+	select {
+	case <-twice:
+	case <-time.After(5 * time.Second):
+		t.Fatal("read once only")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if gap := at[1].Sub(at[0]); gap < podmanHealthLag/2 {
+		t.Errorf("read again %s after the first, want about %s", gap, podmanHealthLag)
+	}
+}

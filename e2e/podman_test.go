@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // podmanSocket is where `make setup` runs Podman's Docker-compatible
@@ -130,4 +131,30 @@ func TestPodmanPod(t *testing.T) {
 	// exposes is registered at the host's address, as under Docker.
 	podman(t, "run", "-d", "--network", "host", "--name", "e2e-phost", "--label", label+"=1", imgExposed, strconv.Itoa(freePort(t)))
 	expect(t, map[string]svc{id("e2e-phost", "80"): {Name: "exposed", Address: "127.0.0.1", Port: 80}})
+}
+
+// Podman runs health probes from systemd timers, and this machine has no
+// systemd: a container's health check never runs, and its health stays
+// starting. The daemon says so once, 10 s after the container started
+// (its bound: the start period and three intervals, at least 10 s), and
+// not again at later full passes.
+func TestPodmanHealthCheckThatNothingRuns(t *testing.T) {
+	clean(t)
+	podmanReady(t)
+	d := launchEnv(t, []string{"DOCKER_HOST=unix://" + podmanSocket}, []string{"consul://" + agent.Addr}, "-ip", "127.0.0.1", "-resync", "2")
+	d.waitFor(t, "registrator started")
+	podmanEngine.run(t, "--name", "e2e-unprobed", "-p", "127.0.0.1::80", "--health-cmd", `["/testsvc","-probe"]`,
+		"--health-interval", "1s", "--health-start-period", "0s", imgHealth, "80")
+	started := time.Now()
+	expectIDs(t, id("e2e-unprobed", "80"))
+	const said = "podman: container e2e-unprobed has a health check, but no probe ran in the 10s after it started"
+	d.waitFor(t, said)
+	t.Logf("said %s after the container started", time.Since(started).Round(time.Millisecond))
+	if took := time.Since(started); took < 9*time.Second {
+		t.Errorf("said after %s, before its 10 s bound", took)
+	}
+	d.waitPasses(t, 2)
+	if n := strings.Count(d.out.String(), said); n != 1 {
+		t.Errorf("said %d times, want once", n)
+	}
 }
