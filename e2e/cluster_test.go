@@ -57,29 +57,12 @@ func newFleet(t *testing.T, names ...string) *fleet {
 	}
 	t.Cleanup(f.cluster.Close)
 	for _, name := range names {
-		h, err := lan.Host(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			if t.Failed() {
-				t.Logf("%s's dockerd log:\n%s", name, h.Log())
-			}
-		})
-		if err := h.Load(imgSvc); err != nil {
-			t.Fatal(err)
-		}
+		h := lanHost(t, lan, name, imgSvc)
 		fh := &fleetHost{Host: h, web: map[string]bool{}}
 		if fh.agent, err = f.cluster.Agent(h); err != nil {
 			t.Fatal(err)
 		}
-		wrapper, err := h.WrapInside(t.TempDir(), daemonBin)
-		if err != nil {
-			t.Fatal(err)
-		}
-		fh.d = launchBin(t, wrapper, []string{"DOCKER_HOST=" + h.DockerHost()},
-			[]string{"consul://127.0.0.1:8500", "consulkv://127.0.0.1:8500/kv", "etcd://" + f.cluster.EtcdEndpoints() + "/services"}, "-ip", h.Addr)
-		fh.d.waitFor(t, "registrator started")
+		fh.d = startInside(t, h, []string{"consul://127.0.0.1:8500", "consulkv://127.0.0.1:8500/kv", "etcd://" + f.cluster.EtcdEndpoints() + "/services"}, "-ip", h.Addr)
 		f.hosts = append(f.hosts, fh)
 	}
 	t.Logf("%d servers and %d hosts up in %s", len(f.cluster.Servers), len(names), time.Since(start).Round(time.Millisecond))

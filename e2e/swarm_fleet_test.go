@@ -59,19 +59,7 @@ func TestSwarmOnThreeHosts(t *testing.T) {
 
 	var hosts []*swarmHost
 	for _, name := range []string{"swarm-m", "swarm-w1", "swarm-w2"} {
-		h, err := lan.Host(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			if t.Failed() {
-				t.Logf("%s's dockerd log:\n%s", name, h.Log())
-			}
-		})
-		if err := h.Load(imgExposed); err != nil {
-			t.Fatal(err)
-		}
-		hosts = append(hosts, &swarmHost{Host: h})
+		hosts = append(hosts, &swarmHost{Host: lanHost(t, lan, name, imgExposed)})
 	}
 	m, w1, w2 := hosts[0], hosts[1], hosts[2]
 	hostDocker(t, m.Host, "swarm", "init", "--advertise-addr", m.Addr)
@@ -86,13 +74,7 @@ func TestSwarmOnThreeHosts(t *testing.T) {
 		t.Fatalf("appnet's subnet %q: %v", subnet, err)
 	}
 	for _, h := range hosts {
-		wrapper, err := h.WrapInside(t.TempDir(), daemonBin)
-		if err != nil {
-			t.Fatal(err)
-		}
-		h.d = launchBin(t, wrapper, []string{"DOCKER_HOST=" + h.DockerHost()},
-			[]string{"etcd://" + cluster.EtcdEndpoints() + "/swarm"}, "-ip", h.Addr)
-		h.d.waitFor(t, "registrator started")
+		h.d = startInside(t, h.Host, []string{"etcd://" + cluster.EtcdEndpoints() + "/swarm"}, "-ip", h.Addr)
 	}
 
 	registry := func() ([]string, error) {

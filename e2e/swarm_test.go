@@ -48,7 +48,8 @@ func swarmTasks(t *testing.T, service, overlay string) map[string]svc {
 // the engine's own events with the service's name, its address on the
 // overlay (not the routing mesh's) and the port its container exposes;
 // the registry follows scaling up and down, a rolling update and the
-// service's removal, each within 2 s of the tasks' change; a port
+// service's removal, and a task that fails and is replaced, each within
+// 2 s of the tasks' change; a port
 // published with mode=host is an ordinary binding.
 func TestSwarmTasks(t *testing.T) {
 	clean(t)
@@ -108,6 +109,19 @@ func TestSwarmTasks(t *testing.T) {
 	}
 	service("scale", "--detach", "e2e-web=3")
 	follow("scaled to 3", 3)
+
+	// A task that fails: its container killed, the swarm starts a new
+	// task in its place; the failed one's entry goes, the new one's comes.
+	failed := strings.Fields(docker(t, "ps", "--filter", "label=com.docker.swarm.service.name=e2e-web", "--format", "{{.Names}}"))[0]
+	docker(t, "kill", failed)
+	eventually(t, time.Minute, func() error {
+		names := strings.Fields(docker(t, "ps", "--filter", "label=com.docker.swarm.service.name=e2e-web", "--format", "{{.Names}}"))
+		if slices.Contains(names, failed) || len(names) != 3 {
+			return fmt.Errorf("tasks %v: waiting for %s's replacement", names, failed)
+		}
+		return nil
+	})
+	follow("a failed task rescheduled", 3)
 	service("update", "--detach", "--env-add", "ROLLED=1", "--update-parallelism", "1", "e2e-web")
 	eventually(t, time.Minute, func() error { // every task replaced
 		for _, name := range strings.Fields(docker(t, "ps", "--filter", "label=com.docker.swarm.service.name=e2e-web", "--format", "{{.Names}}")) {

@@ -13,16 +13,29 @@ import (
 func bedHost(t *testing.T, name string) *bed.Host {
 	t.Helper()
 	h, err := bed.Start(name)
+	return readyHost(t, h, err, imgSvc)
+}
+
+// lanHost starts a simulated host on lan with images loaded, removed again
+// when the test ends.
+func lanHost(t *testing.T, lan *bed.LAN, name string, images ...string) *bed.Host {
+	t.Helper()
+	h, err := lan.Host(name)
+	return readyHost(t, h, err, images...)
+}
+
+func readyHost(t *testing.T, h *bed.Host, err error, images ...string) *bed.Host {
+	t.Helper()
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("%s's dockerd log:\n%s", name, h.Log())
+			t.Logf("%s's dockerd log:\n%s", h.Name, h.Log())
 		}
 		h.Close()
 	})
-	if err := h.Load(imgSvc); err != nil {
+	if err := h.Load(images...); err != nil {
 		t.Fatal(err)
 	}
 	return h
@@ -43,6 +56,20 @@ func hostDocker(t *testing.T, h *bed.Host, args ...string) string {
 func startHostDaemon(t *testing.T, h *bed.Host, uris []string, args ...string) *daemon {
 	t.Helper()
 	wrapper, err := h.Wrap(t.TempDir(), daemonBin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := launchBin(t, wrapper, []string{"DOCKER_HOST=" + h.DockerHost()}, uris, args...)
+	d.waitFor(t, "registrator started")
+	return d
+}
+
+// startInside runs the daemon for a bed host on a LAN inside the host, as
+// it runs on a real one: in its network namespace, under its name, on its
+// engine.
+func startInside(t *testing.T, h *bed.Host, uris []string, args ...string) *daemon {
+	t.Helper()
+	wrapper, err := h.WrapInside(t.TempDir(), daemonBin)
 	if err != nil {
 		t.Fatal(err)
 	}

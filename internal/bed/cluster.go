@@ -131,7 +131,7 @@ func (s *Server) StartMember() error {
 	})
 }
 
-// Consul is a client of this server's Consul HTTP API.
+// ConsulAPI is a client of this server's Consul HTTP API.
 func (s *Server) ConsulAPI() *api.Client { return s.api }
 
 func hasLeader(c *api.Client) error {
