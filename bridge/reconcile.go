@@ -40,7 +40,6 @@ func (b *Bridge) reconcile(ctx context.Context) (missing, stale int, err error) 
 	byContainer := map[string]map[string]Service{}
 	var legacy []Service
 	for _, e := range entries {
-		twin := b.cfg.Owner.twin(e.Owner)
 		switch {
 		case e.Container != "" && b.cfg.Owner.owns(e.Owner, local[e.Container]):
 			if byContainer[e.Container] == nil {
@@ -49,8 +48,10 @@ func (b *Bridge) reconcile(ctx context.Context) (missing, stale int, err error) 
 			byContainer[e.Container][e.ID] = e
 		case e.Owner == "" && b.cfg.Cleanup:
 			legacy = append(legacy, e)
-		case twin != "":
-			b.warnTwin(twin, e)
+		default:
+			if twin := b.cfg.Owner.twin(e.Owner); twin != "" {
+				b.warnTwin(twin, e)
+			}
 		}
 	}
 

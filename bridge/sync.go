@@ -45,7 +45,7 @@ func (b *Bridge) sync(ctx context.Context, id string) error {
 		recheck = c.LookAgain
 	}
 	if recheck > 0 {
-		b.q.AddAfter(id, recheck) // its drain period ends: look again then
+		b.q.AddAfter(id, recheck) // its drain period ends, or the engine asked: look again then
 	}
 	revs := fingerprints(desired)
 	register, deregister := plan(b.cfg.Owner.String(), desired, revs, o.Actual)

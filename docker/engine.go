@@ -298,14 +298,12 @@ func (s *Engine) Inspect(ctx context.Context, id string) (bridge.Container, erro
 		if c, pod, err = PodmanView(ctx, s.API, c); err != nil {
 			return bridge.Container{ID: id}, fmt.Errorf("podman: %.12s: %w", id, err)
 		}
-		var notes []error
-		if c, notes = Claimed(c, pod); len(notes) > 0 && s.log().Logger.IsLevelEnabled(logrus.DebugLevel) {
-			// Not warnings: that each member of a pod claims only its
+		var note string
+		if c, note = claimed(c, md, pod); note != "" {
+			// Not a warning: that each member of a pod claims only its
 			// ports is the normal case (explain shows it).
-			s.log().WithField("container", bridge.ShortID(c.ID)).Debug(notes[0].Error())
+			s.log().WithField("container", bridge.ShortID(c.ID)).Debug(note)
 		}
-	}
-	if out.Running && s.isPodman() {
 		var warning string
 		if out.LookAgain, warning = s.unprobed(c, time.Now()); warning != "" {
 			s.log().WithField("container", bridge.ShortID(c.ID)).Warn(warning)

@@ -74,7 +74,9 @@ func PodmanView(ctx context.Context, api client.APIClient, c container.InspectRe
 	if err != nil {
 		return c, Pod{}, err
 	}
-	if c.Config != nil && len(c.Config.ExposedPorts) == 0 && !lc.IsInfra {
+	// Only where Podman leaves them out: other containers show them.
+	hostNet := c.HostConfig != nil && c.HostConfig.NetworkMode.IsHost()
+	if (lc.Pod != "" && !lc.IsInfra || hostNet) && c.Config != nil && len(c.Config.ExposedPorts) == 0 {
 		img, err := api.ImageInspect(ctx, c.Image)
 		if err != nil {
 			return c, Pod{}, fmt.Errorf("image of %.12s: %w", c.ID, err)
@@ -112,14 +114,18 @@ func PodmanView(ctx context.Context, api client.APIClient, c container.InspectRe
 // Claimed leaves, of the ports c shows (its pod's, when c is a member of a
 // pod), those c claims: the ones it exposes (see PodmanView), and the ones
 // its SERVICE_<port>_* keys name (also by range). The others are dropped,
-// and notes say which. The rule looks at c alone, so that what c
+// and the note says which. The rule looks at c alone, so that what c
 // registers does not depend on which members the pod had when c was
 // inspected.
-func Claimed(c container.InspectResponse, p Pod) (container.InspectResponse, []error) {
+func Claimed(c container.InspectResponse, p Pod) (container.InspectResponse, string) {
+	return claimed(c, metadataOf(c), p)
+}
+
+// claimed is Claimed with c's metadata read already.
+func claimed(c container.InspectResponse, md metadata, p Pod) (container.InspectResponse, string) {
 	if p.Name == "" || p.Infra || c.NetworkSettings == nil {
-		return c, nil
+		return c, ""
 	}
-	md := metadataOf(c)
 	var exposed nat.PortSet
 	if c.Config != nil {
 		exposed = c.Config.ExposedPorts
@@ -134,14 +140,14 @@ func Claimed(c container.InspectResponse, p Pod) (container.InspectResponse, []e
 		}
 	}
 	if len(dropped) == 0 {
-		return c, nil
+		return c, ""
 	}
 	slices.Sort(dropped)
 	ns := *c.NetworkSettings
 	ns.Ports = ports
 	c.NetworkSettings = &ns
-	return c, []error{fmt.Errorf("pod %s publishes %s, which this container neither exposes nor names in a SERVICE_<port>_* key: it leaves them to the pod's other members (%s); a port no member claims is registered by none",
-		p.Name, strings.Join(dropped, ", "), members(p.Members))}
+	return c, fmt.Sprintf("pod %s publishes %s, which this container neither exposes nor names in a SERVICE_<port>_* key: it leaves them to the pod's other members (%s); a port no member claims is registered by none",
+		p.Name, strings.Join(dropped, ", "), members(p.Members))
 }
 
 func members(names []string) string {

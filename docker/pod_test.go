@@ -43,7 +43,7 @@ func TestClaimedPortsOfAPodMember(t *testing.T) {
 		{"a container-wide key claims nothing", member([]string{"SERVICE_NAME=x"}), two, nil, "53/udp, 80/tcp, 81/tcp"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, warnings := Claimed(tc.c, tc.pod)
+			got, note := Claimed(tc.c, tc.pod)
 			var ports []string
 			for p := range got.NetworkSettings.Ports {
 				ports = append(ports, string(p))
@@ -53,10 +53,10 @@ func TestClaimedPortsOfAPodMember(t *testing.T) {
 				t.Errorf("ports %v, want %v", ports, tc.want)
 			}
 			switch {
-			case tc.warning == "" && len(warnings) > 0:
-				t.Errorf("warnings %v, want none", warnings)
-			case tc.warning != "" && (len(warnings) != 1 || !strings.Contains(warnings[0].Error(), "publishes "+tc.warning+",") || !strings.Contains(warnings[0].Error(), "("+members(tc.pod.Members)+")")):
-				t.Errorf("warnings %v, want one naming %s and the other member", warnings, tc.warning)
+			case tc.warning == "" && note != "":
+				t.Errorf("note %q, want none", note)
+			case tc.warning != "" && (!strings.Contains(note, "publishes "+tc.warning+",") || !strings.Contains(note, "("+members(tc.pod.Members)+")")):
+				t.Errorf("note %q, want one naming %s and the other member", note, tc.warning)
 			}
 			if len(tc.c.NetworkSettings.Ports) != 3 {
 				t.Error("the inspected container was changed")

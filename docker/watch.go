@@ -102,12 +102,13 @@ func (s *Engine) watchOnce(ctx context.Context, log *logrus.Entry, f filters.Arg
 			// at all: under Podman a drain starts at the exit (die), or
 			// at a stop event where a later Podman sends one.
 			sig, named := m.Actor.Attributes["signal"]
-			podmanEnd := (m.Action == events.ActionStop || m.Action == events.ActionDie) && s.isPodman()
+			podman := s.isPodman()
+			podmanEnd := (m.Action == events.ActionStop || m.Action == events.ActionDie) && podman
 			if m.Type == events.ContainerEventType && (m.Action == events.ActionKill && named && !reloadSignals[sig] || podmanEnd) {
 				s.stopped(id)
 			}
 			h.Changed(id)
-			if s.isPodman() && strings.HasPrefix(string(m.Action), string(events.ActionHealthStatus)) {
+			if podman && strings.HasPrefix(string(m.Action), string(events.ActionHealthStatus)) {
 				// Podman may send the event before it has stored the
 				// probe's result: an inspection right away can still
 				// read the status before. Look again a moment later.

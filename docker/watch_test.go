@@ -53,6 +53,18 @@ func (a *streamAPI) Events(ctx context.Context, o events.ListOptions) (<-chan ev
 	return msgs, make(chan error)
 }
 
+// streamEngine is an Engine on an API whose event stream gives msgs, with
+// its identity read (which says whether it is Podman).
+func streamEngine(t *testing.T, podman bool, msgs ...events.Message) (*streamAPI, *Engine) {
+	t.Helper()
+	api := &streamAPI{podman: podman, msgs: msgs, opts: make(chan events.ListOptions, 1)}
+	e := &Engine{API: api}
+	if _, err := e.ID(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return api, e
+}
+
 func ev(typ events.Type, action events.Action, id string, attrs map[string]string) events.Message {
 	return events.Message{Type: typ, Action: action, Actor: events.Actor{ID: id, Attributes: attrs}}
 }
@@ -100,11 +112,7 @@ func TestWatchPicksEventsAndDrainsOnPodmanAndDocker(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			api := &streamAPI{podman: tc.podman, msgs: tc.msgs, opts: make(chan events.ListOptions, 1)}
-			e := &Engine{API: api}
-			if _, err := e.ID(context.Background()); err != nil {
-				t.Fatal(err)
-			}
+			api, e := streamEngine(t, tc.podman, tc.msgs...)
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			var mu sync.Mutex
@@ -162,11 +170,7 @@ func TestIDUnderPodmanIsStable(t *testing.T) {
 // Podman may send health_status before it has stored the probe's result:
 // the container is read again a moment after the event.
 func TestPodmanHealthEventIsReadAgainAMomentLater(t *testing.T) {
-	api := &streamAPI{podman: true, msgs: []events.Message{ev(events.ContainerEventType, "health_status", "c1", nil)}, opts: make(chan events.ListOptions, 1)}
-	e := &Engine{API: api}
-	if _, err := e.ID(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	_, e := streamEngine(t, true, ev(events.ContainerEventType, "health_status", "c1", nil))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var mu sync.Mutex

@@ -79,7 +79,7 @@ func explain(w io.Writer, c container.InspectResponse, pod docker.Pod, cfg docke
 		fmt.Fprintf(w, "  no services: the infra container of pod %s; the pod's members register the ports it publishes\n", pod.Name)
 		return
 	}
-	c, notes := docker.Claimed(c, pod)
+	c, note := docker.Claimed(c, pod)
 	decisions, warnings := docker.Explain(c, cfg)
 	if len(decisions) == 0 {
 		fmt.Fprintln(w, "  no services: the container exposes and publishes no port")
@@ -97,8 +97,8 @@ func explain(w io.Writer, c container.InspectResponse, pod docker.Pod, cfg docke
 	for _, err := range warnings {
 		fmt.Fprintf(w, "  warning: %v\n", err)
 	}
-	for _, n := range notes {
-		fmt.Fprintf(w, "  note: %v\n", n)
+	if note != "" {
+		fmt.Fprintf(w, "  note: %s\n", note)
 	}
 }
 

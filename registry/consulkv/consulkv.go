@@ -217,9 +217,8 @@ func (s *Store) KeepAlive(ctx context.Context, lease string, lost func()) error 
 	return nil
 }
 
-// Ping reads one key, which checks the connection, the ACL token and that
-// the cluster has a leader.
-// Ping reads a key through the agent, and checks that the agent's node
+// Ping reads a key through the agent, which checks the connection, the ACL
+// token and that the cluster has a leader, and checks that the agent's node
 // can take a session: Consul grants none while the node's serfHealth check
 // is critical, as it is for seconds to half a minute after the node comes
 // back from a partition, and no entry can be written until then. The
