@@ -12,8 +12,6 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/registrator/registrator/internal/bed"
-	"github.com/registrator/registrator/internal/consultest"
-	"github.com/registrator/registrator/internal/etcdtest"
 	"github.com/registrator/registrator/internal/testkit"
 )
 
@@ -37,28 +35,13 @@ type fleetHost struct {
 
 func newFleet(t *testing.T, names ...string) *fleet {
 	t.Helper()
-	consulBin, err := consultest.Binary()
-	if err != nil {
-		t.Fatal(err)
-	}
-	etcdBin, err := etcdtest.Binary()
-	if err != nil {
-		t.Fatal(err)
-	}
-	lan, err := bed.NewLAN()
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := &fleet{lan: lan}
-	t.Cleanup(lan.Close)
 	start := time.Now()
-	if f.cluster, err = lan.Cluster(consulBin, etcdBin); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(f.cluster.Close)
+	f := &fleet{}
+	f.lan, f.cluster = bedCluster(t, true)
 	for _, name := range names {
-		h := lanHost(t, lan, name, imgSvc)
+		h := lanHost(t, f.lan, name, imgSvc)
 		fh := &fleetHost{Host: h, web: map[string]bool{}}
+		var err error
 		if fh.agent, err = f.cluster.Agent(h); err != nil {
 			t.Fatal(err)
 		}

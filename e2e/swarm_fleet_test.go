@@ -12,7 +12,6 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/registrator/registrator/internal/bed"
-	"github.com/registrator/registrator/internal/etcdtest"
 )
 
 // swarmHost is a bed host in the test's swarm, with its daemon.
@@ -42,20 +41,7 @@ func (h *swarmHost) tasks(service string) ([]string, error) {
 // address; the registry follows a node drained and a worker killed, with
 // no entry left behind on the node a task left.
 func TestSwarmOnThreeHosts(t *testing.T) {
-	etcdBin, err := etcdtest.Binary()
-	if err != nil {
-		t.Fatal(err)
-	}
-	lan, err := bed.NewLAN()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(lan.Close)
-	cluster, err := lan.Cluster("", etcdBin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cluster.Close)
+	lan, cluster := bedCluster(t, false)
 
 	var hosts []*swarmHost
 	for _, name := range []string{"swarm-m", "swarm-w1", "swarm-w2"} {

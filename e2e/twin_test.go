@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/registrator/registrator/internal/bed"
+	"github.com/registrator/registrator/internal/consultest"
+	"github.com/registrator/registrator/internal/etcdtest"
 )
 
 // bedHost starts a simulated host (internal/bed) with the test image
@@ -14,6 +16,34 @@ func bedHost(t *testing.T, name string) *bed.Host {
 	t.Helper()
 	h, err := bed.Start(name)
 	return readyHost(t, h, err, imgSvc)
+}
+
+// bedCluster makes a LAN and a cluster on it (internal/bed), etcd alone
+// unless withConsul, removed again when the test ends.
+func bedCluster(t *testing.T, withConsul bool) (*bed.LAN, *bed.Cluster) {
+	t.Helper()
+	var consulBin string
+	if withConsul {
+		var err error
+		if consulBin, err = consultest.Binary(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	etcdBin, err := etcdtest.Binary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lan, err := bed.NewLAN()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(lan.Close)
+	cluster, err := lan.Cluster(consulBin, etcdBin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cluster.Close)
+	return lan, cluster
 }
 
 // lanHost starts a simulated host on lan with images loaded, removed again
