@@ -39,6 +39,15 @@ func NewIdentity(engineID, host, explicit string) Identity {
 	return Identity{mark: engineID + "@" + host, engine: engineID, host: host}
 }
 
+// Adopting is i, taking for its own, as it does an earlier version's bare
+// engine ID, the entries marked legacy whose containers run on this
+// engine: the mark an earlier version wrote where the rule has changed
+// since (a rootless Podman's, once "podman@<host>").
+func (i Identity) Adopting(legacy string) Identity {
+	i.engine = legacy
+	return i
+}
+
 // ValidMark reports why s cannot be an identity given with -id, nil if it
 // can: marks are stored in key paths and Consul Meta values.
 func ValidMark(s string) error {

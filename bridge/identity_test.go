@@ -7,6 +7,7 @@ import (
 
 func TestIdentity(t *testing.T) {
 	docker := NewIdentity("ABCD:EFGH", "host-a", "")
+	rootless := NewIdentity("podman-rootless-1001@host-a", "host-a", "").Adopting("podman@host-a")
 	for _, tc := range []struct {
 		name  string
 		id    Identity
@@ -26,6 +27,10 @@ func TestIdentity(t *testing.T) {
 		{"-id: the engine-and-host mark is not ours", NewIdentity("ABCD:EFGH", "host-a", "rack-7"), "rack-7", "ABCD:EFGH@host-a", true, false, ""},
 		{"podman: its own mark", NewIdentity("podman@host-a", "host-a", ""), "podman@host-a", "podman@host-a", false, true, ""},
 		{"podman: no earlier mark is adopted", NewIdentity("podman@host-a", "host-a", ""), "podman@host-a", "podman", true, false, ""},
+		{"rootless podman: its own mark", rootless, "podman-rootless-1001@host-a", "podman-rootless-1001@host-a", false, true, ""},
+		{"rootless podman: the earlier podman@ mark, container here: adopted", rootless, "podman-rootless-1001@host-a", "podman@host-a", true, true, ""},
+		{"rootless podman: the rootful podman's mark, container not here: not ours", rootless, "podman-rootless-1001@host-a", "podman@host-a", false, false, ""},
+		{"rootless podman: another user's", rootless, "podman-rootless-1001@host-a", "podman-rootless-1002@host-a", true, false, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := tc.id.String(); got != tc.mark {

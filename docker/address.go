@@ -77,7 +77,17 @@ func address(c container.InspectResponse, p port, m portMetadata, cfg Config, ta
 	}
 	var addr string
 	var num int
-	if cfg.Internal || task {
+	internal := cfg.Internal || task
+	if internal && !task && !ownAddress(c) {
+		// Nothing on the container's own address (host network,
+		// rootless Podman's slirp4netns, none): the port is reached
+		// where the host publishes it.
+		internal = false
+		if mode := networkMode(c); mode != "host" {
+			warnings = append(warnings, fmt.Errorf("-internal: the container has no address of its own (network mode %q): registered where the host publishes it", mode))
+		}
+	}
+	if internal {
 		network := cmp.Or(strings.TrimSpace(m.value(KeyNetwork)), cfg.Network)
 		skip := ""
 		if task {
@@ -129,6 +139,29 @@ func keyIfSet(m portMetadata, key string) string {
 	return ""
 }
 
+// ownAddress reports whether the container has an address of its own on
+// any network, in either family.
+func ownAddress(c container.InspectResponse) bool {
+	if c.NetworkSettings == nil {
+		return false
+	}
+	for _, e := range c.NetworkSettings.Networks {
+		if e != nil && (e.IPAddress != "" || e.GlobalIPv6Address != "") {
+			return true
+		}
+	}
+	return false
+}
+
+// networkMode is the container's network mode ("bridge", "host",
+// "slirp4netns", "container:<id>", …), "" when unknown.
+func networkMode(c container.InspectResponse) string {
+	if c.ContainerJSONBase == nil || c.HostConfig == nil {
+		return ""
+	}
+	return string(c.HostConfig.NetworkMode)
+}
+
 // containerIP is the container's address (IPv6 when v6) on the named
 // network; without one, or when the container is not on it (an error says
 // so), on the network its network mode names, else on the default bridge,
@@ -157,11 +190,7 @@ func containerIP(c container.InspectResponse, network string, v6 bool, skip stri
 		}
 		err = errors.New("the container has no address on that network; the default rule applies")
 	}
-	var mode string
-	if c.HostConfig != nil {
-		mode = string(c.HostConfig.NetworkMode)
-	}
-	for _, n := range append([]string{mode, "bridge"}, slices.Sorted(maps.Keys(nets))...) {
+	for _, n := range append([]string{networkMode(c), "bridge"}, slices.Sorted(maps.Keys(nets))...) {
 		if ip := ipOf(n); ip != "" {
 			return ip, err
 		}

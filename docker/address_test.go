@@ -42,6 +42,11 @@ func TestAddressChoice(t *testing.T) {
 		{"published on every interface, IPv6: the host's IPv6 address", v6pub(), Config{HostAddr: "10.0.0.5", HostAddr6: "fd00::5", IPv6: true}, "fd00::5:8000", nil},
 		{"-ip6 beats the host's IPv6 address", v6pub(), Config{HostAddr6: "fd00::5", HostIP6: "fd00::99", IPv6: true}, "fd00::99:8000", nil},
 		{"-ip does not apply to IPv6", v6pub(), Config{HostAddr6: "fd00::5", HostIP: "10.9.9.9", IPv6: true}, "fd00::5:8000", nil},
+		{"-internal, no address of its own (rootless Podman): where it is published, with a warning", run{name: "web.1", image: "web", expose: []string{"80"}, net: "slirp4netns",
+			ports: nat.PortMap{"80/tcp": {{HostIP: "", HostPort: "46563"}}}}, Config{Internal: true, HostAddr: "10.0.0.5"}, "10.0.0.5:46563", []string{"-internal"}},
+		{"-internal, no address of its own, -ip", run{name: "web.1", image: "web", expose: []string{"80"}, net: "slirp4netns",
+			ports: nat.PortMap{"80/tcp": {{HostIP: "127.0.0.1", HostPort: "46563"}}}}, Config{Internal: true, HostAddr: "10.0.0.5", HostIP: "10.9.9.9"}, "10.9.9.9:46563", []string{"-internal"}},
+		{"-internal on the host's network: the host's address", run{name: "web.1", image: "web", expose: []string{"80"}, net: "host"}, Config{Internal: true, HostAddr: "10.0.0.5"}, "10.0.0.5:80", nil},
 		{"a port bound to one IPv6 address", run{name: "web.1", image: "web", expose: []string{"80"}, ports: nat.PortMap{
 			"80/tcp": {{HostIP: "fd00::7", HostPort: "8000"}}}}, Config{IPv6: true, HostAddr6: "fd00::5"}, "fd00::7:8000", nil},
 	} {
@@ -90,6 +95,11 @@ func TestExplainReasons(t *testing.T) {
 		if d.Service != nil || !strings.Contains(d.Skipped, w) {
 			t.Errorf("%s: service %v, reason %q; want none because %q", d.Port, d.Service, d.Skipped, w)
 		}
+	}
+	rootless := run{name: "c.1", image: "app", expose: []string{"80", "81"}, net: "slirp4netns", ports: nat.PortMap{"80/tcp": {{HostPort: "8080"}}, "81/tcp": nil}}
+	decisions, _ = Explain(rootless.inspect(t), Config{Hostname: "host", Internal: true})
+	if len(decisions) != 2 || decisions[0].Service == nil || decisions[1].Service != nil || !strings.Contains(decisions[1].Skipped, "no address of its own") {
+		t.Errorf("-internal, no address of its own: %+v; want 80 where published, 81 skipped for want of an address", decisions)
 	}
 	r.env = append(r.env, "SERVICE_82_NAME=api")
 	decisions, _ = Explain(r.inspect(t), Config{Hostname: "host", Explicit: true})

@@ -8,9 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -36,13 +36,23 @@ func Sockets() []string {
 	return []string{"/var/run/docker.sock", "/tmp/docker.sock", "/run/podman/podman.sock", rootless + "/podman/podman.sock"}
 }
 
-// Socket is the first of the sockets that exists, "unix://" + its path;
-// "" if none does.
+// Socket is the first of the sockets that exists and that this user may
+// connect to, "unix://" + its path; "" if none does. A socket this user is
+// denied (Docker's, or rootful Podman's, to a rootless Podman's user) is
+// passed over; one that exists but refuses (an engine still starting) is
+// taken.
 func Socket(sockets []string) string {
 	for _, s := range sockets {
-		if fi, err := os.Stat(s); err == nil && fi.Mode()&os.ModeSocket != 0 {
-			return "unix://" + s
+		fi, err := os.Stat(s)
+		if err != nil || fi.Mode()&os.ModeSocket == 0 {
+			continue
 		}
+		if c, err := net.DialTimeout("unix", s, time.Second); err == nil {
+			c.Close()
+		} else if errors.Is(err, os.ErrPermission) {
+			continue
+		}
+		return "unix://" + s
 	}
 	return ""
 }
@@ -110,6 +120,7 @@ type Engine struct {
 	unprobedSaid map[string]bool
 	podman       bool   // the API is Podman's (from ID)
 	hostName     string // the host name the engine reports (from ID)
+	adopt        string // an earlier version's mark for this engine's entries (from ID)
 	kind         string // "Docker Engine 20.10.24", "Podman Engine 4.3.1" (from ID)
 
 	// The addresses of -ip and -ip6 when they name interfaces, read at
@@ -155,9 +166,10 @@ var discard = func() *logrus.Entry {
 // writes. It waits, retrying, until the engine answers or ctx is done.
 //
 // Podman's Docker-compatible API answers a new random ID at every call, so
-// under Podman the identity is "podman@<host name>" ("podman-rootless@…"
-// for a rootless Podman): the same across restarts of the daemon, crashes
-// and reboots, as an owner mark must be.
+// under Podman the identity is "podman@<host name>" (for a rootless
+// Podman, "podman-rootless-<uid>@<host name>", uid the user's that runs
+// it): the same across restarts of the daemon, crashes and reboots, as an
+// owner mark must be.
 func (s *Engine) ID(ctx context.Context) (string, error) {
 	for attempt := 1; ; attempt++ {
 		info, err := s.API.Info(ctx)
@@ -167,8 +179,15 @@ func (s *Engine) ID(ctx context.Context) (string, error) {
 			s.mu.Unlock()
 			if s.describe(ctx) {
 				kind := "podman"
-				if slices.Contains(info.SecurityOptions, "name=rootless") {
-					kind = "podman-rootless"
+				if uid, rootless := s.rootless(ctx); rootless {
+					// One host may run rootful Podman and a rootless
+					// Podman per user: each needs a mark of its own.
+					// Versions before this one marked a rootless
+					// Podman's entries "podman@<host>": adopted.
+					kind = fmt.Sprintf("podman-rootless-%d", uid)
+					s.mu.Lock()
+					s.adopt = "podman@" + info.Name
+					s.mu.Unlock()
 				}
 				return kind + "@" + info.Name, nil
 			}
@@ -194,7 +213,45 @@ func (s *Engine) Identity(ctx context.Context) (bridge.Identity, error) {
 	s.mu.Lock()
 	host := s.hostName
 	s.mu.Unlock()
-	return bridge.NewIdentity(id, host, s.ExplicitID), nil
+	ident := bridge.NewIdentity(id, host, s.ExplicitID)
+	if s.adopt != "" {
+		ident = ident.Adopting(s.adopt)
+	}
+	return ident, nil
+}
+
+// rootless reports whether the Podman behind the API runs rootless, and
+// as which user: Podman's compatible /info does not say (4.3), its own
+// does (the host user its containers' root maps to).
+func (s *Engine) rootless(ctx context.Context) (uid int, ok bool) {
+	type idMap struct {
+		ContainerID int `json:"container_id"`
+		HostID      int `json:"host_id"`
+	}
+	var info struct {
+		Host struct {
+			Security struct {
+				Rootless bool `json:"rootless"`
+			} `json:"security"`
+			IDMappings struct {
+				UIDMap []idMap `json:"uidmap"`
+			} `json:"idMappings"`
+		} `json:"host"`
+	}
+	if err := libpod(ctx, s.API, "info", &info); err != nil {
+		s.log().WithField("error", err).Warn("podman: cannot read whether it runs rootless; taking it for rootful")
+		return 0, false
+	}
+	if !info.Host.Security.Rootless {
+		return 0, false
+	}
+	for _, m := range info.Host.IDMappings.UIDMap {
+		if m.ContainerID == 0 {
+			return m.HostID, true
+		}
+	}
+	s.log().Warn("podman: rootless, but its user is not in its uid map; marked as user 0")
+	return 0, true
 }
 
 // describe reads which engine the API belongs to, logs it, and reports

@@ -114,7 +114,7 @@ func explain(c container.InspectResponse, md metadata, cfg Config) (decisions []
 	warnings = md.misplaced(exposed)
 	registrable := 0
 	for _, p := range ports {
-		if p.hostPort != "" || cfg.Internal || task != "" {
+		if p.hostPort != "" || cfg.Internal && ownAddress(c) || task != "" {
 			registrable++
 		}
 	}
@@ -137,6 +137,8 @@ func explain(c container.InspectResponse, md metadata, cfg Config) (decisions []
 		switch {
 		case p.hostPort == "" && !cfg.Internal && task == "":
 			d.Skipped = "exposed but not published (publish it with -p, or run the daemon with -internal)"
+		case p.hostPort == "" && task == "" && !ownAddress(c):
+			d.Skipped = fmt.Sprintf("exposed but not published, and the container has no address of its own (network mode %q) for -internal: publish it with -p", networkMode(c))
 		case isSet(m.value(KeyIgnore)):
 			d.Skipped = m.key(KeyIgnore) + " is set"
 		case s.Name == "" && cfg.Explicit:

@@ -2,7 +2,10 @@ package docker
 
 import (
 	"context"
+	"io"
+	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -19,9 +22,10 @@ import (
 // msgs on its event stream.
 type streamAPI struct {
 	client.APIClient
-	podman bool
-	msgs   []events.Message
-	opts   chan events.ListOptions
+	podman   bool
+	rootless bool // a rootless Podman's, as uid 1001
+	msgs     []events.Message
+	opts     chan events.ListOptions
 }
 
 func (a *streamAPI) Info(context.Context) (system.Info, error) {
@@ -37,6 +41,25 @@ func (a *streamAPI) ServerVersion(context.Context) (types.Version, error) {
 }
 
 func (a *streamAPI) DaemonHost() string { return "unix:///test.sock" }
+
+// HTTPClient answers Podman's own /info: rootful, or rootless as uid 1001
+// when the API is rootless.
+func (a *streamAPI) HTTPClient() *http.Client {
+	return &http.Client{Transport: roundTrip(func(r *http.Request) (*http.Response, error) {
+		body := `{"host":{"security":{"rootless":false}}}`
+		if a.rootless {
+			body = `{"host":{"security":{"rootless":true},"idMappings":{"uidmap":[{"container_id":0,"host_id":1001,"size":1},{"container_id":1,"host_id":100000,"size":65536}]}}}`
+		}
+		if !strings.HasSuffix(r.URL.Path, "/libpod/info") {
+			return &http.Response{StatusCode: http.StatusNotFound, Body: io.NopCloser(strings.NewReader("page not found"))}, nil
+		}
+		return &http.Response{StatusCode: http.StatusOK, Body: io.NopCloser(strings.NewReader(body))}, nil
+	})}
+}
+
+type roundTrip func(*http.Request) (*http.Response, error)
+
+func (f roundTrip) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 func (a *streamAPI) Events(ctx context.Context, o events.ListOptions) (<-chan events.Message, <-chan error) {
 	a.opts <- o
@@ -164,6 +187,23 @@ func TestIDUnderPodmanIsStable(t *testing.T) {
 	b, _ := e.ID(context.Background())
 	if a != "podman@node-1" || a != b {
 		t.Fatalf("IDs %q and %q, want podman@node-1 twice", a, b)
+	}
+}
+
+// A rootless Podman's identity names its user (one host may run rootful
+// Podman and a rootless one per user), and it takes the entries an
+// earlier version marked podman@<host> for its own containers.
+func TestIDUnderRootlessPodmanNamesTheUser(t *testing.T) {
+	e := &Engine{API: &streamAPI{podman: true, rootless: true}}
+	id, err := e.Identity(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id.String() != "podman-rootless-1001@node-1" {
+		t.Fatalf("identity %q, want podman-rootless-1001@node-1", id)
+	}
+	if want := bridge.NewIdentity("podman-rootless-1001@node-1", "node-1", "").Adopting("podman@node-1"); id != want {
+		t.Errorf("identity %+v, want %+v (adopting podman@node-1)", id, want)
 	}
 }
 

@@ -81,10 +81,20 @@ func launchEnv(t *testing.T, env []string, uris []string, args ...string) *daemo
 // launchBin is launchEnv with another build of the daemon.
 func launchBin(t *testing.T, bin string, env []string, uris []string, args ...string) *daemon {
 	t.Helper()
+	return launchCmd(t, bin, nil, env, uris, args...)
+}
+
+// launchCmd is launchBin; prep, when set, adjusts the command before it
+// starts (the user it runs as).
+func launchCmd(t *testing.T, bin string, prep func(*exec.Cmd), env []string, uris []string, args ...string) *daemon {
+	t.Helper()
 	d := &daemon{out: &testproc.Buffer{}, exited: make(chan struct{})}
 	d.cmd = exec.Command(bin, append(append([]string{"-log-level", "debug"}, args...), uris...)...)
 	d.cmd.Env = append(os.Environ(), env...)
 	d.cmd.Stdout, d.cmd.Stderr = d.out, d.out
+	if prep != nil {
+		prep(d.cmd)
+	}
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -9,7 +9,9 @@
 #  - a CoreDNS binary for the skydns2 test (scripts/get-coredns.sh);
 #  - Podman (Debian's, 4.3) with its Docker-compatible service on
 #    /run/podman/podman.sock, for the Podman tests, and catatonit, which
-#    Podman builds its pods' infra image from;
+#    Podman builds its pods' infra image from; and a rootless Podman, run
+#    by the user registrator-rootless, its service on
+#    /run/user/<uid>/podman/podman.sock;
 #  - Prometheus and promtool (Debian's prometheus, 2.42) for the alert
 #    rules' tests (the tests start their own Prometheus on loopback).
 # Safe to run again: it only does what is missing. Needs root (or sudo) for
@@ -66,6 +68,35 @@ if ! curl -sf --unix-socket "$podman_sock" http://podman/_ping >/dev/null 2>&1; 
   curl -sf --unix-socket "$podman_sock" http://podman/_ping >/dev/null 2>&1 || { echo "setup: podman service did not come up; see $log" >&2; tail -20 "$log" >&2; exit 1; }
 fi
 echo "setup: $(podman --version), service on $podman_sock" >&2
+
+# A rootless Podman, for the rootless tests: a user of its own with
+# subordinate uid and gid ranges, its runtime directory, and its service
+# on $XDG_RUNTIME_DIR/podman/podman.sock. slirp4netns (rootless
+# networking) opens /dev/net/tun as that user: 0666 as on stock Debian.
+rl_user=registrator-rootless
+id -u "$rl_user" >/dev/null 2>&1 || as_root useradd --create-home --shell /usr/sbin/nologin "$rl_user"
+grep -q "^$rl_user:" /etc/subuid || as_root usermod --add-subuids 100000-165535 "$rl_user"
+grep -q "^$rl_user:" /etc/subgid || as_root usermod --add-subgids 100000-165535 "$rl_user"
+[ "$(stat -c %a /dev/net/tun)" = 666 ] || as_root chmod 0666 /dev/net/tun
+rl_uid=$(id -u "$rl_user")
+rl_run=/run/user/$rl_uid
+rl_sock=$rl_run/podman/podman.sock
+as_root install -d -o "$rl_user" -g "$(id -gn "$rl_user")" -m 0700 "$rl_run"
+as_root install -d -o "$rl_user" -g "$(id -gn "$rl_user")" -m 0700 "$rl_run/podman"
+as_user() { as_root runuser -u "$rl_user" -- env -C "/home/$rl_user" HOME="/home/$rl_user" XDG_RUNTIME_DIR="$rl_run" "$@"; }
+if ! as_root curl -sf --unix-socket "$rl_sock" http://podman/_ping >/dev/null 2>&1; then
+  log=/var/log/podman-rootless-registrator.log
+  echo "setup: starting $rl_user's rootless podman system service on $rl_sock (log: $log)" >&2
+  as_root touch "$log"
+  as_root chown "$rl_user" "$log"
+  as_user sh -c "nohup setsid podman system service --time=0 unix://$rl_sock >>'$log' 2>&1 </dev/null &"
+  for _ in $(seq 1 30); do
+    as_root curl -sf --unix-socket "$rl_sock" http://podman/_ping >/dev/null 2>&1 && break
+    sleep 1
+  done
+  as_root curl -sf --unix-socket "$rl_sock" http://podman/_ping >/dev/null 2>&1 || { echo "setup: rootless podman service did not come up; see $log" >&2; tail -20 "$log" >&2; exit 1; }
+fi
+echo "setup: rootless Podman of $rl_user (uid $rl_uid), service on $rl_sock" >&2
 
 consul=$(scripts/get-consul.sh)
 echo "setup: Consul at $consul" >&2

@@ -95,7 +95,7 @@ func deriveConfig(o options, log *logrus.Entry) docker.Config {
 	if o.ip6Iface != "" {
 		cfg.HostIP6, _ = docker.InterfaceAddr(o.ip6Iface, true)
 	}
-	if !o.internal && (o.hostIP == "" && o.ipIface == "" || o.hostIP6 == "" && o.ip6Iface == "") {
+	if o.hostIP == "" && o.ipIface == "" || o.hostIP6 == "" && o.ip6Iface == "" { // -internal too: a container may have no address of its own
 		cfg.HostAddr, cfg.HostAddr6 = hostAddresses(host, log)
 	}
 	return cfg
