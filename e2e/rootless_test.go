@@ -44,24 +44,7 @@ func rootlessReady(t *testing.T) *rootless {
 	if out, err := exec.Command("curl", "-sf", "--unix-socket", rl.socket, "http://podman/_ping").CombinedOutput(); err != nil {
 		t.Fatalf("no rootless Podman service on %s (run `make setup`): %v %s", rl.socket, err, out)
 	}
-	rootlessImages.Do(func() {
-		load := rl.command("podman", "load", "-q")
-		save := exec.Command("docker", "save", imgSvc)
-		pipe, err := save.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		load.Stdin = pipe
-		if err := save.Start(); err != nil {
-			t.Fatal(err)
-		}
-		if out, err := load.CombinedOutput(); err != nil {
-			t.Fatalf("docker save | podman load (as %s): %v\n%s", rootlessUser, err, out)
-		}
-		if err := save.Wait(); err != nil {
-			t.Fatalf("docker save: %v", err)
-		}
-	})
+	rootlessImages.Do(func() { rl.load(t, imgSvc) })
 	rl.removeContainers()
 	t.Cleanup(rl.removeContainers)
 
@@ -78,6 +61,28 @@ func rootlessReady(t *testing.T) *rootless {
 		t.Fatal(err)
 	}
 	return rl
+}
+
+// load moves Docker's images into the user's Podman store (docker save |
+// podman load).
+func (rl *rootless) load(t *testing.T, images ...string) {
+	t.Helper()
+	save := exec.Command("docker", append([]string{"save"}, images...)...)
+	pipe, err := save.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	load := rl.command("podman", "load", "-q")
+	load.Stdin = pipe
+	if err := save.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := load.CombinedOutput(); err != nil {
+		t.Fatalf("docker save | podman load (as %s): %v\n%s", rootlessUser, err, out)
+	}
+	if err := save.Wait(); err != nil {
+		t.Fatalf("docker save: %v", err)
+	}
 }
 
 func copyFile(from, to string) error {
@@ -230,4 +235,31 @@ func TestPodmanRootless(t *testing.T) {
 	expect(t, want("127.0.0.1"))
 	rl.podman(t, "stop", "-t", "1", "e2e-rootless")
 	expectIDs(t)
+}
+
+// The image, run by the rootless user as a container of its own Podman
+// (host network, the user's socket at /tmp/docker.sock): it registers
+// that user's containers with the user's mark.
+func TestPodmanRootlessImage(t *testing.T) {
+	clean(t)
+	rl := rootlessReady(t)
+	image := buildImage(t)
+	rl.load(t, image)
+	reg := rl.podman(t, "run", "-d", "--name", "registrator-rootless-under-test", "--label", label+"=1", "--net", "host",
+		"-v", rl.socket+":/tmp/docker.sock", image, "-ip", "127.0.0.1", "consul://"+agent.Addr)
+	web := freePort(t)
+	rl.podman(t, "run", "-d", "--name", "e2e-rootless-web", "--label", label+"=1", "-p", pub(web, "80"), imgSvc, "80")
+	expect(t, map[string]svc{id("e2e-rootless-web", "80"): {Name: "svc", Address: "127.0.0.1", Port: web}})
+	all, err := agent.Client().Agent().Services()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if owner, want := all[id("e2e-rootless-web", "80")].Meta["registrator-owner"], "podman-rootless-"+strconv.Itoa(rl.uid)+"@"+host; owner != want {
+		t.Errorf("owner mark %q, want %s", owner, want)
+	}
+	rl.podman(t, "rm", "-f", "e2e-rootless-web")
+	expect(t, map[string]svc{})
+	if t.Failed() {
+		t.Logf("registrator container log:\n%s", rl.podman(t, "logs", reg))
+	}
 }
