@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -158,6 +159,13 @@ func (b *Bridge) Ping(ctx context.Context) error {
 	return b.call(ctx, b.backend.Ping)
 }
 
-// ShortID is the 12-character form of a container ID, as the Docker CLI
-// shows it and as logs name a container.
-func ShortID(id string) string { return id[:min(len(id), 12)] }
+// ShortID is an ID as logs show it: a container's first 12 characters;
+// for the ID of another kind of source, "<kind>:" and the first 12 of the
+// rest ("swarm-service:1a2b3c4d5e6f").
+func ShortID(id string) string {
+	kind, rest, ok := strings.Cut(id, ":")
+	if !ok {
+		return id[:min(len(id), 12)]
+	}
+	return kind + ":" + rest[:min(len(rest), 12)]
+}

@@ -112,6 +112,11 @@ type Engine struct {
 	// Retry spaces the attempts to reach the engine at start and to
 	// re-establish its event stream; DefaultRetry if nil.
 	Retry bridge.Backoff
+	// Swarm, set on a Swarm manager with -swarm-services, adds the ports
+	// the swarm's services publish through the routing mesh, at this
+	// node's address, to this host's entries, and the services' events
+	// to the stream (Changed with the IDs of both its sources).
+	Swarm *SwarmServices
 
 	mu       sync.Mutex
 	stopping map[string]time.Time // container ID → when a kill event was seen
@@ -327,6 +332,12 @@ func (s *Engine) forget(id string) {
 
 // Inspect reads one container and derives its services.
 func (s *Engine) Inspect(ctx context.Context, id string) (bridge.Container, error) {
+	if strings.HasPrefix(id, swarmIngressPrefix) {
+		if s.Swarm == nil {
+			return bridge.Container{ID: id}, fmt.Errorf("docker: %s: %w", id, bridge.ErrNotFound)
+		}
+		return s.Swarm.inspectIngress(ctx, id, s.config())
+	}
 	c, err := s.API.ContainerInspect(ctx, id)
 	if errdefs.IsNotFound(err) {
 		s.forget(id) // removed: its mark goes too

@@ -29,6 +29,23 @@ import (
 // resync to the next; the status text, "Up 3 minutes", changes at most
 // once a minute).
 func (s *Engine) List(ctx context.Context) ([]bridge.Container, error) {
+	out, err := s.listContainers(ctx)
+	if err != nil || s.Swarm == nil {
+		return out, err
+	}
+	ingress, err := s.Swarm.ingressList(ctx)
+	if err != nil {
+		s.log().WithField("error", err).Warn("docker: the Swarm services' ports published through the routing mesh are kept as last listed")
+	}
+	salt := s.currentSalt() // -ip from an interface: the node's address
+	for _, c := range ingress {
+		c.Fingerprint += salt
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+func (s *Engine) listContainers(ctx context.Context) ([]bridge.Container, error) {
 	s.listMu.Lock()
 	defer s.listMu.Unlock()
 	if s.followInterfaces() {

@@ -211,6 +211,26 @@ func (m portMetadata) attributes() map[string]string {
 	return attrs
 }
 
+// namedPorts are the ports that per-port keys name, with their protocol
+// (SERVICE_53_udp_NAME) or as TCP (SERVICE_80_NAME), sorted; a number past
+// the last port is left out.
+func (md metadata) namedPorts() []nat.Port {
+	var out []nat.Port
+	for p := range md.ports {
+		if n := atoi(p); n > 0 && n <= 65535 {
+			out = append(out, nat.Port(strconv.Itoa(n)+"/tcp"))
+		}
+	}
+	for pp := range md.protos {
+		p, proto, _ := strings.Cut(pp, "/")
+		if n := atoi(p); n > 0 && n <= 65535 {
+			out = append(out, nat.Port(strconv.Itoa(n)+"/"+proto))
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
 // misplaced reports keys that can never apply: per-port keys for a port the
 // container has not got (with the protocol, for that protocol), range keys
 // for a range that holds none of its ports or is empty, and keys whose port

@@ -26,6 +26,9 @@ var containerActions = []events.Action{
 // networkActions are the network events that name a container.
 var networkActions = []events.Action{events.ActionConnect, events.ActionDisconnect}
 
+// serviceActions are a Swarm service's events (-swarm-services).
+var serviceActions = []events.Action{events.ActionCreate, events.ActionUpdate, events.ActionRemove}
+
 // actionRemove is Podman's event for a removed container, where Docker
 // says destroy.
 const actionRemove events.Action = "remove"
@@ -53,6 +56,12 @@ func (s *Engine) Watch(ctx context.Context, h bridge.Handler) {
 	f := filters.NewArgs(filters.Arg("type", string(events.ContainerEventType)), filters.Arg("type", string(events.NetworkEventType)))
 	if !s.isPodman() {
 		for _, a := range append(containerActions, networkActions...) {
+			f.Add("event", string(a))
+		}
+	}
+	if s.Swarm != nil {
+		f.Add("type", string(events.ServiceEventType))
+		for _, a := range serviceActions {
 			f.Add("event", string(a))
 		}
 	}
@@ -90,6 +99,14 @@ func (s *Engine) watchOnce(ctx context.Context, log *logrus.Entry, f filters.Arg
 		case m := <-msgs:
 			if h.Event != nil {
 				h.Event(string(m.Type), string(m.Action))
+			}
+			if m.Type == events.ServiceEventType {
+				if s.Swarm != nil && slices.Contains(serviceActions, m.Action) && m.Actor.ID != "" {
+					log.WithFields(logrus.Fields{"service": m.Actor.Attributes["name"], "event": string(m.Type) + " " + string(m.Action)}).Debug("docker event")
+					h.Changed(swarmServicePrefix + m.Actor.ID)
+					h.Changed(swarmIngressPrefix + m.Actor.ID)
+				}
+				continue
 			}
 			id := containerOf(m)
 			if id == "" || !wanted(m) {

@@ -61,9 +61,41 @@ func daemon(ctx context.Context, o options, log *logrus.Entry) error {
 		}
 		return err
 	}
+	// -swarm-services: the services' virtual IPs are the swarm's entries,
+	// written alike by every manager's daemon under the swarm's mark, with
+	// backends opened for that mark; their ingress ports are this host's.
+	var swarmSrc *docker.SwarmServices
+	var swarmOwner bridge.Identity
+	var swarmBackends []backend
+	defer func() {
+		for _, b := range swarmBackends {
+			b.Close()
+		}
+	}()
+	if o.swarmServices {
+		ss := &docker.SwarmServices{API: api, Config: cfg}
+		switch _, manager, err := ss.Manager(ctx); {
+		case err != nil:
+			return fmt.Errorf("-swarm-services: %w", err)
+		case !manager:
+			log.Warn("-swarm-services: this node is not a Swarm manager: the managers' daemons register the Swarm services; this one registers its own tasks and containers (a node promoted later needs its daemon restarted)")
+		default:
+			if swarmOwner, err = ss.Identity(ctx); err != nil {
+				return fmt.Errorf("-swarm-services: %w", err)
+			}
+			swarmBackends, err = openBackends(ctx, o, swarmOwner.String(), log)
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return err
+			}
+			swarmSrc, engine.Swarm = ss, ss
+		}
+	}
 	// One bridge per backend: each has its own queue and retries, so that
 	// one backend's outage never holds up another's writes.
-	var bridges []*bridge.Bridge
+	var bridges, swarmBridges []*bridge.Bridge
 	for _, b := range backends {
 		br := bridge.New(engine, b.Backend, bridge.Config{
 			Owner: owner, OnSuccess: o.onSuccess, Cleanup: o.cleanup, Hostname: cfg.Hostname, Resync: o.resync,
@@ -73,9 +105,21 @@ func daemon(ctx context.Context, o options, log *logrus.Entry) error {
 		bridges = append(bridges, br)
 		g.Go(func() error { return br.Run(ctx) })
 	}
+	for _, b := range swarmBackends {
+		name := "swarm-services " + b.name
+		br := bridge.New(swarmSrc, b.Backend, bridge.Config{
+			Owner: swarmOwner, Hostname: cfg.Hostname, Resync: o.resync, DryRun: o.dryRun, Observer: mon.Observer(name),
+		}, log.WithField("backend", name))
+		mon.Add(name, br)
+		swarmBridges = append(swarmBridges, br)
+		g.Go(func() error { return br.Run(ctx) })
+	}
 	started := logrus.Fields{"engine": engine.Kind(), "socket": api.DaemonHost(), "owner": owner.String(), "registry": redacted(o.uris), "version": version, "dry-run": o.dryRun}
 	if !o.selector.Empty() {
 		started["container-filter"] = o.selector.String()
+	}
+	if swarmSrc != nil {
+		started["swarm-services"] = swarmOwner.String()
 	}
 	log.WithFields(started).Info("registrator started")
 	if srv != nil { // the pings feed /ready and registrator_backend_up, served only there
@@ -84,13 +128,17 @@ func daemon(ctx context.Context, o options, log *logrus.Entry) error {
 	g.Go(func() error {
 		engine.Watch(ctx, bridge.Handler{
 			Changed: func(id string) {
-				for _, b := range bridges {
+				to := bridges
+				if docker.IsSwarmService(id) {
+					to = swarmBridges
+				}
+				for _, b := range to {
 					b.Changed(id)
 				}
 			},
 			Connected: func() {
 				mon.DockerConnected()
-				for _, b := range bridges {
+				for _, b := range append(bridges, swarmBridges...) {
 					b.Resync()
 				}
 			},
