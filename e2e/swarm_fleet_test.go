@@ -35,11 +35,15 @@ func (h *swarmHost) tasks(service string) ([]string, error) {
 	return ids, nil
 }
 
-// A swarm of three hosts on their own network (one manager, two workers),
-// each with its daemon writing to one etcd cluster: every task is
-// registered by the daemon of the node that runs it, at its overlay
-// address; the registry follows a node drained and a worker killed, with
-// no entry left behind on the node a task left.
+// A swarm of three hosts on their own network (a manager, then a worker
+// promoted to a second while its daemon runs, and a worker), each with its
+// daemon writing to one etcd cluster with -swarm-services:
+// every task is registered by the daemon of the node that runs it, at its
+// overlay address; the service's virtual IP once, though both managers
+// write it; its routing-mesh port at each manager's address, by that
+// manager; the worker's daemon says it is no manager. The registry
+// follows a node drained and a worker killed, with no entry left behind
+// on the node a task left.
 func TestSwarmOnThreeHosts(t *testing.T) {
 	lan, cluster := bedCluster(t, false)
 
@@ -60,8 +64,22 @@ func TestSwarmOnThreeHosts(t *testing.T) {
 		t.Fatalf("appnet's subnet %q: %v", subnet, err)
 	}
 	for _, h := range hosts {
-		h.d = startInside(t, h.Host, []string{"etcd://" + cluster.EtcdEndpoints() + "/swarm"}, "-ip", h.Addr)
+		h.d = startInside(t, h.Host, []string{"etcd://" + cluster.EtcdEndpoints() + "/swarm"}, "-ip", h.Addr, "-swarm-services")
 	}
+	// A worker promoted while its daemon runs: the daemon starts
+	// registering the services; the other worker's says it is none.
+	for _, w := range []*swarmHost{w1, w2} {
+		w.d.waitFor(t, "-swarm-services: this node is not a Swarm manager")
+	}
+	hostDocker(t, m.Host, "node", "promote", w2.Name)
+	for _, h := range []*swarmHost{m, w2} {
+		h.d.waitFor(t, "registering the Swarm services")
+	}
+	// The service's own entries while it exists: its virtual IP on appnet
+	// once, its routing-mesh port at each manager's address.
+	vipID := "swarm:web:appnet:80"
+	serviceIDs := []string{vipID, m.Name + ":swarm:web:8080", w2.Name + ":swarm:web:8080"}
+	nodeAddr := map[string]string{m.Name + ":swarm:web:8080": m.Addr, w2.Name + ":swarm:web:8080": w2.Addr}
 
 	registry := func() ([]string, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -72,9 +90,18 @@ func TestSwarmOnThreeHosts(t *testing.T) {
 		}
 		var ids []string
 		for _, kv := range resp.Kvs {
-			ids = append(ids, strings.TrimPrefix(string(kv.Key), "/swarm/web/"))
-			if host, _, err := net.SplitHostPort(string(kv.Value)); err != nil || !appnet.Contains(net.ParseIP(host)) {
-				return nil, fmt.Errorf("%s at %s, want its address on appnet (%s), not the node's or the ingress network's", kv.Key, kv.Value, appnet)
+			id := strings.TrimPrefix(string(kv.Key), "/swarm/web/")
+			ids = append(ids, id)
+			host, _, err := net.SplitHostPort(string(kv.Value))
+			switch {
+			case err != nil:
+				return nil, fmt.Errorf("%s: %q: %v", kv.Key, kv.Value, err)
+			case nodeAddr[id] != "":
+				if host != nodeAddr[id] {
+					return nil, fmt.Errorf("%s at %s, want its node's address %s", kv.Key, kv.Value, nodeAddr[id])
+				}
+			case !appnet.Contains(net.ParseIP(host)):
+				return nil, fmt.Errorf("%s at %s, want an address on appnet (%s), not a node's or the ingress network's", kv.Key, kv.Value, appnet)
 			}
 		}
 		slices.Sort(ids)
@@ -91,6 +118,9 @@ func TestSwarmOnThreeHosts(t *testing.T) {
 		deadline := time.Now().Add(2 * time.Minute)
 		for {
 			want = want[:0]
+			if n > 0 {
+				want = append(want, serviceIDs...)
+			}
 			var err error
 			for _, h := range hosts {
 				if h.lost {
@@ -104,7 +134,7 @@ func TestSwarmOnThreeHosts(t *testing.T) {
 			}
 			slices.Sort(want)
 			switch {
-			case err != nil || len(want) != n || settled != nil && !settled():
+			case err != nil || len(want) != n+len(serviceIDs) && n > 0 || n == 0 && len(want) != 0 || settled != nil && !settled():
 				tasksAt = time.Time{}
 			case tasksAt.IsZero():
 				tasksAt = time.Now()
@@ -138,7 +168,7 @@ func TestSwarmOnThreeHosts(t *testing.T) {
 	follow("3 tasks over 3 nodes", 3, func() bool { return on(m) == 1 && on(w1) == 1 && on(w2) == 1 }, 2*time.Second)
 
 	hostDocker(t, m.Host, "node", "update", "--availability", "drain", w2.Name)
-	follow("a worker drained", 3, func() bool { return on(w2) == 0 }, 2*time.Second)
+	follow("a node drained", 3, func() bool { return on(w2) == 0 }, 2*time.Second)
 	hostDocker(t, m.Host, "node", "update", "--availability", "active", w2.Name)
 
 	// A worker lost with its daemon: the manager reschedules its task once

@@ -42,7 +42,7 @@ func TestSwarmServices(t *testing.T) {
 	t.Cleanup(func() { _ = exec.Command("docker", "service", "rm", "e2e-sv", "e2e-rr").Run() })
 	cluster := docker(t, "info", "-f", "{{.Swarm.Cluster.ID}}")
 	d := startDaemonURIs(t, []string{"consul://" + agent.Addr, etcdURI("/services")}, "-ip", "127.0.0.1", "-swarm-services")
-	d.waitFor(t, "swarm-services=swarm@"+cluster)
+	d.waitFor(t, `registering the Swarm services" owner=swarm@`+cluster)
 
 	published := freePort(t)
 	docker(t, "service", "create", "--quiet", "--detach", "--no-resolve-image", "--name", "e2e-sv", "--network", "e2e-sv",

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"sync"
+	"time"
 
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sync/errgroup"
@@ -61,41 +63,20 @@ func daemon(ctx context.Context, o options, log *logrus.Entry) error {
 		}
 		return err
 	}
-	// -swarm-services: the services' virtual IPs are the swarm's entries,
-	// written alike by every manager's daemon under the swarm's mark, with
-	// backends opened for that mark; their ingress ports are this host's.
-	var swarmSrc *docker.SwarmServices
-	var swarmOwner bridge.Identity
-	var swarmBackends []backend
-	defer func() {
-		for _, b := range swarmBackends {
-			b.Close()
-		}
-	}()
+	// -swarm-services: the services' ports published through the routing
+	// mesh are this host's entries (the engine adds them while the node is
+	// a manager); their virtual IPs are the swarm's, in bridges of their
+	// own that start once the node is a manager.
+	var swarm *swarmServices
 	if o.swarmServices {
 		ss := &docker.SwarmServices{API: api, Config: cfg}
-		switch _, manager, err := ss.Manager(ctx); {
-		case err != nil:
-			return fmt.Errorf("-swarm-services: %w", err)
-		case !manager:
-			log.Warn("-swarm-services: this node is not a Swarm manager: the managers' daemons register the Swarm services; this one registers its own tasks and containers (a node promoted later needs its daemon restarted)")
-		default:
-			if swarmOwner, err = ss.Identity(ctx); err != nil {
-				return fmt.Errorf("-swarm-services: %w", err)
-			}
-			swarmBackends, err = openBackends(ctx, o, swarmOwner.String(), log)
-			if err != nil {
-				if ctx.Err() != nil {
-					return nil
-				}
-				return err
-			}
-			swarmSrc, engine.Swarm = ss, ss
-		}
+		engine.Swarm = ss
+		swarm = &swarmServices{src: ss}
+		g.Go(func() error { return swarm.run(ctx, o, cfg, mon, log) })
 	}
 	// One bridge per backend: each has its own queue and retries, so that
 	// one backend's outage never holds up another's writes.
-	var bridges, swarmBridges []*bridge.Bridge
+	var bridges []*bridge.Bridge
 	for _, b := range backends {
 		br := bridge.New(engine, b.Backend, bridge.Config{
 			Owner: owner, OnSuccess: o.onSuccess, Cleanup: o.cleanup, Hostname: cfg.Hostname, Resync: o.resync,
@@ -105,21 +86,9 @@ func daemon(ctx context.Context, o options, log *logrus.Entry) error {
 		bridges = append(bridges, br)
 		g.Go(func() error { return br.Run(ctx) })
 	}
-	for _, b := range swarmBackends {
-		name := "swarm-services " + b.name
-		br := bridge.New(swarmSrc, b.Backend, bridge.Config{
-			Owner: swarmOwner, Hostname: cfg.Hostname, Resync: o.resync, DryRun: o.dryRun, Observer: mon.Observer(name),
-		}, log.WithField("backend", name))
-		mon.Add(name, br)
-		swarmBridges = append(swarmBridges, br)
-		g.Go(func() error { return br.Run(ctx) })
-	}
 	started := logrus.Fields{"engine": engine.Kind(), "socket": api.DaemonHost(), "owner": owner.String(), "registry": redacted(o.uris), "version": version, "dry-run": o.dryRun}
 	if !o.selector.Empty() {
 		started["container-filter"] = o.selector.String()
-	}
-	if swarmSrc != nil {
-		started["swarm-services"] = swarmOwner.String()
 	}
 	log.WithFields(started).Info("registrator started")
 	if srv != nil { // the pings feed /ready and registrator_backend_up, served only there
@@ -130,7 +99,7 @@ func daemon(ctx context.Context, o options, log *logrus.Entry) error {
 			Changed: func(id string) {
 				to := bridges
 				if docker.IsSwarmService(id) {
-					to = swarmBridges
+					to = swarm.bridges()
 				}
 				for _, b := range to {
 					b.Changed(id)
@@ -138,7 +107,7 @@ func daemon(ctx context.Context, o options, log *logrus.Entry) error {
 			},
 			Connected: func() {
 				mon.DockerConnected()
-				for _, b := range append(bridges, swarmBridges...) {
+				for _, b := range append(bridges, swarm.bridges()...) {
 					b.Resync()
 				}
 			},
@@ -147,5 +116,89 @@ func daemon(ctx context.Context, o options, log *logrus.Entry) error {
 		})
 		return nil
 	})
+	return g.Wait()
+}
+
+// swarmServices runs the bridges of the Swarm services' virtual IPs, one
+// per backend, opened for the swarm's mark, from the moment the node is a
+// manager (at start, or promoted later) until the daemon stops.
+type swarmServices struct {
+	src *docker.SwarmServices
+
+	mu      sync.Mutex
+	running []*bridge.Bridge
+}
+
+// swarmPoll is how often a node that is not a manager is asked again.
+const swarmPoll = 5 * time.Second
+
+// bridges are the running bridges; none on a nil swarmServices or before
+// the node is a manager.
+func (s *swarmServices) bridges() []*bridge.Bridge {
+	if s == nil {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.running
+}
+
+func (s *swarmServices) run(ctx context.Context, o options, cfg docker.Config, mon *monitor.Monitor, log *logrus.Entry) error {
+	said := false
+	for {
+		_, manager, err := s.src.Manager(ctx)
+		if manager {
+			break
+		}
+		switch {
+		case err != nil && ctx.Err() == nil:
+			log.WithField("error", err).Warn("-swarm-services: cannot ask the engine whether it is a Swarm manager; asking again")
+		case err == nil && !said:
+			log.Warnf("-swarm-services: this node is not a Swarm manager: the managers' daemons register the Swarm services (asked again every %s)", swarmPoll)
+			said = true
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(swarmPoll):
+		}
+	}
+	owner, err := s.src.Identity(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("-swarm-services: %w", err)
+	}
+	backends, err := openBackends(ctx, o, owner.String(), log)
+	defer func() {
+		for _, b := range backends {
+			b.Close()
+		}
+	}()
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("-swarm-services: %w", err)
+	}
+	g, ctx := errgroup.WithContext(ctx)
+	var running []*bridge.Bridge
+	for _, b := range backends {
+		name := "swarm-services " + b.name
+		br := bridge.New(s.src, b.Backend, bridge.Config{
+			Owner: owner, Hostname: cfg.Hostname, Resync: o.resync, DryRun: o.dryRun, Observer: mon.Observer(name),
+		}, log.WithField("backend", name))
+		mon.Add(name, br)
+		running = append(running, br)
+		g.Go(func() error { return br.Run(ctx) })
+	}
+	s.mu.Lock()
+	s.running = running
+	s.mu.Unlock()
+	log.WithField("owner", owner.String()).Info("-swarm-services: this node is a Swarm manager: registering the Swarm services")
+	for _, br := range running {
+		br.Resync()
+	}
 	return g.Wait()
 }
