@@ -29,6 +29,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"flag"
@@ -106,7 +107,22 @@ func main() {
 	runs := flag.Int("runs", 1, "repeat the measurement this many times and report each figure's median (the lower middle value for an even count)")
 	logLevel := flag.String("log-level", "warn", "the daemon's -log-level; its log goes to the bench's standard error")
 	profile := flag.String("profile", "", "write a CPU profile of the steady state and a heap profile after it to this `directory` (cpu-<backend>.pprof, heap-<backend>.pprof)")
+	peer := flag.String("peer", "", "side by side with the program at this `path` (gliderlabs/registrator, built by ../shared/peer/build-registrator.sh) on Consul: latency, startup sync and peak RSS at each -sync, CPU of -resync 1 over -steady-for at the largest, bursts of each -peer-burst; measured alike from outside both")
+	peerBurst := flag.String("peer-burst", "100,500", "with -peer: comma list of burst sizes")
 	flag.Parse()
+	if *peer != "" {
+		syncNs, err1 := numbers(*syncN)
+		burstNs, err2 := numbers(*peerBurst)
+		err := cmp.Or(err1, err2)
+		if err == nil {
+			err = sideBySide(*peer, *latencyN, syncNs, burstNs, *steadyFor, *runs, *out)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "registrator-bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(*latencyN, *syncN, *burstN, *steadyN, *steadyFor, strings.Split(*backends, ","), *out, *profile, *logLevel, *runs); err != nil {
 		fmt.Fprintln(os.Stderr, "registrator-bench:", err)
 		os.Exit(1)
@@ -163,15 +179,10 @@ func run(latencyN int, syncList string, burstN, steadyN int, steadyFor time.Dura
 	removeContainers()
 	defer removeContainers()
 
-	var syncNs []int
-	for _, s := range strings.Split(syncList, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(s))
-		if err != nil || n <= 0 {
-			return fmt.Errorf("-sync %q: not a list of positive numbers", syncList)
-		}
-		syncNs = append(syncNs, n)
+	syncNs, err := numbers(syncList)
+	if err != nil {
+		return err
 	}
-	slices.Sort(syncNs)
 
 	var targets []*target
 	defer func() {
@@ -212,6 +223,20 @@ func run(latencyN int, syncList string, burstN, steadyN int, steadyFor time.Dura
 		}
 	}
 	return nil
+}
+
+// numbers reads a comma list of positive numbers, sorted.
+func numbers(list string) ([]int, error) {
+	var out []int
+	for _, s := range strings.Split(list, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("%q: not a list of positive numbers", list)
+		}
+		out = append(out, n)
+	}
+	slices.Sort(out)
+	return out, nil
 }
 
 func startTarget(name string) (*target, error) {

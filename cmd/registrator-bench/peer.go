@@ -1,0 +1,443 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+
+	"github.com/registrator/registrator/internal/consultest"
+	"github.com/registrator/registrator/internal/testkit"
+	"github.com/registrator/registrator/internal/testproc"
+)
+
+// The side-by-side mode (-peer PATH): this daemon and the program users
+// run instead, gliderlabs/registrator (built by
+// ../shared/peer/build-registrator.sh), through the same phases on one
+// Consul dev agent (the peer speaks etcd's v2 API only), each run taking
+// them in turn (every other run the peer first). Both run with their
+// defaults but -internal (and -resync 1 for the steady state), as users
+// run them: the peer's default is no resync at all, ours 30 s. Both are
+// measured alike, from outside: what the agent holds and /proc, never our
+// metrics or log.
+
+// program is one daemon under comparison.
+type program struct {
+	name string
+	bin  string
+	env  []string
+}
+
+// figures is one program's figures of one run.
+type figures struct {
+	LatencyMS   map[string]float64 `json:"latency_ms"`           // median, p90
+	FloorMS     map[string]float64 `json:"latency_floor_ms"`     // start_event, agent_write, sum: medians
+	SyncS       map[string]float64 `json:"startup_sync_s"`       // by N
+	PeakRSSMB   map[string]float64 `json:"peak_rss_mb"`          // after the sync of N, by N
+	SteadyCPU   float64            `json:"steady_cpu_s_per_min"` // -resync 1, nothing changing
+	BurstStartS map[string]float64 `json:"burst_start_s"`        // by B: to the last registration
+	BurstMissed map[string]float64 `json:"burst_start_missed"`   // by B: never registered
+	BurstRmS    map[string]float64 `json:"burst_remove_s"`       // by B: to the last removal
+	BurstLeft   map[string]float64 `json:"burst_remove_left"`    // by B: never removed
+}
+
+type sideReport struct {
+	Machine map[string]string    `json:"machine"`
+	Runs    int                  `json:"runs"`
+	PerRun  map[string][]figures `json:"per_run"` // by program
+}
+
+// burstWait is how long after the last command of a burst the registry is
+// watched; what it does not hold then is counted as missed.
+const burstWait = 60 * time.Second
+
+func sideBySide(peerBin string, latencyN int, syncNs, burstNs []int, steadyFor time.Duration, runs int, out string) error {
+	root := testkit.RepoRoot()
+	dir, err := os.MkdirTemp("", "registrator-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	ours := program{name: "registrator (ours)", bin: dir + "/registrator"}
+	if out, err := testkit.Command(root, []string{"CGO_ENABLED=0"}, "go", "build", "-trimpath", "-ldflags", "-s -w", "-o", ours.bin, "./cmd/registrator"); err != nil {
+		return fmt.Errorf("build daemon: %v\n%s", err, out)
+	}
+	// gliderlabs/registrator reads DOCKER_HOST, else /tmp/docker.sock.
+	peer := program{name: "gliderlabs/registrator", bin: peerBin, env: []string{"DOCKER_HOST=unix:///var/run/docker.sock"}}
+	if err := buildImage(dir); err != nil {
+		return err
+	}
+	removeContainers()
+	defer removeContainers()
+	a, err := consultest.Start()
+	if err != nil {
+		return err
+	}
+	defer a.Stop()
+	host, _ := os.Hostname()
+	s := &side{agent: a, host: host}
+
+	rep := sideReport{Machine: machine(), Runs: runs, PerRun: map[string][]figures{}}
+	progs := []program{ours, peer}
+	for run := range runs {
+		order := slices.Clone(progs)
+		if run%2 == 1 {
+			slices.Reverse(order)
+		}
+		fs := map[string]*figures{}
+		for _, p := range progs {
+			fs[p.name] = &figures{SyncS: map[string]float64{}, PeakRSSMB: map[string]float64{}, BurstStartS: map[string]float64{},
+				BurstMissed: map[string]float64{}, BurstRmS: map[string]float64{}, BurstLeft: map[string]float64{}}
+		}
+		each := func(phase string, f func(p program, fig *figures) error) error {
+			for _, p := range order {
+				settle()
+				if err := f(p, fs[p.name]); err != nil {
+					return fmt.Errorf("%s, %s: %w", p.name, phase, err)
+				}
+			}
+			return nil
+		}
+		if latencyN > 0 {
+			if err := each("latency", func(p program, fig *figures) error { return s.latency(p, fig, latencyN) }); err != nil {
+				return err
+			}
+		}
+		running := 0
+		for _, n := range syncNs {
+			if err := startContainers("bench-sync", running, n); err != nil {
+				return err
+			}
+			running = n
+			if err := each(fmt.Sprintf("startup sync of %d", n), func(p program, fig *figures) error { return s.sync(p, fig, n) }); err != nil {
+				return err
+			}
+		}
+		if running > 0 && steadyFor > 0 {
+			if err := each("steady state", func(p program, fig *figures) error { return s.steady(p, fig, running, steadyFor) }); err != nil {
+				return err
+			}
+		}
+		removeContainers()
+		for _, n := range burstNs {
+			if err := each(fmt.Sprintf("burst of %d", n), func(p program, fig *figures) error { return s.burst(p, fig, n) }); err != nil {
+				return err
+			}
+		}
+		for _, p := range progs {
+			rep.PerRun[p.name] = append(rep.PerRun[p.name], *fs[p.name])
+		}
+		fmt.Fprintf(os.Stderr, "registrator-bench: side-by-side run %d of %d done\n", run+1, runs)
+	}
+	printSide(rep, ours.name, peer.name, syncNs, burstNs)
+	if out != "" {
+		data, _ := json.MarshalIndent(rep, "", "  ")
+		if err := os.WriteFile(out, append(data, '\n'), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// side is the agent both programs write to.
+type side struct {
+	agent *consultest.Agent
+	host  string
+}
+
+// running is one program started against the agent.
+type running struct {
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+func (s *side) start(p program, args ...string) (*running, error) {
+	r := &running{done: make(chan struct{})}
+	r.cmd = exec.Command(p.bin, append(append([]string{"-internal"}, args...), "consul://"+s.agent.Addr)...)
+	r.cmd.Env = append(os.Environ(), p.env...)
+	r.cmd.Stderr = nil // both log every registration; not read
+	if err := r.cmd.Start(); err != nil {
+		return nil, err
+	}
+	go func() { _ = r.cmd.Wait(); close(r.done) }()
+	return r, nil
+}
+
+func (r *running) stop() { testkit.Stop(r.cmd.Process, r.done, 10*time.Second) }
+
+// count is how many entries of the bench's containers the agent holds.
+func (s *side) count(ctx context.Context) (int, error) {
+	all, err := s.agent.Client().Agent().ServicesWithFilterOpts("", (&api.QueryOptions{}).WithContext(ctx))
+	n := 0
+	for id := range all {
+		if strings.HasPrefix(id, s.host+":bench-") {
+			n++
+		}
+	}
+	return n, err
+}
+
+// waitCount polls the agent every 20 ms until it holds n entries, for at
+// most timeout; it returns how many it held last.
+func (s *side) waitCount(n int, timeout time.Duration) int {
+	ctx := context.Background()
+	last := -1
+	_ = pollUntil(ctx, 20*time.Millisecond, timeout, func() (bool, error) {
+		c, err := s.count(ctx)
+		if err == nil {
+			last = c
+		}
+		return c == n, err
+	})
+	return last
+}
+
+// seen returns when the catalog first lists service name with ID id (a
+// blocking query, as the main bench's Consul target).
+func (s *side) seen(ctx context.Context, name, id string) (<-chan time.Time, error) {
+	cat := s.agent.Client().Catalog()
+	_, meta, err := cat.Service(name, "", (&api.QueryOptions{}).WithContext(ctx))
+	if err != nil {
+		return nil, err
+	}
+	ch := make(chan time.Time, 1)
+	go func() {
+		defer close(ch)
+		idx := meta.LastIndex
+		for ctx.Err() == nil {
+			list, meta, err := cat.Service(name, "", (&api.QueryOptions{WaitIndex: idx, WaitTime: 30 * time.Second}).WithContext(ctx))
+			if err != nil {
+				time.Sleep(time.Millisecond)
+				continue
+			}
+			now := time.Now()
+			for _, e := range list {
+				if e.ServiceID == id {
+					ch <- now
+					return
+				}
+			}
+			idx = meta.LastIndex
+		}
+	}()
+	return ch, nil
+}
+
+// latency starts n containers one at a time: from StartedAt to the
+// catalog listing the service. Before each, the floor: one plain agent
+// write, timed to the catalog listing it; and the engine's start event
+// after StartedAt.
+func (s *side) latency(p program, fig *figures, n int) error {
+	ctx := context.Background()
+	if err := s.agent.Reset(ctx); err != nil {
+		return err
+	}
+	r, err := s.start(p)
+	if err != nil {
+		return err
+	}
+	defer r.stop()
+	defer removeContainers()
+	events, stopEvents, err := startEvents()
+	if err != nil {
+		return err
+	}
+	defer stopEvents()
+	var lat, write, event []float64
+	for i := range n {
+		probe := fmt.Sprintf("floor-%d", i)
+		pctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		seen, err := s.seen(pctx, "floor", probe)
+		if err == nil {
+			t0 := time.Now()
+			err = s.agent.Client().Agent().ServiceRegisterOpts(&api.AgentServiceRegistration{ID: probe, Name: "floor", Port: 80, Address: "172.17.0.2"},
+				api.ServiceRegisterOpts{}.WithContext(pctx))
+			if at, ok := <-seen; err == nil && ok {
+				write = append(write, float64(at.Sub(t0).Microseconds())/1000)
+			}
+			_ = s.agent.Client().Agent().ServiceDeregister(probe)
+		}
+		cancel()
+		if err != nil {
+			return fmt.Errorf("floor: %w", err)
+		}
+
+		name := fmt.Sprintf("bench-lat-%d", i)
+		pctx, cancel = context.WithTimeout(ctx, 20*time.Second)
+		seen, err = s.seen(pctx, "svc", s.host+":"+name+":80")
+		if err == nil {
+			_, err = docker("run", "-d", "--label", label+"=1", "--name", name, "--expose", "80", image, "80")
+		}
+		if err == nil {
+			visible, ok := <-seen
+			var started string
+			if !ok {
+				err = fmt.Errorf("%s never registered", name)
+			} else if started, err = docker("inspect", "-f", "{{.State.StartedAt}}", name); err == nil {
+				var at time.Time
+				if at, err = time.Parse(time.RFC3339Nano, started); err == nil {
+					lat = append(lat, float64(visible.Sub(at).Microseconds())/1000)
+					if ev := events.at(name, time.Second); ev != nil {
+						event = append(event, float64(ev.at.Sub(at).Microseconds())/1000)
+					}
+				}
+			}
+		}
+		cancel()
+		if err != nil {
+			return err
+		}
+	}
+	fig.LatencyMS = map[string]float64{"median": percentile(lat, 50), "p90": percentile(lat, 90)}
+	fig.FloorMS = map[string]float64{"start_event": percentile(event, 50), "agent_write": percentile(write, 50)}
+	fig.FloorMS["sum"] = fig.FloorMS["start_event"] + fig.FloorMS["agent_write"]
+	return nil
+}
+
+// sync starts the program over n running containers against the emptied
+// agent: until the agent holds all n; then its peak RSS.
+func (s *side) sync(p program, fig *figures, n int) error {
+	if err := s.agent.Reset(context.Background()); err != nil {
+		return err
+	}
+	start := time.Now()
+	r, err := s.start(p)
+	if err != nil {
+		return err
+	}
+	defer r.stop()
+	if got := s.waitCount(n, 5*time.Minute); got != n {
+		return fmt.Errorf("%d of %d registered after 5 minutes", got, n)
+	}
+	fig.SyncS[strconv.Itoa(n)] = time.Since(start).Seconds()
+	fig.PeakRSSMB[strconv.Itoa(n)] = float64(testproc.StatusKiB(r.cmd.Process.Pid, "VmHWM")) / 1024
+	return nil
+}
+
+// steady: the program with -resync 1 over n unchanged containers, its CPU
+// seconds per minute.
+func (s *side) steady(p program, fig *figures, n int, dur time.Duration) error {
+	if err := s.agent.Reset(context.Background()); err != nil {
+		return err
+	}
+	r, err := s.start(p, "-resync", "1")
+	if err != nil {
+		return err
+	}
+	defer r.stop()
+	if got := s.waitCount(n, 5*time.Minute); got != n {
+		return fmt.Errorf("%d of %d registered after 5 minutes", got, n)
+	}
+	time.Sleep(3 * time.Second) // the first passes settle
+	cpu0, err := procCPU(r.cmd.Process.Pid)
+	if err != nil {
+		return err
+	}
+	time.Sleep(dur)
+	cpu1, err := procCPU(r.cmd.Process.Pid)
+	if err != nil {
+		return err
+	}
+	fig.SteadyCPU = (cpu1 - cpu0) / dur.Minutes()
+	return nil
+}
+
+// burst starts n containers at once, then removes them at once: from the
+// last command's return to the agent holding all (none), and what it
+// still misses (holds) burstWait later.
+func (s *side) burst(p program, fig *figures, n int) error {
+	if err := s.agent.Reset(context.Background()); err != nil {
+		return err
+	}
+	r, err := s.start(p)
+	if err != nil {
+		return err
+	}
+	defer r.stop()
+	defer removeContainers()
+	time.Sleep(time.Second) // subscribed to the engine's events
+	k := strconv.Itoa(n)
+	if err := parallel(n, n, func(i int) error {
+		_, err := docker("run", "-d", "--label", label+"=1", "--name", fmt.Sprintf("bench-burst-%d", i), "--expose", "80", image, "80")
+		return err
+	}); err != nil {
+		return err
+	}
+	last := time.Now()
+	got := s.waitCount(n, burstWait)
+	fig.BurstStartS[k], fig.BurstMissed[k] = time.Since(last).Seconds(), float64(n-got)
+	if err := parallel(n, n, func(i int) error {
+		_, err := docker("rm", "-f", fmt.Sprintf("bench-burst-%d", i))
+		return err
+	}); err != nil {
+		return err
+	}
+	last = time.Now()
+	got = s.waitCount(0, burstWait)
+	fig.BurstRmS[k], fig.BurstLeft[k] = time.Since(last).Seconds(), float64(got)
+	return nil
+}
+
+// procCPU is a process's user and system CPU seconds so far.
+func procCPU(pid int) (float64, error) {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	st := string(stat)
+	f := strings.Fields(st[strings.LastIndexByte(st, ')')+2:])
+	ut, _ := strconv.ParseFloat(f[11], 64)
+	sy, _ := strconv.ParseFloat(f[12], 64)
+	return (ut + sy) / 100, nil
+}
+
+// printSide prints each figure for both programs, every run's value and
+// the ratio ours / peer per run and its median.
+func printSide(rep sideReport, ours, peer string, syncNs, burstNs []int) {
+	fmt.Printf("machine: %v\n\n", rep.Machine)
+	fmt.Printf("| figure | %s | %s | ratio per run | median ratio |\n|---|---|---|---|---|\n", ours, peer)
+	row := func(what string, get func(f figures) float64, unit string) {
+		var a, b, ratio []string
+		var ratios []float64
+		for i := range rep.PerRun[ours] {
+			x, y := get(rep.PerRun[ours][i]), get(rep.PerRun[peer][i])
+			a, b = append(a, fmt.Sprintf("%.3g", x)), append(b, fmt.Sprintf("%.3g", y))
+			if y > 0 {
+				ratios = append(ratios, x/y)
+				ratio = append(ratio, fmt.Sprintf("%.2f", x/y))
+			} else {
+				ratio = append(ratio, "-")
+			}
+		}
+		med := "-"
+		if len(ratios) > 0 {
+			med = fmt.Sprintf("%.2f", percentile(ratios, 50))
+		}
+		fmt.Printf("| %s | %s %s | %s %s | %s | %s |\n", what, strings.Join(a, ", "), unit, strings.Join(b, ", "), unit, strings.Join(ratio, ", "), med)
+	}
+	if len(rep.PerRun[ours]) > 0 && rep.PerRun[ours][0].LatencyMS != nil {
+		row("latency StartedAt → in Consul's catalog, median", func(f figures) float64 { return f.LatencyMS["median"] }, "ms")
+		row("latency, p90", func(f figures) float64 { return f.LatencyMS["p90"] }, "ms")
+		row("floor: start event + one agent write (same run)", func(f figures) float64 { return f.FloorMS["sum"] }, "ms")
+	}
+	for _, n := range syncNs {
+		k := strconv.Itoa(n)
+		row("startup sync of "+k, func(f figures) float64 { return f.SyncS[k] }, "s")
+		row("peak RSS after the sync of "+k, func(f figures) float64 { return f.PeakRSSMB[k] }, "MB")
+	}
+	row("CPU over -resync 1, nothing changing", func(f figures) float64 { return f.SteadyCPU }, "s/min")
+	for _, n := range burstNs {
+		k := strconv.Itoa(n)
+		row("burst of "+k+" started: to the last registration", func(f figures) float64 { return f.BurstStartS[k] }, "s")
+		row("burst of "+k+" started: never registered", func(f figures) float64 { return f.BurstMissed[k] }, "")
+		row("burst of "+k+" removed: to the last removal", func(f figures) float64 { return f.BurstRmS[k] }, "s")
+		row("burst of "+k+" removed: never removed", func(f figures) float64 { return f.BurstLeft[k] }, "")
+	}
+}
