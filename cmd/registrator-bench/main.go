@@ -109,7 +109,15 @@ func main() {
 	profile := flag.String("profile", "", "write a CPU profile of the steady state and a heap profile after it to this `directory` (cpu-<backend>.pprof, heap-<backend>.pprof)")
 	peer := flag.String("peer", "", "side by side with the program at this `path` (gliderlabs/registrator, built by ../shared/peer/build-registrator.sh) on Consul: latency, startup sync and peak RSS at each -sync, CPU of -resync 1 over -steady-for at the largest, bursts of each -peer-burst; measured alike from outside both")
 	peerBurst := flag.String("peer-burst", "100,500", "with -peer: comma list of burst sizes")
+	measure := flag.Bool("parts", false, "print what each large dependency costs in binary size and idle memory, each built alone into a program that only imports it, then exit")
 	flag.Parse()
+	if *measure {
+		if err := measureParts(); err != nil {
+			fmt.Fprintln(os.Stderr, "registrator-bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *peer != "" {
 		syncNs, err1 := numbers(*syncN)
 		burstNs, err2 := numbers(*peerBurst)
