@@ -2,7 +2,7 @@
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: build install setup run test unit check fuzz soak fleet bench bench-1000 bench-latency bench-smoke release image clean
+.PHONY: build install setup run test unit check fuzz soak fleet bench bench-1000 bench-latency bench-peer bench-parts bench-smoke release image clean
 
 ## build: a static binary at build/registrator
 build:
@@ -71,6 +71,16 @@ bench-1000:
 ## bench-latency: the latency alone, BENCH_RUNS runs (a few minutes); JSON in docs/performance-latency.json
 bench-latency:
 	CONSUL_BIN="$$(scripts/get-consul.sh)" go run ./cmd/registrator-bench -sync 1 -burst 0 -steady 0 -runs $(BENCH_RUNS) -out docs/performance-latency.json
+
+## bench-peer: side by side with gliderlabs/registrator on Consul (built once into PEER_BIN by ../shared/peer/build-registrator.sh, ~1 minute), BENCH_RUNS runs (~12 minutes a run); table on stdout, JSON in docs/performance-peer.json. Not in CI
+PEER_BIN ?= $(HOME)/.cache/registrator/registrator-peer
+bench-peer: setup
+	test -x "$(PEER_BIN)" || OUT="$(PEER_BIN)" ../shared/peer/build-registrator.sh
+	CONSUL_BIN="$$(scripts/get-consul.sh)" go run ./cmd/registrator-bench -peer "$(PEER_BIN)" -latency 20 -sync 100,500 -peer-burst 100,500 -steady-for 10s -runs $(BENCH_RUNS) -out docs/performance-peer.json
+
+## bench-parts: what each large dependency costs in binary size and idle memory (a minute)
+bench-parts:
+	go run ./cmd/registrator-bench -parts
 
 ## bench-smoke: the benchmark in a small configuration, as CI runs it (timings not asserted)
 bench-smoke:
