@@ -1,11 +1,15 @@
 package docker
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"testing"
 
 	"github.com/docker/docker/api/types/swarm"
+	"github.com/docker/docker/api/types/system"
+	"github.com/docker/docker/client"
 
 	"github.com/registrator/registrator/bridge"
 )
@@ -101,5 +105,77 @@ func TestNamedPorts(t *testing.T) {
 	md := readMetadata([]string{"SERVICE_80_NAME=a", "SERVICE_53_udp_NAME=d", "SERVICE_80_TAGS=x", "SERVICE_99999_NAME=big", "SERVICE_NAME=all", "SERVICE_1-5_IGNORE=1"}, nil)
 	if got := fmt.Sprint(md.namedPorts()); got != "[53/udp 80/tcp]" {
 		t.Errorf("named ports %s, want [53/udp 80/tcp]", got)
+	}
+}
+
+// swarmAPI is a manager's engine (or, with manager false, a worker's)
+// whose service list fails while err is set.
+type swarmAPI struct {
+	client.APIClient
+	manager  bool
+	err      error
+	services []swarm.Service
+}
+
+func (a *swarmAPI) Info(context.Context) (system.Info, error) {
+	info := system.Info{Swarm: swarm.Info{ControlAvailable: a.manager}}
+	if a.manager {
+		info.Swarm.Cluster = &swarm.ClusterInfo{ID: "cluster-1"}
+	}
+	return info, nil
+}
+
+func (a *swarmAPI) ServiceList(context.Context, swarm.ServiceListOptions) ([]swarm.Service, error) {
+	return a.services, a.err
+}
+
+// The services' routing-mesh ports are this host's entries: a manager
+// lists one container per service that publishes one; when the list
+// fails (a manager that lost its quorum), the last list stands, so that a
+// passing fault removes nothing; a node no longer a manager lists none.
+// The virtual IPs' source is the swarm's, and answers only on a manager.
+func TestSwarmServicesListing(t *testing.T) {
+	published := swarmService("web", nil, false, []swarm.PortConfig{ingress(8080, 80)})
+	internal := swarmService("db", nil, false, nil)
+	internal.ID = "svc2"
+	api := &swarmAPI{manager: true, services: []swarm.Service{published, internal}}
+	s := &SwarmServices{API: api, Config: Config{Hostname: "node-1"}}
+	ctx := context.Background()
+	ids := func(cs []bridge.Container) []string {
+		var out []string
+		for _, c := range cs {
+			out = append(out, c.ID)
+		}
+		return out
+	}
+
+	got, err := s.ingressList(ctx)
+	if err != nil || !slices.Equal(ids(got), []string{"swarm-ingress:svc1"}) {
+		t.Fatalf("ingress list %v (%v), want the one service that publishes", ids(got), err)
+	}
+	all, err := s.List(ctx)
+	if err != nil || !slices.Equal(ids(all), []string{"swarm-service:svc1", "swarm-service:svc2"}) {
+		t.Fatalf("services %v (%v), want both", ids(all), err)
+	}
+	if id, err := s.Identity(ctx); err != nil || id.String() != "swarm@cluster-1" {
+		t.Errorf("identity %v (%v), want swarm@cluster-1", id, err)
+	}
+
+	api.err = errors.New("rpc error: The swarm does not have a leader")
+	got, err = s.ingressList(ctx)
+	if err == nil || !slices.Equal(ids(got), []string{"swarm-ingress:svc1"}) {
+		t.Errorf("ingress list while the manager cannot list: %v (%v), want the last list and the error", ids(got), err)
+	}
+	if _, err := s.List(ctx); err == nil {
+		t.Error("services listed while the manager cannot list: want the error, never an empty list")
+	}
+
+	api.manager = false
+	got, err = s.ingressList(ctx)
+	if err != nil || len(got) != 0 {
+		t.Errorf("ingress list on a node no longer a manager: %v (%v), want none", ids(got), err)
+	}
+	if _, err := s.Identity(ctx); err == nil {
+		t.Error("identity on a worker: want an error")
 	}
 }

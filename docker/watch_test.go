@@ -104,6 +104,7 @@ func TestWatchPicksEventsAndDrainsOnPodmanAndDocker(t *testing.T) {
 		changed  []string
 		stopping []string
 		filtered bool
+		swarm    bool // -swarm-services
 	}{
 		{
 			name:   "podman",
@@ -133,9 +134,23 @@ func TestWatchPicksEventsAndDrainsOnPodmanAndDocker(t *testing.T) {
 			stopping: []string{"c1"},
 			filtered: true,
 		},
+		{
+			name: "docker with -swarm-services: a service's events name both of its sources",
+			msgs: []events.Message{
+				ev(events.ServiceEventType, events.ActionCreate, "s1", map[string]string{"name": "web"}),
+				ev(events.ContainerEventType, events.ActionStart, "c1", nil),
+				ev(events.ServiceEventType, events.ActionRemove, "s1", map[string]string{"name": "web"}),
+			},
+			changed:  []string{"swarm-service:s1", "swarm-ingress:s1", "c1", "swarm-service:s1", "swarm-ingress:s1"},
+			filtered: true,
+			swarm:    true,
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			api, e := streamEngine(t, tc.podman, tc.msgs...)
+			if tc.swarm {
+				e.Swarm = &SwarmServices{API: api}
+			}
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			var mu sync.Mutex
@@ -151,6 +166,9 @@ func TestWatchPicksEventsAndDrainsOnPodmanAndDocker(t *testing.T) {
 			o := <-api.opts
 			if got := o.Filters.Contains("event"); got != tc.filtered {
 				t.Errorf("subscription filtered by event: %v, want %v", got, tc.filtered)
+			}
+			if got := o.Filters.ExactMatch("type", "service"); got != tc.swarm {
+				t.Errorf("subscribed to service events: %v, want %v", got, tc.swarm)
 			}
 			select {
 			case <-done:
