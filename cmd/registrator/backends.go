@@ -29,7 +29,7 @@ type backend struct {
 func openBackends(ctx context.Context, o options, owner string, log *logrus.Entry) ([]backend, error) {
 	var out []backend
 	for _, uri := range o.uris {
-		b, err := registry.Open(uri, bridge.BackendOptions{Owner: owner, TTL: o.ttl, Log: log})
+		b, err := registry.Open(uri, bridge.BackendOptions{Owner: owner, TTL: o.ttl, Log: log, Rejoin: o.consulRejoin})
 		if err != nil {
 			return out, err
 		}

@@ -49,6 +49,7 @@ type options struct {
 	selector       docker.Selector // -container-filter
 	id             string          // -id
 	swarmServices  bool            // -swarm-services
+	consulRejoin   bool            // -consul-rejoin
 	uris           []string        // one or more registry URIs
 }
 
@@ -111,6 +112,7 @@ func parseFlags(args []string, usage io.Writer, getenv func(string) string) (opt
 	fs.DurationVar(&o.drain, "drain", 0, "how long the services of a stopped container stay draining (Consul maintenance) before they are deregistered, e.g. 5s (SERVICE_DRAIN beats it)")
 	fs.BoolVar(&o.dryRun, "dry-run", false, "log the registrations and removals the plan calls for, without making them")
 	fs.StringVar(&o.id, "id", "", "this host's `identity`, the owner mark of its entries, instead of <engine ID>@<host name> (for hosts that cannot be told apart otherwise)")
+	fs.BoolVar(&o.consulRejoin, "consul-rejoin", false, "keep the Consul agent joined to its servers: every 2 s, ask it to join again each server its gossip holds failed (after a network partition, Consul's gossip retries only every 30 s)")
 	fs.BoolVar(&o.swarmServices, "swarm-services", false, "on a Swarm manager, also register each Swarm service: its virtual IP on each of its networks and its target ports (the same entries from every manager), and the ports it publishes through the routing mesh at this node's address")
 	var filters stringList
 	fs.Var(&filters, "container-filter", "only register containers this `filter` selects, in docker ps --filter terms: label=KEY[=VALUE], name=REGEXP, ancestor=IMAGE, network=NET; may be given several times (REGISTRATOR_CONTAINER_FILTER: several, separated by spaces)")
