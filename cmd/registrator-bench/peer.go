@@ -170,6 +170,14 @@ func (s *side) start(p program, args ...string) (*running, error) {
 	return r, nil
 }
 
+// fresh empties the agent and starts the program against it.
+func (s *side) fresh(p program, args ...string) (*running, error) {
+	if err := s.agent.Reset(context.Background()); err != nil {
+		return nil, err
+	}
+	return s.start(p, args...)
+}
+
 func (r *running) stop() { testkit.Stop(r.cmd.Process, r.done, 10*time.Second) }
 
 // count is how many entries of the bench's containers the agent holds.
@@ -199,47 +207,13 @@ func (s *side) waitCount(n int, timeout time.Duration) int {
 	return last
 }
 
-// seen returns when the catalog first lists service name with ID id (a
-// blocking query, as the main bench's Consul target).
-func (s *side) seen(ctx context.Context, name, id string) (<-chan time.Time, error) {
-	cat := s.agent.Client().Catalog()
-	_, meta, err := cat.Service(name, "", (&api.QueryOptions{}).WithContext(ctx))
-	if err != nil {
-		return nil, err
-	}
-	ch := make(chan time.Time, 1)
-	go func() {
-		defer close(ch)
-		idx := meta.LastIndex
-		for ctx.Err() == nil {
-			list, meta, err := cat.Service(name, "", (&api.QueryOptions{WaitIndex: idx, WaitTime: 30 * time.Second}).WithContext(ctx))
-			if err != nil {
-				time.Sleep(time.Millisecond)
-				continue
-			}
-			now := time.Now()
-			for _, e := range list {
-				if e.ServiceID == id {
-					ch <- now
-					return
-				}
-			}
-			idx = meta.LastIndex
-		}
-	}()
-	return ch, nil
-}
-
 // latency starts n containers one at a time: from StartedAt to the
 // catalog listing the service. Before each, the floor: one plain agent
 // write, timed to the catalog listing it; and the engine's start event
 // after StartedAt.
 func (s *side) latency(p program, fig *figures, n int) error {
 	ctx := context.Background()
-	if err := s.agent.Reset(ctx); err != nil {
-		return err
-	}
-	r, err := s.start(p)
+	r, err := s.fresh(p)
 	if err != nil {
 		return err
 	}
@@ -254,7 +228,7 @@ func (s *side) latency(p program, fig *figures, n int) error {
 	for i := range n {
 		probe := fmt.Sprintf("floor-%d", i)
 		pctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-		seen, err := s.seen(pctx, "floor", probe)
+		seen, err := catalogSeen(pctx, s.agent.Client().Catalog(), "floor", probe)
 		if err == nil {
 			t0 := time.Now()
 			err = s.agent.Client().Agent().ServiceRegisterOpts(&api.AgentServiceRegistration{ID: probe, Name: "floor", Port: 80, Address: "172.17.0.2"},
@@ -271,7 +245,7 @@ func (s *side) latency(p program, fig *figures, n int) error {
 
 		name := fmt.Sprintf("bench-lat-%d", i)
 		pctx, cancel = context.WithTimeout(ctx, 20*time.Second)
-		seen, err = s.seen(pctx, "svc", s.host+":"+name+":80")
+		seen, err = catalogSeen(pctx, s.agent.Client().Catalog(), "svc", s.host+":"+name+":80")
 		if err == nil {
 			_, err = docker("run", "-d", "--label", label+"=1", "--name", name, "--expose", "80", image, "80")
 		}
@@ -307,7 +281,7 @@ func (s *side) sync(p program, fig *figures, n int) error {
 	if err := s.agent.Reset(context.Background()); err != nil {
 		return err
 	}
-	start := time.Now()
+	start := time.Now() // from the program's start, the agent emptied before
 	r, err := s.start(p)
 	if err != nil {
 		return err
@@ -324,10 +298,7 @@ func (s *side) sync(p program, fig *figures, n int) error {
 // steady: the program with -resync 1 over n unchanged containers, its CPU
 // seconds per minute.
 func (s *side) steady(p program, fig *figures, n int, dur time.Duration) error {
-	if err := s.agent.Reset(context.Background()); err != nil {
-		return err
-	}
-	r, err := s.start(p, "-resync", "1")
+	r, err := s.fresh(p, "-resync", "1")
 	if err != nil {
 		return err
 	}
@@ -336,12 +307,12 @@ func (s *side) steady(p program, fig *figures, n int, dur time.Duration) error {
 		return fmt.Errorf("%d of %d registered after 5 minutes", got, n)
 	}
 	time.Sleep(3 * time.Second) // the first passes settle
-	cpu0, err := procCPU(r.cmd.Process.Pid)
+	cpu0, err := processCPU(r.cmd.Process.Pid)
 	if err != nil {
 		return err
 	}
 	time.Sleep(dur)
-	cpu1, err := procCPU(r.cmd.Process.Pid)
+	cpu1, err := processCPU(r.cmd.Process.Pid)
 	if err != nil {
 		return err
 	}
@@ -353,10 +324,7 @@ func (s *side) steady(p program, fig *figures, n int, dur time.Duration) error {
 // last command's return to the agent holding all (none), and what it
 // still misses (holds) burstWait later.
 func (s *side) burst(p program, fig *figures, n int) error {
-	if err := s.agent.Reset(context.Background()); err != nil {
-		return err
-	}
-	r, err := s.start(p)
+	r, err := s.fresh(p)
 	if err != nil {
 		return err
 	}
@@ -383,19 +351,6 @@ func (s *side) burst(p program, fig *figures, n int) error {
 	got = s.waitCount(0, burstWait)
 	fig.BurstRmS[k], fig.BurstLeft[k] = time.Since(last).Seconds(), float64(got)
 	return nil
-}
-
-// procCPU is a process's user and system CPU seconds so far.
-func procCPU(pid int) (float64, error) {
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	st := string(stat)
-	f := strings.Fields(st[strings.LastIndexByte(st, ')')+2:])
-	ut, _ := strconv.ParseFloat(f[11], 64)
-	sy, _ := strconv.ParseFloat(f[12], 64)
-	return (ut + sy) / 100, nil
 }
 
 // printSide prints each figure for both programs, every run's value and

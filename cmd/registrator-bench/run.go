@@ -137,8 +137,11 @@ func (d *daemon) profile(what, file string) error {
 }
 
 // cpu is the daemon's user and system CPU seconds so far.
-func (d *daemon) cpu() (float64, error) {
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", d.cmd.Process.Pid))
+func (d *daemon) cpu() (float64, error) { return processCPU(d.cmd.Process.Pid) }
+
+// processCPU is a process's user and system CPU seconds so far.
+func processCPU(pid int) (float64, error) {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0, err
 	}
