@@ -216,11 +216,11 @@ func (s *Engine) Identity(ctx context.Context) (bridge.Identity, error) {
 		return bridge.Identity{}, err
 	}
 	s.mu.Lock()
-	host := s.hostName
+	host, adopt := s.hostName, s.adopt
 	s.mu.Unlock()
 	ident := bridge.NewIdentity(id, host, s.ExplicitID)
-	if s.adopt != "" {
-		ident = ident.Adopting(s.adopt)
+	if adopt != "" {
+		ident = ident.Adopting(adopt)
 	}
 	return ident, nil
 }

@@ -24,10 +24,15 @@ type backend struct {
 }
 
 // openBackends opens every registry URI and reaches each with the
-// -retry-attempts policy. The backends opened so far are returned with an
-// error, for the caller to close.
-func openBackends(ctx context.Context, o options, owner string, log *logrus.Entry) ([]backend, error) {
-	var out []backend
+// -retry-attempts policy. On an error it closes those it opened; else the
+// caller closes them (closeBackends).
+func openBackends(ctx context.Context, o options, owner string, log *logrus.Entry) (out []backend, err error) {
+	defer func() {
+		if err != nil {
+			closeBackends(out)
+			out = nil
+		}
+	}()
 	for _, uri := range o.uris {
 		b, err := registry.Open(uri, bridge.BackendOptions{Owner: owner, TTL: o.ttl, Log: log, Rejoin: o.consulRejoin})
 		if err != nil {
@@ -41,6 +46,12 @@ func openBackends(ctx context.Context, o options, owner string, log *logrus.Entr
 		}
 	}
 	return out, nil
+}
+
+func closeBackends(bs []backend) {
+	for _, b := range bs {
+		b.Close()
+	}
 }
 
 // backendName is a URI's scheme and host, for logs: never its password.

@@ -52,17 +52,13 @@ func daemon(ctx context.Context, o options, log *logrus.Entry) error {
 		return nil
 	}
 	backends, err := openBackends(ctx, o, owner.String(), log)
-	defer func() {
-		for _, b := range backends {
-			b.Close()
-		}
-	}()
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil
 		}
 		return err
 	}
+	defer closeBackends(backends)
 	// -swarm-services: the services' ports published through the routing
 	// mesh are this host's entries (the engine adds them while the node is
 	// a manager); their virtual IPs are the swarm's, in bridges of their
@@ -171,17 +167,13 @@ func (s *swarmServices) run(ctx context.Context, o options, cfg docker.Config, m
 		return fmt.Errorf("-swarm-services: %w", err)
 	}
 	backends, err := openBackends(ctx, o, owner.String(), log)
-	defer func() {
-		for _, b := range backends {
-			b.Close()
-		}
-	}()
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil
 		}
 		return fmt.Errorf("-swarm-services: %w", err)
 	}
+	defer closeBackends(backends)
 	g, ctx := errgroup.WithContext(ctx)
 	var running []*bridge.Bridge
 	for _, b := range backends {
