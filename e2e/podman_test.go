@@ -34,9 +34,7 @@ func podmanReady(t *testing.T) {
 		t.Fatalf("no Podman service on %s (run `make setup`): %v %s", podmanSocket, err, out)
 	}
 	podmanImages.Do(func() {
-		if out, err := exec.Command("sh", "-c", "docker save "+imgSvc+" "+imgHealth+" "+imgExposed+" | podman load -q").CombinedOutput(); err != nil {
-			t.Fatalf("docker save | podman load: %v\n%s", err, out)
-		}
+		dockerSaveInto(t, exec.Command("podman", "load", "-q"), imgSvc, imgHealth, imgExposed)
 	})
 	removePodmanContainers()
 	t.Cleanup(removePodmanContainers)

@@ -63,22 +63,27 @@ func rootlessReady(t *testing.T) *rootless {
 	return rl
 }
 
-// load moves Docker's images into the user's Podman store (docker save |
-// podman load).
+// load moves Docker's images into the user's Podman store.
 func (rl *rootless) load(t *testing.T, images ...string) {
+	t.Helper()
+	dockerSaveInto(t, rl.command("podman", "load", "-q"), images...)
+}
+
+// dockerSaveInto runs load (a podman load) on what docker save writes of
+// images.
+func dockerSaveInto(t *testing.T, load *exec.Cmd, images ...string) {
 	t.Helper()
 	save := exec.Command("docker", append([]string{"save"}, images...)...)
 	pipe, err := save.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	load := rl.command("podman", "load", "-q")
 	load.Stdin = pipe
 	if err := save.Start(); err != nil {
 		t.Fatal(err)
 	}
 	if out, err := load.CombinedOutput(); err != nil {
-		t.Fatalf("docker save | podman load (as %s): %v\n%s", rootlessUser, err, out)
+		t.Fatalf("docker save | %s: %v\n%s", strings.Join(load.Args, " "), err, out)
 	}
 	if err := save.Wait(); err != nil {
 		t.Fatalf("docker save: %v", err)
