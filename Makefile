@@ -1,16 +1,19 @@
 # Newcomer's commands: make run, make test (each does `make setup` first). See README.md.
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
+# grpcnotrace: no golang.org/x/net/trace, whose html/template would keep every
+# exported method in the binary (docs/performance.md); also internal/testkit.BuildTags
+GOTAGS := grpcnotrace
 
 .PHONY: build install setup run test unit check fuzz soak fleet bench bench-1000 bench-latency bench-peer bench-parts bench-smoke release image clean
 
 ## build: a static binary at build/registrator
 build:
-	CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS)" -o build/registrator ./cmd/registrator
+	CGO_ENABLED=0 go build -trimpath -tags $(GOTAGS) -ldflags "$(LDFLAGS)" -o build/registrator ./cmd/registrator
 
 ## install: registrator into $(go env GOPATH)/bin
 install:
-	CGO_ENABLED=0 go install -trimpath -ldflags "$(LDFLAGS)" ./cmd/registrator
+	CGO_ENABLED=0 go install -trimpath -tags $(GOTAGS) -ldflags "$(LDFLAGS)" ./cmd/registrator
 
 ## setup: Docker engine installed and running, etcd installed, Consul and CoreDNS built and cached
 setup:
@@ -92,7 +95,7 @@ release:
 	mkdir -p $(RELEASE_DIR)
 	rm -f $(RELEASE_DIR)/registrator-linux-* $(RELEASE_DIR)/SHA256SUMS
 	for arch in amd64 arm64; do \
-		CGO_ENABLED=0 GOOS=linux GOARCH=$$arch go build -trimpath -ldflags "$(LDFLAGS)" -o $(RELEASE_DIR)/registrator-linux-$$arch ./cmd/registrator || exit 1; \
+		CGO_ENABLED=0 GOOS=linux GOARCH=$$arch go build -trimpath -tags $(GOTAGS) -ldflags "$(LDFLAGS)" -o $(RELEASE_DIR)/registrator-linux-$$arch ./cmd/registrator || exit 1; \
 	done
 	cd $(RELEASE_DIR) && sha256sum registrator-linux-* > SHA256SUMS
 
@@ -103,7 +106,7 @@ IMAGE_CTX = build/image/$(PLATFORM)
 image:
 	mkdir -p $(IMAGE_CTX)
 	CGO_ENABLED=0 GOOS=$(word 1,$(subst /, ,$(PLATFORM))) GOARCH=$(word 2,$(subst /, ,$(PLATFORM))) \
-		go build -trimpath -ldflags "$(LDFLAGS)" -o $(IMAGE_CTX)/registrator ./cmd/registrator
+		go build -trimpath -tags $(GOTAGS) -ldflags "$(LDFLAGS)" -o $(IMAGE_CTX)/registrator ./cmd/registrator
 	cp /etc/ssl/certs/ca-certificates.crt $(IMAGE_CTX)/ca-certificates.crt
 	DOCKER_BUILDKIT=0 docker build --platform $(PLATFORM) -f Dockerfile -t $(IMAGE):$(VERSION) -t $(IMAGE):latest $(IMAGE_CTX)
 

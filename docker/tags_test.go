@@ -80,6 +80,9 @@ func TestTagsForError(t *testing.T) {
 		{"jsonParse of a missing key", `{{jsonParse .Config.Image "a"}}`, tagged()},
 		{"nil Config", `{{.Config.Image}}`, container.InspectResponse{ContainerJSONBase: &container.ContainerJSONBase{ID: containerID}}},
 		{"nil base", `{{.ID}}`, container.InspectResponse{Config: &container.Config{}}},
+		// A deviation (docs/compatibility.md): the data's methods are not
+		// callable, so that the linker can drop unused methods.
+		{"a method", `{{.HostConfig.NetworkMode.IsHost}}`, container.InspectResponse{ContainerJSONBase: &container.ContainerJSONBase{ID: containerID, HostConfig: &container.HostConfig{NetworkMode: "host"}}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tags, err := ParseTags(tc.tags)

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/registrator/registrator/internal/testkit"
 )
 
 // The image built from the repository's Dockerfile, run as registrator's
@@ -50,8 +52,8 @@ func buildImage(t *testing.T) string {
 	_, file, _, _ := runtime.Caller(0)
 	root := filepath.Dir(filepath.Dir(file))
 	ctx := t.TempDir()
-	if out, err := command(root, []string{"CGO_ENABLED=0"}, "go", "build", "-trimpath", "-o", filepath.Join(ctx, "registrator"), "./cmd/registrator"); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
+	if err := testkit.BuildDaemon(filepath.Join(ctx, "registrator")); err != nil {
+		t.Fatal(err)
 	}
 	for src, dst := range map[string]string{
 		filepath.Join(root, "Dockerfile"):    filepath.Join(ctx, "Dockerfile"),

@@ -144,7 +144,6 @@ func run(latencyN int, syncList string, burstN, steadyN int, steadyFor time.Dura
 	if runs < 1 {
 		return fmt.Errorf("-runs %d: at least 1", runs)
 	}
-	root := testkit.RepoRoot()
 	dir, err := os.MkdirTemp("", "registrator-bench-")
 	if err != nil {
 		return err
@@ -153,8 +152,8 @@ func run(latencyN int, syncList string, burstN, steadyN int, steadyFor time.Dura
 	b := &bench{daemon: filepath.Join(dir, "registrator"), profile: profile, logLevel: logLevel}
 	b.host, _ = os.Hostname()
 	// Built as `make build` and the image build it: static, stripped.
-	if out, err := testkit.Command(root, []string{"CGO_ENABLED=0"}, "go", "build", "-trimpath", "-ldflags", "-s -w", "-o", b.daemon, "./cmd/registrator"); err != nil {
-		return fmt.Errorf("build daemon: %v\n%s", err, out)
+	if err := testkit.BuildDaemon(b.daemon); err != nil {
+		return err
 	}
 	if err := buildImage(dir); err != nil {
 		return err

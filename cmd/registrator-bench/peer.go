@@ -59,15 +59,14 @@ type sideReport struct {
 const burstWait = 60 * time.Second
 
 func sideBySide(peerBin string, latencyN int, syncNs, burstNs []int, steadyFor time.Duration, runs int, out string) error {
-	root := testkit.RepoRoot()
 	dir, err := os.MkdirTemp("", "registrator-bench-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
 	ours := program{name: "registrator (ours)", bin: dir + "/registrator"}
-	if out, err := testkit.Command(root, []string{"CGO_ENABLED=0"}, "go", "build", "-trimpath", "-ldflags", "-s -w", "-o", ours.bin, "./cmd/registrator"); err != nil {
-		return fmt.Errorf("build daemon: %v\n%s", err, out)
+	if err := testkit.BuildDaemon(ours.bin); err != nil {
+		return err
 	}
 	// gliderlabs/registrator reads DOCKER_HOST, else /tmp/docker.sock.
 	peer := program{name: "gliderlabs/registrator", bin: peerBin, env: []string{"DOCKER_HOST=unix:///var/run/docker.sock"}}

@@ -61,6 +61,22 @@ func Command(dir string, env []string, name string, args ...string) ([]byte, err
 	return cmd.CombinedOutput()
 }
 
+// BuildTags are the build tags of every shipped binary (the Makefile's
+// GOTAGS): grpcnotrace leaves out gRPC's golang.org/x/net/trace, whose
+// html/template would keep every exported method in the binary (see
+// docs/performance.md, "What the memory is").
+const BuildTags = "grpcnotrace"
+
+// BuildDaemon builds cmd/registrator at out as `make build` does: static,
+// stripped, with BuildTags; extra go build flags come before the package.
+func BuildDaemon(out string, extra ...string) error {
+	args := append([]string{"build", "-trimpath", "-tags", BuildTags, "-ldflags", "-s -w", "-o", out}, extra...)
+	if b, err := Command(RepoRoot(), []string{"CGO_ENABLED=0"}, "go", append(args, "./cmd/registrator")...); err != nil {
+		return fmt.Errorf("build registrator: %v\n%s", err, b)
+	}
+	return nil
+}
+
 // RepoRoot is the repository's top directory.
 func RepoRoot() string {
 	_, file, _, _ := runtime.Caller(0)
