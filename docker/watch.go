@@ -83,9 +83,17 @@ func (s *Engine) Watch(ctx context.Context, h bridge.Handler) {
 
 // watchOnce subscribes and reads the stream until it breaks.
 func (s *Engine) watchOnce(ctx context.Context, log *logrus.Entry, f filters.Args, h bridge.Handler, healthy func()) error {
-	info, err := s.API.Info(ctx)
-	if err != nil {
-		return err
+	// The engine's clock before subscribing: events from then on are
+	// replayed, so none falls between the subscription and the list that
+	// follows it. At start, ID's /info of a moment ago serves (events from
+	// then are replayed too: their syncs find nothing to do).
+	info := s.startInfo()
+	if info == nil {
+		i, err := s.API.Info(ctx)
+		if err != nil {
+			return err
+		}
+		info = &i
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

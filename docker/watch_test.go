@@ -2,6 +2,7 @@ package docker
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"slices"
@@ -250,5 +251,55 @@ func TestPodmanHealthEventIsReadAgainAMomentLater(t *testing.T) {
 	defer mu.Unlock()
 	if gap := at[1].Sub(at[0]); gap < podmanHealthLag/2 {
 		t.Errorf("read again %s after the first, want about %s", gap, podmanHealthLag)
+	}
+}
+
+// clockAPI is a streamAPI whose /info gives its call count as the clock.
+type clockAPI struct {
+	*streamAPI
+	mu    sync.Mutex
+	calls int
+}
+
+func (a *clockAPI) Info(context.Context) (system.Info, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.calls++
+	return system.Info{ID: "engine-1", Name: "node-1", SystemTime: fmt.Sprintf("clock-%d", a.calls)}, nil
+}
+
+// The first event subscription starts at the clock of ID's /info, which
+// it does not ask again; one after ID's answer has aged asks.
+func TestWatchStartsAtIdentitysClock(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		age       time.Duration
+		since     string
+		infoCalls int
+	}{
+		{"fresh", 0, "clock-1", 1},
+		{"aged", idInfoFresh + time.Second, "clock-2", 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			api := &clockAPI{streamAPI: &streamAPI{opts: make(chan events.ListOptions, 1)}}
+			e := &Engine{API: api}
+			if _, err := e.ID(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			e.mu.Lock()
+			e.idInfoAt = e.idInfoAt.Add(-tc.age)
+			e.mu.Unlock()
+			// The fake stream never ends: Watch is left to the test's end.
+			go e.Watch(t.Context(), bridge.Handler{Changed: func(string) {}, Connected: func() {}})
+			o := <-api.opts
+			if o.Since != tc.since {
+				t.Errorf("subscribed since %q, want %q", o.Since, tc.since)
+			}
+			api.mu.Lock()
+			defer api.mu.Unlock()
+			if api.calls != tc.infoCalls {
+				t.Errorf("/info asked %d times, want %d", api.calls, tc.infoCalls)
+			}
+		})
 	}
 }
