@@ -79,7 +79,7 @@ bench-latency:
 PEER_BIN ?= $(HOME)/.cache/registrator/registrator-peer
 bench-peer: setup
 	test -x "$(PEER_BIN)" || OUT="$(PEER_BIN)" ../shared/peer/build-registrator.sh
-	CONSUL_BIN="$$(scripts/get-consul.sh)" go run ./cmd/registrator-bench -peer "$(PEER_BIN)" -latency 20 -sync 100,500 -peer-burst 100 -steady-for 10s -runs $(BENCH_RUNS) -out docs/performance-peer.json
+	CONSUL_BIN="$$(scripts/get-consul.sh)" go run ./cmd/registrator-bench -peer "$(PEER_BIN)" -latency 20 -sync 100,500 -peer-burst 100,500 -steady-for 10s -runs $(BENCH_RUNS) -out docs/performance-peer.json
 
 ## bench-parts: what each large dependency costs in binary size and idle memory (a minute)
 bench-parts:

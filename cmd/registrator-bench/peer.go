@@ -11,6 +11,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/client"
+	"github.com/docker/go-connections/nat"
 	"github.com/hashicorp/consul/api"
 
 	"github.com/registrator/registrator/internal/consultest"
@@ -319,32 +322,47 @@ func (s *side) steady(p program, fig *figures, n int, dur time.Duration) error {
 	return nil
 }
 
-// burst starts n containers at once, then removes them at once: from the
-// last command's return to the agent holding all (none), and what it
-// still misses (holds) burstWait later.
+// burst creates n containers, then starts them all at once, then removes
+// them all at once, each through the engine's API from this one process
+// (n docker CLI processes at once do not survive a 2-core machine at
+// n = 500): from the last start's (removal's) answer to the agent holding
+// all (none), and what it still misses (holds) burstWait later.
 func (s *side) burst(p program, fig *figures, n int) error {
+	ctx := context.Background()
+	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+	if err != nil {
+		return err
+	}
+	defer cli.Close()
+	defer removeContainers()
+	ids := make([]string, n)
+	if err := parallel(n, 8, func(i int) error {
+		c, err := cli.ContainerCreate(ctx, &container.Config{
+			Image: image, Cmd: []string{"80"}, Labels: map[string]string{label: "1"},
+			ExposedPorts: nat.PortSet{"80/tcp": struct{}{}},
+		}, nil, nil, nil, fmt.Sprintf("bench-burst-%d", i))
+		ids[i] = c.ID
+		return err
+	}); err != nil {
+		return fmt.Errorf("create: %w", err)
+	}
 	r, err := s.fresh(p)
 	if err != nil {
 		return err
 	}
 	defer r.stop()
-	defer removeContainers()
 	time.Sleep(time.Second) // subscribed to the engine's events
 	k := strconv.Itoa(n)
-	if err := parallel(n, n, func(i int) error {
-		_, err := docker("run", "-d", "--label", label+"=1", "--name", fmt.Sprintf("bench-burst-%d", i), "--expose", "80", image, "80")
-		return err
-	}); err != nil {
-		return err
+	if err := parallel(n, n, func(i int) error { return cli.ContainerStart(ctx, ids[i], container.StartOptions{}) }); err != nil {
+		return fmt.Errorf("start: %w", err)
 	}
 	last := time.Now()
 	got := s.waitCount(n, burstWait)
 	fig.BurstStartS[k], fig.BurstMissed[k] = time.Since(last).Seconds(), float64(n-got)
 	if err := parallel(n, n, func(i int) error {
-		_, err := docker("rm", "-f", fmt.Sprintf("bench-burst-%d", i))
-		return err
+		return cli.ContainerRemove(ctx, ids[i], container.RemoveOptions{Force: true})
 	}); err != nil {
-		return err
+		return fmt.Errorf("remove: %w", err)
 	}
 	last = time.Now()
 	got = s.waitCount(0, burstWait)
