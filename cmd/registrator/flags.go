@@ -112,7 +112,7 @@ func parseFlags(args []string, usage io.Writer, getenv func(string) string) (opt
 	fs.DurationVar(&o.drain, "drain", 0, "how long the services of a stopped container stay draining (Consul maintenance) before they are deregistered, e.g. 5s (SERVICE_DRAIN beats it)")
 	fs.BoolVar(&o.dryRun, "dry-run", false, "log the registrations and removals the plan calls for, without making them")
 	fs.StringVar(&o.id, "id", "", "this host's `identity`, the owner mark of its entries, instead of <engine ID>@<host name> (for hosts that cannot be told apart otherwise)")
-	fs.BoolVar(&o.consulRejoin, "consul-rejoin", false, "keep the Consul agent joined to its servers: every 2 s, ask it to join again each server its gossip holds failed (after a network partition, Consul's gossip retries only every 30 s)")
+	fs.BoolVar(&o.consulRejoin, "consul-rejoin", true, "keep each Consul agent joined to its servers after a network partition: ask it to join each server its gossip holds failed (read every 2 s), and to join the servers while they hold its node failed (a blocking query on its serfHealth); =false leaves that to Consul's gossip (30 s and more)")
 	fs.BoolVar(&o.swarmServices, "swarm-services", false, "on a Swarm manager, also register each Swarm service: its virtual IP on each of its networks and its target ports (the same entries from every manager), and the ports it publishes through the routing mesh at this node's address")
 	var filters stringList
 	fs.Var(&filters, "container-filter", "only register containers this `filter` selects, in docker ps --filter terms: label=KEY[=VALUE], name=REGEXP, ancestor=IMAGE, network=NET; may be given several times (REGISTRATOR_CONTAINER_FILTER: several, separated by spaces)")
