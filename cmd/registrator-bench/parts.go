@@ -62,7 +62,7 @@ func measureParts() error {
 			return err
 		}
 		bin := filepath.Join(src, "probe")
-		if out, err := testkit.Command(root, []string{"CGO_ENABLED=0"}, "go", "build", "-trimpath", "-ldflags", "-s -w", "-o", bin, "./build/parts/"+filepath.Base(src)); err != nil {
+		if out, err := testkit.Command(root, []string{"CGO_ENABLED=0"}, "go", "build", "-trimpath", "-tags", testkit.BuildTags, "-ldflags", "-s -w", "-o", bin, "./build/parts/"+filepath.Base(src)); err != nil {
 			return fmt.Errorf("build %s: %v\n%s", p.name, err, out)
 		}
 		fi, err := os.Stat(bin)
