@@ -75,7 +75,7 @@ bench-1000:
 bench-latency:
 	CONSUL_BIN="$$(scripts/get-consul.sh)" go run ./cmd/registrator-bench -sync 1 -burst 0 -steady 0 -runs $(BENCH_RUNS) -out docs/performance-latency.json
 
-## bench-peer: side by side with gliderlabs/registrator on Consul (built once into PEER_BIN by ../shared/peer/build-registrator.sh, ~1 minute), BENCH_RUNS runs (~8 minutes a run); table on stdout, JSON in docs/performance-peer.json. Not in CI
+## bench-peer: side by side with gliderlabs/registrator on Consul (built once into PEER_BIN by ../shared/peer/build-registrator.sh, ~1 minute), BENCH_RUNS runs (~18 minutes a run); table on stdout, JSON in docs/performance-peer.json. Not in CI
 PEER_BIN ?= $(HOME)/.cache/registrator/registrator-peer
 bench-peer: setup
 	test -x "$(PEER_BIN)" || OUT="$(PEER_BIN)" ../shared/peer/build-registrator.sh
