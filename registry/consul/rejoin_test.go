@@ -20,60 +20,133 @@ import (
 	"github.com/registrator/registrator/bridge"
 )
 
-// An agent's view of its members (as /v1/agent/members answers): while
-// its gossip holds every server failed, the servers it holds failed are
-// joined again, never a client, a server that left, or itself; once one
-// is alive again, no more joins.
-func TestKeepJoinedJoinsFailedServersOnly(t *testing.T) {
-	var mu sync.Mutex
-	s3 := 4 // failed
-	var joins []string
+// fakeAgent is a Consul agent named host-a as keepJoined sees it: the
+// members it answers, this node's serfHealth (health; "" answers 404), the
+// joins it was asked for and its reads of the members, each under mu; join,
+// if set, runs at each join (under mu).
+type fakeAgent struct {
+	mu      sync.Mutex
+	members []map[string]any
+	health  string
+	joins   []string
+	reads   int // of the members
+	join    func(addr string)
+	log     *logtest.Hook
+}
+
+var serverTags = map[string]string{"role": "consul", "dc": "dc1"}
+
+// member is one of the agent's members; a server named sN is at 10.0.0.N.
+func member(name string, status int, server bool) map[string]any {
+	addr := "10.0.0.1"
+	if n, ok := strings.CutPrefix(name, "s"); ok {
+		addr = "10.0.0." + n
+	}
+	m := map[string]any{"Name": name, "Addr": addr, "Port": 8301, "Status": status}
+	if server {
+		m["Tags"] = serverTags
+	}
+	return m
+}
+
+// start serves the agent and runs keepJoined against it until the test
+// ends.
+func (a *fakeAgent) start(t *testing.T) {
+	t.Helper()
+	healthIndex := 0
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		defer mu.Unlock()
+		a.mu.Lock()
+		defer a.mu.Unlock()
 		switch {
 		case r.URL.Path == "/v1/agent/self":
 			_ = json.NewEncoder(w).Encode(map[string]any{"Config": map[string]any{"NodeName": "host-a"}})
 		case r.URL.Path == "/v1/agent/members":
-			server := map[string]string{"role": "consul", "dc": "dc1"}
-			_ = json.NewEncoder(w).Encode([]map[string]any{
-				{"Name": "host-a", "Addr": "10.0.0.1", "Port": 8301, "Status": 4, "Tags": server},
-				{"Name": "s2", "Addr": "10.0.0.2", "Port": 8301, "Status": s3, "Tags": server},
-				{"Name": "s3", "Addr": "10.0.0.3", "Port": 8301, "Status": s3, "Tags": server},
-				{"Name": "s4", "Addr": "10.0.0.4", "Port": 8301, "Status": 3, "Tags": server},
-				{"Name": "c1", "Addr": "10.0.0.9", "Port": 8301, "Status": 4, "Tags": map[string]string{"role": "node"}},
-			})
+			a.reads++
+			_ = json.NewEncoder(w).Encode(a.members)
+		case r.URL.Path == "/v1/health/node/host-a" && a.health != "":
+			if !r.URL.Query().Has("stale") {
+				t.Errorf("health read not stale-allowed: %s", r.URL)
+			}
+			if a.health == "passing" && r.URL.Query().Get("index") == strconv.Itoa(healthIndex) {
+				a.mu.Unlock() // a blocking query: nothing changes any more
+				<-r.Context().Done()
+				a.mu.Lock()
+				return
+			}
+			healthIndex++
+			w.Header().Set("X-Consul-Index", strconv.Itoa(healthIndex))
+			_ = json.NewEncoder(w).Encode([]map[string]any{{"Node": "host-a", "CheckID": "serfHealth", "Status": a.health}})
 		case strings.HasPrefix(r.URL.Path, "/v1/agent/join/"):
-			joins = append(joins, strings.TrimPrefix(r.URL.Path, "/v1/agent/join/"))
-			if len(joins) == 2 {
-				s3 = 1 // the joins bring them back
+			addr := strings.TrimPrefix(r.URL.Path, "/v1/agent/join/")
+			a.joins = append(a.joins, addr)
+			if a.join != nil {
+				a.join(addr)
 			}
 		default:
 			http.NotFound(w, r)
 		}
 	}))
-	defer srv.Close()
 	u, _ := url.Parse("consul://" + strings.TrimPrefix(srv.URL, "http://"))
 	logger, hook := logtest.NewNullLogger()
+	a.log = hook
 	b, err := Open(u, bridge.BackendOptions{Rejoin: true, Log: logrus.NewEntry(logger)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	t.Cleanup(srv.Close)
+	t.Cleanup(cancel) // first: the blocked queries end, then the server
 	go b.keepJoined(ctx)
-	// The join, then a read that finds s3 alive again.
-	deadline := time.Now().Add(4 * RejoinEvery)
-	for !slices.ContainsFunc(hook.AllEntries(), func(e *logrus.Entry) bool { return strings.Contains(e.Message, "sees the server again") }) {
+}
+
+// until waits, up to reads more reads of the members than now (each
+// RejoinEvery) and one more, for cond (under mu) to hold.
+func (a *fakeAgent) until(t *testing.T, reads int, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(time.Duration(reads+1) * RejoinEvery)
+	for {
+		a.mu.Lock()
+		ok := cond()
+		a.mu.Unlock()
+		if ok {
+			return
+		}
 		if time.Now().After(deadline) {
-			t.Fatalf("s3 not seen again within four reads of the members; log: %v", hook.AllEntries())
+			t.Fatalf("%s: not within %d reads of the members; log: %v", what, reads, a.log.AllEntries())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if !slices.Equal(joins, []string{"10.0.0.2:8301", "10.0.0.3:8301"}) {
-		t.Errorf("joins %v, want one each of s2 and s3 (10.0.0.2:8301, 10.0.0.3:8301)", joins)
+}
+
+func (a *fakeAgent) logged(text string) func() bool {
+	return func() bool {
+		return slices.ContainsFunc(a.log.AllEntries(), func(e *logrus.Entry) bool { return strings.Contains(e.Message, text) })
+	}
+}
+
+// An agent's view of its members (as /v1/agent/members answers): while
+// its gossip holds every server failed, the servers it holds failed are
+// joined again, never a client, a server that left, or itself; once one
+// is alive again, no more joins.
+func TestKeepJoinedJoinsFailedServersOnly(t *testing.T) {
+	a := &fakeAgent{members: []map[string]any{
+		member("host-a", memberFailed, true),
+		member("s2", memberFailed, true),
+		member("s3", memberFailed, true),
+		member("s4", memberLeft, true),
+		member("c9", memberFailed, false),
+	}}
+	a.join = func(string) {
+		if len(a.joins) == 2 { // the joins bring them back
+			a.members[1]["Status"], a.members[2]["Status"] = 1, 1
+		}
+	}
+	a.start(t)
+	a.until(t, 4, "the servers seen again", a.logged("sees the server again"))
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if !slices.Equal(a.joins, []string{"10.0.0.2:8301", "10.0.0.3:8301"}) {
+		t.Errorf("joins %v, want one each of s2 and s3 (10.0.0.2:8301, 10.0.0.3:8301)", a.joins)
 	}
 }
 
@@ -82,141 +155,49 @@ func TestKeepJoinedJoinsFailedServersOnly(t *testing.T) {
 // servers (not a client, not one that left), again while the answer stays
 // critical, and no more once it is passing.
 func TestKeepJoinedJoinsWhenTheServersHoldTheNodeFailed(t *testing.T) {
-	var mu sync.Mutex
-	status := "critical"
-	joins := map[string]int{}
-	healthAsked, membersAsked := 0, 0
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		defer mu.Unlock()
-		switch {
-		case r.URL.Path == "/v1/agent/self":
-			_ = json.NewEncoder(w).Encode(map[string]any{"Config": map[string]any{"NodeName": "host-a"}})
-		case r.URL.Path == "/v1/agent/members":
-			membersAsked++
-			server := map[string]string{"role": "consul", "dc": "dc1"}
-			_ = json.NewEncoder(w).Encode([]map[string]any{
-				{"Name": "host-a", "Addr": "10.0.0.1", "Port": 8301, "Status": 1},
-				{"Name": "s2", "Addr": "10.0.0.2", "Port": 8301, "Status": 1, "Tags": server},
-				{"Name": "s3", "Addr": "10.0.0.3", "Port": 8301, "Status": 1, "Tags": server},
-				{"Name": "s4", "Addr": "10.0.0.4", "Port": 8301, "Status": 3, "Tags": server},
-				{"Name": "c1", "Addr": "10.0.0.9", "Port": 8301, "Status": 1, "Tags": map[string]string{"role": "node"}},
-			})
-		case r.URL.Path == "/v1/health/node/host-a":
-			if !r.URL.Query().Has("stale") {
-				t.Errorf("health read not stale-allowed: %s", r.URL)
-			}
-			if status == "passing" && r.URL.Query().Get("index") == strconv.Itoa(healthAsked) {
-				mu.Unlock() // a blocking query: nothing changes any more
-				<-r.Context().Done()
-				mu.Lock()
-				return
-			}
-			healthAsked++
-			w.Header().Set("X-Consul-Index", strconv.Itoa(healthAsked))
-			_ = json.NewEncoder(w).Encode([]map[string]any{{"Node": "host-a", "CheckID": "serfHealth", "Status": status}})
-		case strings.HasPrefix(r.URL.Path, "/v1/agent/join/"):
-			joins[strings.TrimPrefix(r.URL.Path, "/v1/agent/join/")]++
-			if joins["10.0.0.2:8301"] == 2 {
-				status = "passing" // the second round of joins makes it refute
-			}
-		default:
-			http.NotFound(w, r)
+	a := &fakeAgent{health: "critical", members: []map[string]any{
+		member("host-a", 1, false),
+		member("s2", 1, true),
+		member("s3", 1, true),
+		member("s4", memberLeft, true),
+		member("c9", 1, false),
+	}}
+	a.join = func(string) {
+		if len(a.joins) == 4 { // the second round of joins makes it refute
+			a.health = "passing"
 		}
-	}))
-	defer srv.Close()
-	u, _ := url.Parse("consul://" + strings.TrimPrefix(srv.URL, "http://"))
-	logger, hook := logtest.NewNullLogger()
-	b, err := Open(u, bridge.BackendOptions{Rejoin: true, Log: logrus.NewEntry(logger)})
-	if err != nil {
-		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go b.keepJoined(ctx)
-	deadline := time.Now().Add(6 * RejoinEvery)
-	for !slices.ContainsFunc(hook.AllEntries(), func(e *logrus.Entry) bool { return strings.Contains(e.Message, "hold this node alive again") }) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the node not seen alive again; log: %v", hook.AllEntries())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	a.start(t)
+	a.until(t, 5, "the node alive again", a.logged("hold this node alive again"))
 	// No join follows the passing answer: two more reads of the members
 	// (the other loop) later, the joins are what they were.
-	mu.Lock()
-	m0 := membersAsked
-	mu.Unlock()
-	for {
-		mu.Lock()
-		m := membersAsked
-		mu.Unlock()
-		if m >= m0+2 {
-			break
-		}
-		if time.Now().After(deadline.Add(4 * RejoinEvery)) {
-			t.Fatal("the members not read twice more")
-		}
-		time.Sleep(10 * time.Millisecond)
+	a.mu.Lock()
+	reads := a.reads
+	a.mu.Unlock()
+	a.until(t, 2, "two more reads of the members", func() bool { return a.reads >= reads+2 })
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	got := map[string]int{}
+	for _, j := range a.joins {
+		got[j]++
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	want := map[string]int{"10.0.0.2:8301": 2, "10.0.0.3:8301": 2}
-	if !maps.Equal(joins, want) {
-		t.Errorf("joins %v, want %v", joins, want)
+	if want := map[string]int{"10.0.0.2:8301": 2, "10.0.0.3:8301": 2}; !maps.Equal(got, want) {
+		t.Errorf("joins %v, want %v", got, want)
 	}
 }
 
 // With one server alive in the agent's gossip, a failed one is left to the
 // cluster: no join, however many reads of the members.
 func TestKeepJoinedLeavesOneFailedServerToTheCluster(t *testing.T) {
-	var mu sync.Mutex
-	var joins []string
-	reads := 0
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		defer mu.Unlock()
-		switch {
-		case r.URL.Path == "/v1/agent/self":
-			_ = json.NewEncoder(w).Encode(map[string]any{"Config": map[string]any{"NodeName": "host-a"}})
-		case r.URL.Path == "/v1/agent/members":
-			reads++
-			server := map[string]string{"role": "consul", "dc": "dc1"}
-			_ = json.NewEncoder(w).Encode([]map[string]any{
-				{"Name": "s2", "Addr": "10.0.0.2", "Port": 8301, "Status": 1, "Tags": server},
-				{"Name": "s3", "Addr": "10.0.0.3", "Port": 8301, "Status": 4, "Tags": server},
-			})
-		case strings.HasPrefix(r.URL.Path, "/v1/agent/join/"):
-			joins = append(joins, strings.TrimPrefix(r.URL.Path, "/v1/agent/join/"))
-		default:
-			http.NotFound(w, r)
-		}
-	}))
-	defer srv.Close()
-	u, _ := url.Parse("consul://" + strings.TrimPrefix(srv.URL, "http://"))
-	logger, _ := logtest.NewNullLogger()
-	b, err := Open(u, bridge.BackendOptions{Rejoin: true, Log: logrus.NewEntry(logger)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go b.keepJoined(ctx)
-	deadline := time.Now().Add(6 * RejoinEvery)
-	for {
-		mu.Lock()
-		n := reads
-		mu.Unlock()
-		if n >= 3 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the members not read three times")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	if len(joins) > 0 {
-		t.Errorf("joins %v with a server alive, want none", joins)
+	a := &fakeAgent{members: []map[string]any{
+		member("s2", 1, true),
+		member("s3", memberFailed, true),
+	}}
+	a.start(t)
+	a.until(t, 3, "three reads of the members", func() bool { return a.reads >= 3 })
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if len(a.joins) > 0 {
+		t.Errorf("joins %v with a server alive, want none", a.joins)
 	}
 }
