@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/consul/api"
+
+	"github.com/registrator/registrator/bridge"
 )
 
 // RejoinEvery is how often the agent's members are read when the backend
@@ -160,12 +162,13 @@ func (b *Backend) keepJoined(ctx context.Context) {
 // cut arrives when the agent's connection to the server recovers. known
 // gives the node's name and the servers, once the members have been read.
 func (b *Backend) heldFailed(ctx context.Context, j *joiner, known func() (string, []string)) {
+	every := bridge.ConstantBackoff(RejoinEvery)
 	var index uint64
 	said, tries := false, 0
 	for ctx.Err() == nil && !j.forbidden.Load() {
 		self, servers := known()
 		if self == "" {
-			if !sleep(ctx, RejoinEvery) {
+			if every.Sleep(ctx, 1) != nil {
 				return
 			}
 			continue
@@ -180,7 +183,7 @@ func (b *Backend) heldFailed(ctx context.Context, j *joiner, known func() (strin
 			return
 		case err != nil: // cut off, or no leader yet: ask again soon, as the link may be back
 			index = 0
-			if !sleep(ctx, RejoinEvery) {
+			if every.Sleep(ctx, 1) != nil {
 				return
 			}
 			continue
@@ -209,30 +212,18 @@ func (b *Backend) heldFailed(ctx context.Context, j *joiner, known func() (strin
 		// the network blocks for good stays failed whatever it does).
 		tries++
 		index = 0
-		if !sleep(ctx, heldFailedRetry(tries)) {
+		if heldFailedRetry.Sleep(ctx, tries) != nil {
 			return
 		}
 	}
 }
 
-// heldFailedRetry is the wait before asking again after the tries-th
-// answer in a row that held this node failed: RejoinEvery for the first
-// five, then doubling up to 30 s.
-func heldFailedRetry(tries int) time.Duration {
-	if tries <= 5 {
+// heldFailedRetry is the wait before asking again after the n-th answer
+// in a row that held this node failed: RejoinEvery for the first five,
+// then doubling up to 30 s.
+var heldFailedRetry bridge.Backoff = func(n int) time.Duration {
+	if n <= 5 {
 		return RejoinEvery
 	}
-	return min(RejoinEvery<<(tries-5), 30*time.Second)
-}
-
-// sleep waits d or until ctx is done, and says whether d passed.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
+	return min(RejoinEvery<<(n-5), 30*time.Second)
 }
