@@ -21,6 +21,7 @@ import (
 	"github.com/docker/docker/client"
 	"github.com/docker/go-connections/nat"
 
+	"github.com/registrator/registrator/internal/testkit"
 	"github.com/registrator/registrator/internal/testproc"
 )
 
@@ -232,8 +233,8 @@ func TestLoadWithSlowBackend(t *testing.T) {
 	clean(t)
 	t.Cleanup(removeContainers)
 	bin := filepath.Join(t.TempDir(), "registrator")
-	if out, err := command(repoRoot(), []string{"CGO_ENABLED=0"}, "go", "build", "-o", bin, "./cmd/registrator"); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
+	if err := testkit.BuildDaemon(bin); err != nil {
+		t.Fatal(err)
 	}
 	p := startFaultyProxy(t, agent.Addr)
 	addr := "127.0.0.1:" + strconv.Itoa(freePort(t))

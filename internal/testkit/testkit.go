@@ -68,10 +68,9 @@ func Command(dir string, env []string, name string, args ...string) ([]byte, err
 const BuildTags = "grpcnotrace"
 
 // BuildDaemon builds cmd/registrator at out as `make build` does: static,
-// stripped, with BuildTags; extra go build flags come before the package.
-func BuildDaemon(out string, extra ...string) error {
-	args := append([]string{"build", "-trimpath", "-tags", BuildTags, "-ldflags", "-s -w", "-o", out}, extra...)
-	if b, err := Command(RepoRoot(), []string{"CGO_ENABLED=0"}, "go", append(args, "./cmd/registrator")...); err != nil {
+// stripped, with BuildTags.
+func BuildDaemon(out string) error {
+	if b, err := Command(RepoRoot(), []string{"CGO_ENABLED=0"}, "go", "build", "-trimpath", "-tags", BuildTags, "-ldflags", "-s -w", "-o", out, "./cmd/registrator"); err != nil {
 		return fmt.Errorf("build registrator: %v\n%s", err, b)
 	}
 	return nil
