@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/consul/api"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/registrator/registrator/internal/bed"
@@ -49,7 +50,32 @@ func newFleet(t *testing.T, names ...string) *fleet {
 		f.hosts = append(f.hosts, fh)
 	}
 	t.Logf("%d servers and %d hosts up in %s", len(f.cluster.Servers), len(names), time.Since(start).Round(time.Millisecond))
+	f.offline(t)
 	return f
+}
+
+// offline fails the test unless every Consul process of the bed runs with
+// its update check off: a non-dev agent otherwise asks a HashiCorp server
+// on the Internet for a newer release, and a test sends nothing beyond
+// the addresses it made.
+func (f *fleet) offline(t *testing.T) {
+	t.Helper()
+	clients := map[string]*api.Client{}
+	for _, s := range f.cluster.Servers {
+		clients[s.Name] = s.ConsulAPI()
+	}
+	for _, h := range f.hosts {
+		clients[h.Name+"'s agent"] = h.agent.API
+	}
+	for name, c := range clients {
+		self, err := c.Agent().Self()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if off, _ := self["DebugConfig"]["DisableUpdateCheck"].(bool); !off {
+			t.Errorf("%s runs with its update check on", name)
+		}
+	}
 }
 
 // run starts a container called name on h, publishing port 80.
