@@ -221,10 +221,12 @@ func (f *fleet) all(t *testing.T, what string, since time.Time, limit time.Durat
 // after its servers or the link to them failed. It is the agent's doing,
 // not the daemon's: a client agent that cannot reach the servers stalls
 // its local API (its anti-entropy sync holds the agent's state lock while
-// it waits on them, so registrations and reads wait too), retries a failed
-// sync 15 s later, and its gossip retries a member it took for dead every
-// 30 s, and only with a probability where few members failed (one of ten
-// make fleet runs took over 45 s after a 10 s cut).
+// it waits on them, so registrations and reads wait too; after a cut, it
+// waits on the RPC connection the cut left dead until the connection's
+// keepalive fails or TCP's next retransmission gets through), retries a
+// failed sync 15 s later, and its gossip retries a member it took for dead
+// every 30 s, and only with a probability where few members failed (one
+// of ten make fleet runs took over 45 s after a 10 s cut).
 const consulSync = 90 * time.Second
 
 // agentHolds waits until h's own Consul agent holds exactly h's services,
