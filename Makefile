@@ -5,7 +5,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 # exported method in the binary (docs/performance.md); also internal/testkit.BuildTags
 GOTAGS := grpcnotrace
 
-.PHONY: build install setup run test unit check fuzz soak fleet bench bench-1000 bench-latency bench-peer bench-parts bench-smoke release image clean
+.PHONY: build install setup run test unit check fuzz soak fleet bench bench-1000 bench-latency bench-peer bench-peer-1000 bench-parts bench-smoke release image clean
 
 ## build: a static binary at build/registrator
 build:
@@ -80,6 +80,11 @@ PEER_BIN ?= $(HOME)/.cache/registrator/registrator-peer
 bench-peer: setup
 	test -x "$(PEER_BIN)" || OUT="$(PEER_BIN)" ../shared/peer/build-registrator.sh
 	CONSUL_BIN="$$(scripts/get-consul.sh)" go run ./cmd/registrator-bench -peer "$(PEER_BIN)" -latency 20 -sync 100,500 -peer-burst 100,500 -steady-for 10s -runs $(BENCH_RUNS) -out docs/performance-peer.json
+
+## bench-peer-1000: the startup sync of 1000 running containers side by side with gliderlabs/registrator, with each one's peak RSS after it; one run (the engine starting the containers is most of it); JSON in docs/performance-peer-1000.json. Not in CI
+bench-peer-1000: setup
+	test -x "$(PEER_BIN)" || OUT="$(PEER_BIN)" ../shared/peer/build-registrator.sh
+	CONSUL_BIN="$$(scripts/get-consul.sh)" go run ./cmd/registrator-bench -peer "$(PEER_BIN)" -latency 0 -sync 1000 -peer-burst "" -steady-for 0 -out docs/performance-peer-1000.json
 
 ## bench-parts: what each large dependency costs in binary size and idle memory (a minute)
 bench-parts:

@@ -92,7 +92,7 @@ type report struct {
 
 func main() {
 	latencyN := flag.Int("latency", 50, "containers started one at a time for the latency figures (0 skips them)")
-	syncN := flag.String("sync", "100,500", "comma list of N for the startup sync")
+	syncN := flag.String("sync", "100,500", "comma list of N for the startup sync (empty skips it)")
 	burstN := flag.Int("burst", 100, "containers started at once for the burst (0 skips it)")
 	steadyN := flag.Int("steady", 500, "unchanged containers for the steady state (at least the largest -sync; 0 skips it)")
 	steadyFor := flag.Duration("steady-for", 60*time.Second, "how long the steady state is measured")
@@ -102,7 +102,7 @@ func main() {
 	logLevel := flag.String("log-level", "warn", "the daemon's -log-level; its log goes to the bench's standard error")
 	profile := flag.String("profile", "", "write a CPU profile of the steady state and a heap profile after it to this `directory` (cpu-<backend>.pprof, heap-<backend>.pprof)")
 	peer := flag.String("peer", "", "side by side with the program at this `path` (gliderlabs/registrator, built by ../shared/peer/build-registrator.sh) on Consul: latency, startup sync and peak RSS at each -sync, CPU of -resync 1 over -steady-for at the largest, bursts of each -peer-burst; measured alike from outside both")
-	peerBurst := flag.String("peer-burst", "100,500", "with -peer: comma list of burst sizes")
+	peerBurst := flag.String("peer-burst", "100,500", "with -peer: comma list of burst sizes (empty skips the bursts)")
 	measure := flag.Bool("parts", false, "print what each large dependency costs in binary size and idle memory, each built alone into a program that only imports it, then exit")
 	flag.Parse()
 	if *measure {
@@ -207,9 +207,13 @@ func run(latencyN int, syncList string, burstN, steadyN int, steadyFor time.Dura
 	return nil
 }
 
-// numbers reads a comma list of positive numbers, sorted.
+// numbers reads a comma list of positive numbers, sorted; an empty list
+// is none.
 func numbers(list string) ([]int, error) {
 	var out []int
+	if strings.TrimSpace(list) == "" {
+		return nil, nil // none: the phase is skipped
+	}
 	for _, s := range strings.Split(list, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
 		if err != nil || n <= 0 {

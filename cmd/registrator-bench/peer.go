@@ -404,7 +404,9 @@ func printSide(rep sideReport, ours, peer string, syncNs, burstNs []int) {
 		row("startup sync of "+k, func(f figures) float64 { return f.SyncS[k] }, "s")
 		row("peak RSS after the sync of "+k, func(f figures) float64 { return f.PeakRSSMB[k] }, "MB")
 	}
-	row("CPU over -resync 1, nothing changing", func(f figures) float64 { return f.SteadyCPU }, "s/min")
+	if len(rep.PerRun[peer]) > 0 && rep.PerRun[peer][0].SteadyCPU > 0 { // skipped with -steady-for 0
+		row("CPU over -resync 1, nothing changing", func(f figures) float64 { return f.SteadyCPU }, "s/min")
+	}
 	for _, n := range burstNs {
 		k := strconv.Itoa(n)
 		row("burst of "+k+" started: to the last registration", func(f figures) float64 { return f.BurstStartS[k] }, "s")
