@@ -75,11 +75,10 @@ func startHost(name string, lan *LAN) (*Host, error) {
 		return nil, err
 	}
 	defer logf.Close()
-	script := fmt.Sprintf("hostname %s && exec dockerd --data-root %s --exec-root %s/exec --pidfile %s/docker.pid -H %s",
-		name, h.root, h.run, h.run, h.DockerHost())
 	// nsenter, not ip netns exec: that remounts /sys, and dockerd then
 	// finds no cgroups.
-	h.cmd = exec.Command("nsenter", "--net=/var/run/netns/"+h.ns, "unshare", "--uts", "sh", "-c", script)
+	h.cmd = exec.Command("nsenter", append(h.prefixArgs("dockerd"), "--data-root", h.root, "--exec-root", h.run+"/exec",
+		"--pidfile", h.run+"/docker.pid", "-H", h.DockerHost())...)
 	h.cmd.Stdout, h.cmd.Stderr = logf, logf
 	h.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := h.cmd.Start(); err != nil {

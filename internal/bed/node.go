@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 
 	"github.com/registrator/registrator/internal/testproc"
@@ -73,7 +74,11 @@ func (n *Node) prefixArgs(bin string) []string {
 // the node's network namespace under its host name, and returns its path.
 func (n *Node) WrapInside(dir, bin string) (string, error) {
 	path := filepath.Join(dir, "in-"+n.Name)
-	script := fmt.Sprintf("#!/bin/sh\nexec nsenter --net=/var/run/netns/%s unshare --uts sh -c 'hostname %s && exec \"$0\" \"$@\"' %s \"$@\"\n", n.ns, n.Name, bin)
+	words := []string{"exec", "nsenter"}
+	for _, a := range n.prefixArgs(bin) {
+		words = append(words, "'"+strings.ReplaceAll(a, "'", `'\''`)+"'")
+	}
+	script := "#!/bin/sh\n" + strings.Join(words, " ") + ` "$@"` + "\n"
 	return path, os.WriteFile(path, []byte(script), 0o755)
 }
 
