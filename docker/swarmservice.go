@@ -112,12 +112,17 @@ func (s *SwarmServices) Inspect(ctx context.Context, id string) (bridge.Containe
 	if err != nil {
 		return bridge.Container{ID: id}, err
 	}
-	out := bridge.Container{ID: id, Name: svc.Spec.Name, Running: true}
-	out.Services, out.Warnings = serviceVIPs(svc, names, s.Config)
-	for i := range out.Services {
-		out.Services[i].Container = id
+	services, warnings := serviceVIPs(svc, names, s.Config)
+	return serviceContainer(id, svc, services, warnings), nil
+}
+
+// serviceContainer is the container with the given ID that stands for
+// svc, holding the entries and warnings derived for it.
+func serviceContainer(id string, svc swarm.Service, services []bridge.Service, warnings []error) bridge.Container {
+	for i := range services {
+		services[i].Container = id
 	}
-	return out, nil
+	return bridge.Container{ID: id, Name: svc.Spec.Name, Running: true, Services: services, Warnings: warnings}
 }
 
 // ingressList is what Engine.List adds on a manager: one container per
@@ -152,12 +157,8 @@ func (s *SwarmServices) inspectIngress(ctx context.Context, id string, cfg Confi
 	if err != nil {
 		return bridge.Container{ID: id}, err
 	}
-	out := bridge.Container{ID: id, Name: svc.Spec.Name, Running: true}
-	out.Services, out.Warnings = serviceIngress(svc, cfg)
-	for i := range out.Services {
-		out.Services[i].Container = id
-	}
-	return out, nil
+	services, warnings := serviceIngress(svc, cfg)
+	return serviceContainer(id, svc, services, warnings), nil
 }
 
 func (s *SwarmServices) service(ctx context.Context, id, prefix string) (swarm.Service, error) {
