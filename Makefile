@@ -81,10 +81,10 @@ bench-peer: setup
 	test -x "$(PEER_BIN)" || OUT="$(PEER_BIN)" ../shared/peer/build-registrator.sh
 	CONSUL_BIN="$$(scripts/get-consul.sh)" go run ./cmd/registrator-bench -peer "$(PEER_BIN)" -latency 20 -sync 100,500 -peer-burst 100,500 -steady-for 10s -runs $(BENCH_RUNS) -out docs/performance-peer.json
 
-## bench-peer-1000: the startup sync of 1000 running containers side by side with gliderlabs/registrator, with each one's peak RSS after it; one run (the engine starting the containers is most of it); JSON in docs/performance-peer-1000.json. Not in CI
+## bench-peer-1000: the startup sync of 1000 running containers side by side with gliderlabs/registrator, with each one's peak RSS after it, BENCH_RUNS runs (~10 minutes a run, most of it the engine starting and removing the containers); JSON in docs/performance-peer-1000.json. Not in CI
 bench-peer-1000: setup
 	test -x "$(PEER_BIN)" || OUT="$(PEER_BIN)" ../shared/peer/build-registrator.sh
-	CONSUL_BIN="$$(scripts/get-consul.sh)" go run ./cmd/registrator-bench -peer "$(PEER_BIN)" -latency 0 -sync 1000 -peer-burst "" -steady-for 0 -out docs/performance-peer-1000.json
+	CONSUL_BIN="$$(scripts/get-consul.sh)" go run ./cmd/registrator-bench -peer "$(PEER_BIN)" -latency 0 -sync 1000 -peer-burst "" -steady-for 0 -runs $(BENCH_RUNS) -out docs/performance-peer-1000.json
 
 ## bench-parts: what each large dependency costs in binary size and idle memory (a minute)
 bench-parts:
