@@ -88,6 +88,8 @@ func sideBySide(peerBin string, latencyN int, syncNs, burstNs []int, steadyFor t
 
 	rep := sideReport{Machine: machine(), Runs: runs, PerRun: map[string][]figures{}}
 	progs := []program{ours, peer}
+	// The steady state runs over the largest sync's containers.
+	steady := len(syncNs) > 0 && steadyFor > 0
 	for run := range runs {
 		order := slices.Clone(progs)
 		if run%2 == 1 {
@@ -122,7 +124,7 @@ func sideBySide(peerBin string, latencyN int, syncNs, burstNs []int, steadyFor t
 				return err
 			}
 		}
-		if running > 0 && steadyFor > 0 {
+		if steady {
 			if err := each("steady state", func(p program, fig *figures) error { return s.steady(p, fig, running, steadyFor) }); err != nil {
 				return err
 			}
@@ -138,7 +140,7 @@ func sideBySide(peerBin string, latencyN int, syncNs, burstNs []int, steadyFor t
 		}
 		fmt.Fprintf(os.Stderr, "registrator-bench: side-by-side run %d of %d done\n", run+1, runs)
 	}
-	printSide(rep, ours.name, peer.name, syncNs, burstNs)
+	printSide(rep, ours.name, peer.name, syncNs, steady, burstNs)
 	if out != "" {
 		data, _ := json.MarshalIndent(rep, "", "  ")
 		if err := os.WriteFile(out, append(data, '\n'), 0o644); err != nil {
@@ -372,7 +374,7 @@ func (s *side) burst(p program, fig *figures, n int) error {
 
 // printSide prints each figure for both programs, every run's value and
 // the ratio ours / peer per run and its median.
-func printSide(rep sideReport, ours, peer string, syncNs, burstNs []int) {
+func printSide(rep sideReport, ours, peer string, syncNs []int, steady bool, burstNs []int) {
 	fmt.Printf("machine: %v\n\n", rep.Machine)
 	fmt.Printf("| figure | %s | %s | ratio per run | median ratio |\n|---|---|---|---|---|\n", ours, peer)
 	row := func(what string, get func(f figures) float64, unit string) {
@@ -404,7 +406,7 @@ func printSide(rep sideReport, ours, peer string, syncNs, burstNs []int) {
 		row("startup sync of "+k, func(f figures) float64 { return f.SyncS[k] }, "s")
 		row("peak RSS after the sync of "+k, func(f figures) float64 { return f.PeakRSSMB[k] }, "MB")
 	}
-	if len(rep.PerRun[peer]) > 0 && rep.PerRun[peer][0].SteadyCPU > 0 { // skipped with -steady-for 0
+	if steady {
 		row("CPU over -resync 1, nothing changing", func(f figures) float64 { return f.SteadyCPU }, "s/min")
 	}
 	for _, n := range burstNs {
