@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/docker/docker/api/types"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/system"
 	"github.com/docker/docker/client"
@@ -182,14 +183,28 @@ var discard = func() *logrus.Entry {
 // it): the same across restarts of the daemon, crashes and reboots, as an
 // owner mark must be.
 func (s *Engine) ID(ctx context.Context) (string, error) {
+	type version struct {
+		v   types.Version
+		err error
+	}
 	for attempt := 1; ; attempt++ {
+		// The version, which tells Podman from Docker, is asked for beside
+		// the ID: the daemon's start waits for both, and each takes the
+		// engine tens of milliseconds (Docker's /version runs runc and
+		// docker-init to read theirs). Unused when /info fails.
+		ver := make(chan version, 1)
+		go func() {
+			v, err := s.API.ServerVersion(ctx)
+			ver <- version{v, err}
+		}()
 		info, err := s.API.Info(ctx)
 		if err == nil && info.ID != "" {
 			s.mu.Lock()
 			s.hostName = info.Name
 			s.idInfo, s.idInfoAt = &info, time.Now()
 			s.mu.Unlock()
-			if s.describe(ctx) {
+			v := <-ver
+			if s.describe(v.v, v.err) {
 				kind := "podman"
 				if uid, rootless := s.rootless(ctx); rootless {
 					// One host may run rootful Podman and a rootless
@@ -283,10 +298,9 @@ func (s *Engine) rootless(ctx context.Context) (uid int, ok bool) {
 	return 0, true
 }
 
-// describe reads which engine the API belongs to, logs it, and reports
-// whether it is Podman.
-func (s *Engine) describe(ctx context.Context) (podman bool) {
-	v, err := s.API.ServerVersion(ctx)
+// describe takes the engine's answer to /version for which engine the API
+// belongs to, logs it, and reports whether it is Podman.
+func (s *Engine) describe(v types.Version, err error) (podman bool) {
 	if err != nil {
 		s.log().WithField("error", err).Warn("cannot read the engine's version; taking it for Docker")
 		return false
