@@ -102,6 +102,7 @@ func main() {
 	logLevel := flag.String("log-level", "warn", "the daemon's -log-level; its log goes to the bench's standard error")
 	profile := flag.String("profile", "", "write a CPU profile of the steady state and a heap profile after it to this `directory` (cpu-<backend>.pprof, heap-<backend>.pprof)")
 	peer := flag.String("peer", "", "side by side with the program at this `path` (gliderlabs/registrator, built by ../shared/peer/build-registrator.sh) on Consul: latency, startup sync and peak RSS at each -sync, CPU of -resync 1 over -steady-for at the largest, bursts of each -peer-burst; measured alike from outside both")
+	logs := flag.String("logs", "", "with -peer: keep both programs' logs in this `directory`, one file per run, phase and program")
 	peerBurst := flag.String("peer-burst", "100,500", "with -peer: comma list of burst sizes (empty skips the bursts)")
 	measure := flag.Bool("parts", false, "print what each large dependency costs in binary size and idle memory, each built alone into a program that only imports it, then exit")
 	flag.Parse()
@@ -117,7 +118,7 @@ func main() {
 		burstNs, err2 := numbers(*peerBurst)
 		err := cmp.Or(err1, err2)
 		if err == nil {
-			err = sideBySide(*peer, *latencyN, syncNs, burstNs, *steadyFor, *runs, *out)
+			err = sideBySide(*peer, *latencyN, syncNs, burstNs, *steadyFor, *runs, *out, *logs)
 		}
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "registrator-bench:", err)

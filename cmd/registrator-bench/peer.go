@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -34,6 +35,7 @@ import (
 // program is one daemon under comparison.
 type program struct {
 	name string
+	file string // the name of its logs under -logs
 	bin  string
 	env  []string
 }
@@ -61,18 +63,23 @@ type sideReport struct {
 // watched; what it does not hold then is counted as missed.
 const burstWait = 60 * time.Second
 
-func sideBySide(peerBin string, latencyN int, syncNs, burstNs []int, steadyFor time.Duration, runs int, out string) error {
+func sideBySide(peerBin string, latencyN int, syncNs, burstNs []int, steadyFor time.Duration, runs int, out, logs string) error {
 	dir, err := os.MkdirTemp("", "registrator-bench-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	ours := program{name: "registrator (ours)", bin: dir + "/registrator"}
+	if logs != "" {
+		if err := os.MkdirAll(logs, 0o755); err != nil {
+			return err
+		}
+	}
+	ours := program{name: "registrator (ours)", file: "ours", bin: dir + "/registrator"}
 	if err := testkit.BuildDaemon(ours.bin); err != nil {
 		return err
 	}
 	// gliderlabs/registrator reads DOCKER_HOST, else /tmp/docker.sock.
-	peer := program{name: "gliderlabs/registrator", bin: peerBin, env: []string{"DOCKER_HOST=unix:///var/run/docker.sock"}}
+	peer := program{name: "gliderlabs/registrator", file: "peer", bin: peerBin, env: []string{"DOCKER_HOST=unix:///var/run/docker.sock"}}
 	if err := buildImage(dir); err != nil {
 		return err
 	}
@@ -84,7 +91,7 @@ func sideBySide(peerBin string, latencyN int, syncNs, burstNs []int, steadyFor t
 	}
 	defer a.Stop()
 	host, _ := os.Hostname()
-	s := &side{agent: a, host: host}
+	s := &side{agent: a, host: host, logs: logs}
 
 	rep := sideReport{Machine: machine(), Runs: runs, PerRun: map[string][]figures{}}
 	progs := []program{ours, peer}
@@ -101,6 +108,7 @@ func sideBySide(peerBin string, latencyN int, syncNs, burstNs []int, steadyFor t
 				BurstMissed: map[string]float64{}, BurstRmS: map[string]float64{}, BurstLeft: map[string]float64{}}
 		}
 		each := func(phase string, f func(p program, fig *figures) error) error {
+			s.phase = fmt.Sprintf("run%d-%s", run+1, strings.ReplaceAll(phase, " ", "-"))
 			for _, p := range order {
 				settle()
 				if err := f(p, fs[p.name]); err != nil {
@@ -154,6 +162,8 @@ func sideBySide(peerBin string, latencyN int, syncNs, burstNs []int, steadyFor t
 type side struct {
 	agent *consultest.Agent
 	host  string
+	logs  string // -logs: the programs' logs are kept here, one file per program and phase
+	phase string // the phase running, for the logs' names
 }
 
 // running is one program started against the agent.
@@ -166,7 +176,14 @@ func (s *side) start(p program, args ...string) (*running, error) {
 	r := &running{done: make(chan struct{})}
 	r.cmd = exec.Command(p.bin, append(append([]string{"-internal"}, args...), "consul://"+s.agent.Addr)...)
 	r.cmd.Env = append(os.Environ(), p.env...)
-	r.cmd.Stderr = nil // both log every registration; not read
+	if s.logs != "" { // both log every registration: kept only when asked for
+		f, err := os.OpenFile(filepath.Join(s.logs, s.phase+"-"+p.file+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close() // the child has its own descriptor
+		r.cmd.Stderr = f
+	}
 	if err := r.cmd.Start(); err != nil {
 		return nil, err
 	}
