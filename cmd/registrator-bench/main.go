@@ -99,7 +99,7 @@ func main() {
 	backends := flag.String("backends", "consul,etcd", "backends to measure")
 	out := flag.String("out", "", "write the results as JSON to this file")
 	runs := flag.Int("runs", 1, "repeat the measurement this many times and report each figure's median (the lower middle value for an even count)")
-	logLevel := flag.String("log-level", "warn", "the daemon's -log-level; its log goes to the bench's standard error")
+	logLevel := flag.String("log-level", "warn", "the daemon's -log-level; its log goes to the bench's standard error (with -peer: ours runs at its default, info, unless this is given)")
 	profile := flag.String("profile", "", "write a CPU profile of the steady state and a heap profile after it to this `directory` (cpu-<backend>.pprof, heap-<backend>.pprof)")
 	peer := flag.String("peer", "", "side by side with the program at this `path` (gliderlabs/registrator, built by ../shared/peer/build-registrator.sh) on Consul: latency, startup sync and peak RSS at each -sync, CPU of -resync 1 over -steady-for at the largest, bursts of each -peer-burst; measured alike from outside both")
 	logs := flag.String("logs", "", "with -peer: keep both programs' logs in this `directory`, one file per run, phase and program")
@@ -117,8 +117,14 @@ func main() {
 		syncNs, err1 := numbers(*syncN)
 		burstNs, err2 := numbers(*peerBurst)
 		err := cmp.Or(err1, err2)
+		level := "" // side by side, both run at their defaults unless asked
+		flag.Visit(func(f *flag.Flag) {
+			if f.Name == "log-level" {
+				level = f.Value.String()
+			}
+		})
 		if err == nil {
-			err = sideBySide(*peer, *latencyN, syncNs, burstNs, *steadyFor, *runs, *out, *logs)
+			err = sideBySide(*peer, *latencyN, syncNs, burstNs, *steadyFor, *runs, *out, *logs, level)
 		}
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "registrator-bench:", err)

@@ -37,6 +37,7 @@ type program struct {
 	name string
 	file string // the name of its logs under -logs
 	bin  string
+	args []string // before every phase's own
 	env  []string
 }
 
@@ -63,7 +64,7 @@ type sideReport struct {
 // watched; what it does not hold then is counted as missed.
 const burstWait = 60 * time.Second
 
-func sideBySide(peerBin string, latencyN int, syncNs, burstNs []int, steadyFor time.Duration, runs int, out, logs string) error {
+func sideBySide(peerBin string, latencyN int, syncNs, burstNs []int, steadyFor time.Duration, runs int, out, logs, logLevel string) error {
 	dir, err := os.MkdirTemp("", "registrator-bench-")
 	if err != nil {
 		return err
@@ -75,6 +76,9 @@ func sideBySide(peerBin string, latencyN int, syncNs, burstNs []int, steadyFor t
 		}
 	}
 	ours := program{name: "registrator (ours)", file: "ours", bin: dir + "/registrator"}
+	if logLevel != "" { // to read in its log what an odd figure waited on
+		ours.args = []string{"-log-level", logLevel}
+	}
 	if err := testkit.BuildDaemon(ours.bin); err != nil {
 		return err
 	}
@@ -174,7 +178,7 @@ type running struct {
 
 func (s *side) start(p program, args ...string) (*running, error) {
 	r := &running{done: make(chan struct{})}
-	r.cmd = exec.Command(p.bin, append(append([]string{"-internal"}, args...), "consul://"+s.agent.Addr)...)
+	r.cmd = exec.Command(p.bin, append(append(append([]string{"-internal"}, p.args...), args...), "consul://"+s.agent.Addr)...)
 	r.cmd.Env = append(os.Environ(), p.env...)
 	if s.logs != "" { // both log every registration: kept only when asked for
 		f, err := os.OpenFile(filepath.Join(s.logs, s.phase+"-"+p.file+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
