@@ -50,7 +50,7 @@ func (p *Process) Start(ready func() error) error {
 			return fmt.Errorf("%s: %w", p.Bin, ErrRunning)
 		}
 	}
-	p.log = &Buffer{}
+	p.log = &Buffer{Keep: logKeep}
 	cmd := exec.Command(p.Bin, p.Args...)
 	cmd.Stdout, cmd.Stderr = p.log, p.log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -168,22 +168,60 @@ func FreePorts(n int) ([]int, error) {
 	return ports, nil
 }
 
+// logKeep is how much of the end of a server's log a Process keeps.
+const logKeep = 4 << 20
+
 // Buffer collects a process's output; it may be read while written.
+//
+// With Keep set it keeps only the first HeadKeep bytes and the last Keep:
+// a server's log is there to explain a failure, and kept whole it grows
+// without bound. That is not only memory: a Consul dev agent logs at
+// debug level, hundreds of lines for each registration it syncs, and
+// writes them while it holds its state lock. Once such a log reached a
+// few hundred MB over a long bench, each doubling of the buffer took
+// seconds on a VM whose page faults are slow (256 to 512 MB: 7.7 s),
+// the pipe filled meanwhile, and the agent stalled every registration
+// until it could write again.
 type Buffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
+	Keep int // if > 0, the tail kept; what lies between the head and it is left out
+
+	mu      sync.Mutex
+	head    []byte
+	b       bytes.Buffer
+	dropped int64
 }
+
+// HeadKeep is how much of its start a Buffer with Keep set keeps.
+const HeadKeep = 64 << 10
 
 func (b *Buffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.b.Write(p)
+	if b.Keep <= 0 {
+		return b.b.Write(p)
+	}
+	n := len(p)
+	if k := min(HeadKeep-len(b.head), len(p)); k > 0 {
+		b.head = append(b.head, p[:k]...)
+		p = p[k:]
+	}
+	if over := b.b.Len() + len(p) - b.Keep; over > 0 {
+		old := min(over, b.b.Len())
+		b.b.Next(old) // bytes.Buffer slides its content down: its capacity stays bounded
+		b.dropped += int64(over)
+		p = p[over-old:]
+	}
+	b.b.Write(p)
+	return n, nil
 }
 
 func (b *Buffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.b.String()
+	if b.dropped == 0 {
+		return string(b.head) + b.b.String()
+	}
+	return fmt.Sprintf("%s\n[... %d bytes left out ...]\n%s", b.head, b.dropped, b.b.String())
 }
 
 // StatusKiB is one kB field of /proc/<pid>/status, such as "VmRSS" or

@@ -3,6 +3,7 @@ package testproc
 import (
 	"errors"
 	"os"
+	"strings"
 	"testing"
 	"time"
 )
@@ -63,4 +64,48 @@ func TestStartWhileRunningKeepsTheRunningOne(t *testing.T) {
 		t.Fatalf("Start after Stop: %v", err)
 	}
 	p.Stop()
+}
+
+func TestBufferKeepsHeadAndTail(t *testing.T) {
+	head := strings.Repeat("h", HeadKeep)
+	for _, tc := range []struct {
+		name   string
+		keep   int
+		writes []string
+		want   string
+	}{
+		{"unbounded", 0, []string{head, "abc", "def"}, head + "abcdef"},
+		{"under the bound", 4, []string{head, "ab", "c"}, head + "abc"},
+		{"exactly the bound", 4, []string{head + "ab", "cd"}, head + "abcd"},
+		{"older tail bytes go first", 4, []string{head, "abc", "def"}, head + "\n[... 2 bytes left out ...]\ncdef"},
+		{"a write longer than the tail", 3, []string{head, "ab", "cdefg"}, head + "\n[... 4 bytes left out ...]\nefg"},
+		{"one write over head and tail", 2, []string{head + "xyz"}, head + "\n[... 1 bytes left out ...]\nyz"},
+		{"a short log is all head", 2, []string{"ab", "cd"}, "abcd"},
+	} {
+		b := &Buffer{Keep: tc.keep}
+		for _, w := range tc.writes {
+			if n, err := b.Write([]byte(w)); n != len(w) || err != nil {
+				t.Fatalf("%s: Write = %d, %v; want %d, nil", tc.name, n, err, len(w))
+			}
+		}
+		if got := b.String(); got != tc.want {
+			t.Errorf("%s: String() = %q, want %q", tc.name, strings.TrimPrefix(got, head), strings.TrimPrefix(tc.want, head))
+		}
+	}
+}
+
+// TestBufferStaysBounded writes 64 MB through a buffer that keeps 1 MB:
+// its capacity must stay near the bound.
+func TestBufferStaysBounded(t *testing.T) {
+	b := &Buffer{Keep: 1 << 20}
+	line := []byte(strings.Repeat("x", 99) + "\n")
+	for range (64 << 20) / len(line) {
+		_, _ = b.Write(line)
+	}
+	if c := b.b.Cap(); c > 4<<20 {
+		t.Errorf("capacity %d bytes after 64 MB through a 1 MB tail", c)
+	}
+	if got := len(b.String()); got > HeadKeep+(1<<20)+100 {
+		t.Errorf("String() is %d bytes", got)
+	}
 }
