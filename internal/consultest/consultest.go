@@ -58,7 +58,12 @@ func Start(hcl ...string) (*Agent, error) {
 			"-http-port", strconv.Itoa(ports[0]), "-serf-lan-port", strconv.Itoa(ports[1]),
 			"-serf-wan-port", strconv.Itoa(ports[2]), "-server-port", strconv.Itoa(ports[3]),
 			"-dns-port", "-1", "-grpc-port", "-1", "-grpc-tls-port", "-1",
-			"-hcl", "enable_script_checks = true"}
+			"-hcl", "enable_script_checks = true",
+			// -dev logs at debug level: each sync of the agent's state
+			// logs a line per service in sync, hundreds per registration
+			// with a few hundred services, all written while it holds its
+			// state lock. Agents run at info unless told otherwise.
+			"-log-level", "info"}
 		for _, h := range hcl {
 			args = append(args, "-hcl", h)
 		}
