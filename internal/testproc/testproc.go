@@ -173,11 +173,11 @@ const logKeep = 4 << 20
 
 // Buffer collects a process's output; it may be read while written.
 //
-// With Keep set it keeps only the first HeadKeep bytes and the last Keep:
+// With Keep set it keeps only the first headKeep bytes and the last Keep:
 // a server's log is there to explain a failure, and kept whole it grows
-// without bound. That is not only memory: a Consul dev agent logs at
-// debug level, hundreds of lines for each registration it syncs, and
-// writes them while it holds its state lock. Once such a log reached a
+// without bound. That is not only memory: a Consul dev agent (at its
+// default, debug level) logs hundreds of lines for each registration it
+// syncs, and writes them while it holds its state lock. Once such a log reached a
 // few hundred MB over a long bench, each doubling of the buffer took
 // seconds on a VM whose page faults are slow (256 to 512 MB: 7.7 s),
 // the pipe filled meanwhile, and the agent stalled every registration
@@ -191,8 +191,8 @@ type Buffer struct {
 	dropped int64
 }
 
-// HeadKeep is how much of its start a Buffer with Keep set keeps.
-const HeadKeep = 64 << 10
+// headKeep is how much of its start a Buffer with Keep set keeps.
+const headKeep = 64 << 10
 
 func (b *Buffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
@@ -201,7 +201,7 @@ func (b *Buffer) Write(p []byte) (int, error) {
 		return b.b.Write(p)
 	}
 	n := len(p)
-	if k := min(HeadKeep-len(b.head), len(p)); k > 0 {
+	if k := min(headKeep-len(b.head), len(p)); k > 0 {
 		b.head = append(b.head, p[:k]...)
 		p = p[k:]
 	}

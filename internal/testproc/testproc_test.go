@@ -67,7 +67,7 @@ func TestStartWhileRunningKeepsTheRunningOne(t *testing.T) {
 }
 
 func TestBufferKeepsHeadAndTail(t *testing.T) {
-	head := strings.Repeat("h", HeadKeep)
+	head := strings.Repeat("h", headKeep)
 	for _, tc := range []struct {
 		name   string
 		keep   int
@@ -105,7 +105,7 @@ func TestBufferStaysBounded(t *testing.T) {
 	if c := b.b.Cap(); c > 4<<20 {
 		t.Errorf("capacity %d bytes after 64 MB through a 1 MB tail", c)
 	}
-	if got := len(b.String()); got > HeadKeep+(1<<20)+100 {
+	if got := len(b.String()); got > headKeep+(1<<20)+100 {
 		t.Errorf("String() is %d bytes", got)
 	}
 }
