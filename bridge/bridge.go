@@ -77,6 +77,16 @@ type known struct {
 // its Config says otherwise.
 const DefaultWorkers = 4
 
+// IdleConns is how many idle connections a client of the engine or of a
+// backend should keep: one for each worker and two more (a full
+// reconcile's list, a probe). An HTTP client keeps 2 or 3 by default;
+// with four workers at once it then closes a connection after about one
+// call in five and dials again, which costs the daemon, the engine and
+// the agent each a connection's setup on the busiest path (a startup
+// sync of 1000 containers dialled the engine 199 times and the agent 79
+// times).
+const IdleConns = DefaultWorkers + 2
+
 // New returns a Bridge; call Run to start it.
 func New(src Source, backend Backend, cfg Config, log *logrus.Entry) *Bridge {
 	if cfg.Workers <= 0 {

@@ -79,7 +79,8 @@ func Connect() (*client.Client, error) {
 }
 
 // rawBodies puts a rawbody.Transport under the client, so that List can
-// decode the container list itself. The client tells HTTPS from HTTP by its
+// decode the container list itself, and lets it keep bridge.IdleConns idle
+// connections. The client tells HTTPS from HTTP by its
 // transport's TLS configuration, which the wrapper hides, so the scheme is
 // set here from the same configuration.
 func rawBodies(c *client.Client) error {
@@ -88,6 +89,8 @@ func rawBodies(c *client.Client) error {
 	if !ok {
 		return nil // not the client's own transport: List decodes in full
 	}
+	tr.MaxIdleConnsPerHost = max(tr.MaxIdleConnsPerHost, bridge.IdleConns)
+	tr.MaxIdleConns = max(tr.MaxIdleConns, bridge.IdleConns)
 	scheme := "http"
 	if tr.TLSClientConfig != nil {
 		scheme = "https"

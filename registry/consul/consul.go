@@ -79,18 +79,27 @@ func Open(u *url.URL, o bridge.BackendOptions) (*Backend, error) {
 	if err != nil {
 		return nil, fmt.Errorf("consul: %w", err)
 	}
-	// NewClient left the HTTP client it uses in cfg. The agent is local:
-	// gzip would cost it and us CPU on every list for nothing. Services reads
-	// the list's body through the rawbody.Transport.
-	if tr, ok := cfg.HttpClient.Transport.(*http.Transport); ok {
-		tr.DisableCompression = true
-	}
+	// Services reads the list's body through the rawbody.Transport.
+	KeepConnections(cfg)
 	cfg.HttpClient.Transport = &rawbody.Transport{Base: cfg.HttpClient.Transport}
 	if log == nil {
 		log = logrus.NewEntry(logrus.StandardLogger())
 	}
 	return &Backend{client: c, addr: addr, https: cfg.Scheme == "https", log: log, rejoin: o.Rejoin,
 		own: map[string]bool{}, ownWake: make(chan struct{}, 1)}, nil
+}
+
+// KeepConnections sets up the HTTP client that api.NewClient left in cfg
+// for a local agent: no gzip, which would cost it and us CPU on every list
+// for nothing, and bridge.IdleConns connections kept open, also to a unix
+// socket (the library's client for one dials for every request).
+func KeepConnections(cfg *api.Config) {
+	if tr, ok := cfg.HttpClient.Transport.(*http.Transport); ok {
+		tr.DisableCompression = true
+		tr.DisableKeepAlives = false
+		tr.MaxIdleConnsPerHost = max(tr.MaxIdleConnsPerHost, bridge.IdleConns)
+		tr.MaxIdleConns = max(tr.MaxIdleConns, bridge.IdleConns)
+	}
 }
 
 // ClientConfig is the client configuration for the agent a consul URI names:

@@ -66,6 +66,7 @@ func Open(u *url.URL, o kv.Options) (*kv.Backend, error) {
 	if err != nil {
 		return fail("%v", err)
 	}
+	consul.KeepConnections(cfg)
 	if o.TTL > 0 {
 		o.TTL = min(max(o.TTL, minTTL), maxTTL)
 	}
