@@ -197,10 +197,21 @@ func (s *side) start(p program, args ...string) (*running, error) {
 
 // fresh empties the agent and starts the program against it.
 func (s *side) fresh(p program, args ...string) (*running, error) {
-	if err := s.agent.Reset(context.Background()); err != nil {
+	if err := s.reset(); err != nil {
 		return nil, err
 	}
 	return s.start(p, args...)
+}
+
+// reset empties the agent and waits until its catalog has caught up:
+// until then the agent is still removing the last program's entries from
+// the catalog, under the lock the next program's registrations wait on.
+func (s *side) reset() error {
+	ctx := context.Background()
+	if err := s.agent.Reset(ctx); err != nil {
+		return err
+	}
+	return s.agent.CaughtUp(ctx)
 }
 
 func (r *running) stop() { testkit.Stop(r.cmd.Process, r.done, 10*time.Second) }
@@ -217,18 +228,29 @@ func (s *side) count(ctx context.Context) (int, error) {
 	return n, err
 }
 
-// waitCount polls the agent every 20 ms until it holds n entries, for at
-// most timeout; it returns how many it held last.
+// waitCount waits until the agent holds n entries, for at most timeout;
+// it returns how many it held last. Every 20 ms it asks the agent how many
+// services it holds in all (cheap); it lists them, to count the bench's
+// own, only at the start and when the count says they may be n.
 func (s *side) waitCount(n int, timeout time.Duration) int {
 	ctx := context.Background()
-	last := -1
+	last, others := -1, -1
 	_ = pollUntil(ctx, 20*time.Millisecond, timeout, func() (bool, error) {
+		held, err := s.agent.Held()
+		if err != nil || (others >= 0 && held-others != n) {
+			return false, err
+		}
 		c, err := s.count(ctx)
 		if err == nil {
-			last = c
+			last, others = c, held-c
 		}
 		return c == n, err
 	})
+	if last != n {
+		if c, err := s.count(ctx); err == nil {
+			last = c
+		}
+	}
 	return last
 }
 
@@ -303,7 +325,7 @@ func (s *side) latency(p program, fig *figures, n int) error {
 // sync starts the program over n running containers against the emptied
 // agent: until the agent holds all n; then its peak RSS.
 func (s *side) sync(p program, fig *figures, n int) error {
-	if err := s.agent.Reset(context.Background()); err != nil {
+	if err := s.reset(); err != nil {
 		return err
 	}
 	start := time.Now() // from the program's start, the agent emptied before

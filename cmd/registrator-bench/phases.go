@@ -105,7 +105,7 @@ func (b *bench) startupSync(t *target, r *result, n int) error {
 		return err
 	}
 	defer d.stop()
-	if err := d.waitWritten(ctx, "register", n); err != nil {
+	if err := t.waitHeld(ctx, n); err != nil {
 		return err
 	}
 	took := time.Since(start)

@@ -11,9 +11,11 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"time"
 
 	"github.com/hashicorp/consul/api"
 
+	"github.com/registrator/registrator/internal/testkit"
 	"github.com/registrator/registrator/internal/testproc"
 )
 
@@ -104,6 +106,50 @@ func (a *Agent) Client() *api.Client { return a.api }
 
 // Log returns what the agent printed so far.
 func (a *Agent) Log() string { return a.proc.Log() }
+
+// Held is how many services the agent holds in its local state, Consul's
+// own left out, from its /v1/agent/self: a poll that costs the agent next
+// to nothing, where listing 1000 services every 20 ms kept it busy
+// encoding lists (about half a megabyte each).
+func (a *Agent) Held() (int, error) {
+	self, err := a.api.Agent().Self()
+	if err != nil {
+		return 0, err
+	}
+	stats, _ := self["Stats"]["agent"].(map[string]any)
+	v, _ := stats["services"].(string)
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return 0, fmt.Errorf("consul: /v1/agent/self: services %q: %w", v, err)
+	}
+	return n, nil
+}
+
+// CaughtUp waits, up to a minute, until the catalog lists no service of
+// the agent's node but Consul's own: after a Reset the agent goes on
+// removing the services from the catalog for a while, holding the lock
+// that registrations wait on.
+func (a *Agent) CaughtUp(ctx context.Context) error {
+	node, err := a.api.Agent().NodeName()
+	if err != nil {
+		return err
+	}
+	return testkit.Eventually(ctx, time.Minute, 50*time.Millisecond, func() error {
+		n, _, err := a.api.Catalog().NodeServiceList(node, (&api.QueryOptions{}).WithContext(ctx))
+		if err != nil {
+			return err
+		}
+		if n == nil {
+			return fmt.Errorf("consul: node %s not in the catalog", node)
+		}
+		for _, s := range n.Services {
+			if s.Service != "consul" {
+				return fmt.Errorf("consul: the catalog still lists %s of node %s", s.ID, node)
+			}
+		}
+		return nil
+	})
+}
 
 // Reset deregisters every service of the agent except Consul's own.
 func (a *Agent) Reset(ctx context.Context) error {
