@@ -132,6 +132,13 @@ func (q *queue) Done(key string, failed bool) {
 	}
 }
 
+// Processing says whether a worker is processing key now.
+func (q *queue) Processing(key string) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.processing[key]
+}
+
 // Len returns the number of keys waiting, being processed or due for a retry.
 func (q *queue) Len() int {
 	q.mu.Lock()

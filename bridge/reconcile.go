@@ -109,8 +109,13 @@ func (b *Bridge) reconcile(ctx context.Context) (missing, stale int, err error) 
 		reg, dereg := plan(b.cfg.Owner.String(), k.desired, k.desiredRevs, slices.Collect(maps.Values(b.actual[id])))
 		if len(reg)+len(dereg) > 0 {
 			todo[id] = true // the backend drifted
-			missing += len(reg)
-			stale += len(dereg)
+			// Unless a worker is syncing the container now: between its
+			// first write and its end the entries it wrote are there but
+			// not yet what it wants. It is looked at again all the same.
+			if !b.q.Processing(id) {
+				missing += len(reg)
+				stale += len(dereg)
+			}
 		}
 	}
 	for id, entries := range b.actual {
