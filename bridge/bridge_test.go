@@ -76,10 +76,9 @@ type fakeBackend struct {
 	down              bool              // every call fails, pings too
 	failReads         int               // the next n Services calls fail
 	replaced          map[string]string // service ID → the mark a Register named in Replaces
-	// holdSecond, when set, holds the second Register call until it is
-	// closed, after telling heldSecond.
+	// holdSecond, when set, holds the Register call after the first
+	// accepted one until it is closed, after telling heldSecond.
 	holdSecond, heldSecond chan struct{}
-	calls                  int
 }
 
 func (f *fakeBackend) Services(context.Context) ([]Service, error) {
@@ -97,8 +96,7 @@ func (f *fakeBackend) Services(context.Context) ([]Service, error) {
 
 func (f *fakeBackend) Register(_ context.Context, s Service) error {
 	f.mu.Lock()
-	f.calls++
-	if f.calls == 2 && f.holdSecond != nil {
+	if f.registers == 1 && f.holdSecond != nil {
 		f.mu.Unlock()
 		close(f.heldSecond)
 		<-f.holdSecond

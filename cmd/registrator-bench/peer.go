@@ -195,23 +195,13 @@ func (s *side) start(p program, args ...string) (*running, error) {
 	return r, nil
 }
 
-// fresh empties the agent and starts the program against it.
+// fresh empties the agent, and its catalog, and starts the program
+// against it.
 func (s *side) fresh(p program, args ...string) (*running, error) {
-	if err := s.reset(); err != nil {
+	if err := s.agent.Empty(context.Background()); err != nil {
 		return nil, err
 	}
 	return s.start(p, args...)
-}
-
-// reset empties the agent and waits until its catalog has caught up:
-// until then the agent is still removing the last program's entries from
-// the catalog, under the lock the next program's registrations wait on.
-func (s *side) reset() error {
-	ctx := context.Background()
-	if err := s.agent.Reset(ctx); err != nil {
-		return err
-	}
-	return s.agent.CaughtUp(ctx)
 }
 
 func (r *running) stop() { testkit.Stop(r.cmd.Process, r.done, 10*time.Second) }
@@ -325,7 +315,7 @@ func (s *side) latency(p program, fig *figures, n int) error {
 // sync starts the program over n running containers against the emptied
 // agent: until the agent holds all n; then its peak RSS.
 func (s *side) sync(p program, fig *figures, n int) error {
-	if err := s.reset(); err != nil {
+	if err := s.agent.Empty(context.Background()); err != nil {
 		return err
 	}
 	start := time.Now() // from the program's start, the agent emptied before

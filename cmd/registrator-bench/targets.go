@@ -64,13 +64,8 @@ func startTarget(name string) (*target, error) {
 				}
 				return n, err
 			},
-			held: func(context.Context) (int, error) { return a.Held() },
-			reset: func(ctx context.Context) error {
-				if err := a.Reset(ctx); err != nil {
-					return err
-				}
-				return a.CaughtUp(ctx)
-			},
+			held:  func(context.Context) (int, error) { return a.Held() },
+			reset: a.Empty,
 			register: func(ctx context.Context, i int) error {
 				return a.Client().Agent().ServiceRegisterOpts(&api.AgentServiceRegistration{
 					ID: fmt.Sprintf("alone:%d:80", i), Name: "svc", Port: 80, Address: "172.17.0.2",

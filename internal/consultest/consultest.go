@@ -125,11 +125,14 @@ func (a *Agent) Held() (int, error) {
 	return n, nil
 }
 
-// CaughtUp waits, up to a minute, until the catalog lists no service of
-// the agent's node but Consul's own: after a Reset the agent goes on
-// removing the services from the catalog for a while, holding the lock
-// that registrations wait on.
-func (a *Agent) CaughtUp(ctx context.Context) error {
+// Empty is Reset, then waits, up to a minute, until the catalog lists no
+// service of the agent's node but Consul's own: after a Reset the agent
+// goes on removing the services from the catalog for a while, holding the
+// lock that registrations wait on.
+func (a *Agent) Empty(ctx context.Context) error {
+	if err := a.Reset(ctx); err != nil {
+		return err
+	}
 	node, err := a.api.Agent().NodeName()
 	if err != nil {
 		return err
