@@ -7,11 +7,12 @@ GOTAGS := grpcnotrace
 
 .PHONY: build install setup run test unit check fuzz soak fleet bench bench-1000 bench-latency bench-peer bench-peer-1000 bench-parts bench-smoke release image clean
 
-## build: a static binary at build/registrator
+## build: the image's two static binaries: build/registrator, the lean build (no etcd and skydns2 adapters, a third less memory), which hands those URIs to build/registrator-full beside it
 build:
-	CGO_ENABLED=0 go build -trimpath -tags $(GOTAGS) -ldflags "$(LDFLAGS)" -o build/registrator ./cmd/registrator
+	CGO_ENABLED=0 go build -trimpath -tags $(GOTAGS),lean -ldflags "$(LDFLAGS)" -o build/registrator ./cmd/registrator
+	CGO_ENABLED=0 go build -trimpath -tags $(GOTAGS) -ldflags "$(LDFLAGS)" -o build/registrator-full ./cmd/registrator
 
-## install: registrator into $(go env GOPATH)/bin
+## install: registrator (the full build: one binary for every backend) into $(go env GOPATH)/bin
 install:
 	CGO_ENABLED=0 go install -trimpath -tags $(GOTAGS) -ldflags "$(LDFLAGS)" ./cmd/registrator
 
@@ -94,7 +95,7 @@ bench-parts:
 bench-smoke:
 	CONSUL_BIN="$$(scripts/get-consul.sh)" go run ./cmd/registrator-bench -latency 20 -sync 50 -burst 50 -steady 50 -steady-for 10s
 
-## release: static binaries for linux/amd64 and linux/arm64 in RELEASE_DIR (build/release), with SHA256SUMS
+## release: the full build (one static binary for every backend) for linux/amd64 and linux/arm64 in RELEASE_DIR (build/release), with SHA256SUMS
 RELEASE_DIR ?= build/release
 release:
 	mkdir -p $(RELEASE_DIR)
@@ -111,7 +112,9 @@ IMAGE_CTX = build/image/$(PLATFORM)
 image:
 	mkdir -p $(IMAGE_CTX)
 	CGO_ENABLED=0 GOOS=$(word 1,$(subst /, ,$(PLATFORM))) GOARCH=$(word 2,$(subst /, ,$(PLATFORM))) \
-		go build -trimpath -tags $(GOTAGS) -ldflags "$(LDFLAGS)" -o $(IMAGE_CTX)/registrator ./cmd/registrator
+		go build -trimpath -tags $(GOTAGS),lean -ldflags "$(LDFLAGS)" -o $(IMAGE_CTX)/registrator ./cmd/registrator
+	CGO_ENABLED=0 GOOS=$(word 1,$(subst /, ,$(PLATFORM))) GOARCH=$(word 2,$(subst /, ,$(PLATFORM))) \
+		go build -trimpath -tags $(GOTAGS) -ldflags "$(LDFLAGS)" -o $(IMAGE_CTX)/registrator-full ./cmd/registrator
 	cp /etc/ssl/certs/ca-certificates.crt $(IMAGE_CTX)/ca-certificates.crt
 	DOCKER_BUILDKIT=0 docker build --platform $(PLATFORM) -f Dockerfile -t $(IMAGE):$(VERSION) -t $(IMAGE):latest $(IMAGE_CTX)
 

@@ -3,6 +3,9 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -10,6 +13,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/registrator/registrator/internal/testkit"
 	"github.com/registrator/registrator/registry/skydns2"
 )
 
@@ -184,4 +188,44 @@ func TestTwoBackendsOneDown(t *testing.T) {
 func identity(t *testing.T) string {
 	t.Helper()
 	return docker(t, "info", "-f", "{{.ID}}@{{.Name}}")
+}
+
+// The image's /bin/registrator is the lean build: given an etcd URI it
+// hands itself over to the full build beside it, in the same process (a
+// supervisor's PID stays right), and serves Consul itself. Without the full
+// build beside it, it says so and exits 2.
+func TestLeanBuildHandsEtcdToTheFullBuild(t *testing.T) {
+	clean(t)
+	exe := func(d *daemon) string {
+		path, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", d.cmd.Process.Pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return filepath.Base(path)
+	}
+	both := startDaemonURIs(t, []string{"consul://" + agent.Addr, etcdURI("/lean")})
+	consul := startDaemon(t)
+	if got := exe(both); got != testkit.FullBuild {
+		t.Errorf("the daemon given consul:// and etcd:// runs %s, want %s", got, testkit.FullBuild)
+	}
+	if got := exe(consul); got != filepath.Base(daemonBin) {
+		t.Errorf("the daemon given consul:// runs %s, want %s", got, filepath.Base(daemonBin))
+	}
+	p := freePort(t)
+	run(t, "--name", "lean.1", "-p", pub(p, "80"), imgSvc, "80")
+	expectKV(t, "/lean/", map[string]string{"/lean/svc/" + id("lean.1", "80"): "127.0.0.1:" + strconv.Itoa(p)})
+	expectIDs(t, id("lean.1", "80"))
+
+	alone := filepath.Join(t.TempDir(), "registrator")
+	if err := copyFile(daemonBin, alone); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, alone, "-retry-attempts", "0", etcdURI("/lean"))
+	out, _ := cmd.CombinedOutput()
+	want := "etcd://" + etcdSrv.Addr + "/lean is served by registrator-full, which should be beside this lean build"
+	if code := cmd.ProcessState.ExitCode(); code != 2 || !strings.Contains(string(out), want) {
+		t.Errorf("the lean build alone, given etcd://: exit %d, output %q; want 2 and %q", code, out, want)
+	}
 }

@@ -76,12 +76,13 @@ func setup(m *testing.M) (int, error) {
 	}
 	defer os.RemoveAll(dir)
 
-	root := repoRoot()
 	// The daemon runs with the race detector: a race it hits ends it with
-	// status 66, which fails the test that stops it.
+	// status 66, which fails the test that stops it. It is the pair the
+	// image ships: the lean build, which hands etcd and skydns2 URIs to the
+	// full build beside it.
 	daemonBin = filepath.Join(dir, "registrator")
-	if out, err := command(root, nil, "go", "build", "-race", "-o", daemonBin, "./cmd/registrator"); err != nil {
-		return 0, fmt.Errorf("build registrator: %v\n%s", err, out)
+	if err := testkit.BuildPair(daemonBin, nil, "-race"); err != nil {
+		return 0, err
 	}
 	ctxDir := filepath.Join(dir, "image")
 	if err := os.Mkdir(ctxDir, 0o755); err != nil {

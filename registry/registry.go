@@ -10,8 +10,6 @@ import (
 	"github.com/registrator/registrator/bridge"
 	"github.com/registrator/registrator/registry/consul"
 	"github.com/registrator/registrator/registry/consulkv"
-	"github.com/registrator/registrator/registry/etcd"
-	"github.com/registrator/registrator/registry/skydns2"
 	"github.com/registrator/registrator/registry/zookeeper"
 )
 
@@ -20,22 +18,23 @@ type Scheme struct {
 	Name    string // the URI scheme
 	Example string // a URI of this form, for the usage text
 	open    func(*url.URL, bridge.BackendOptions) (bridge.Backend, error)
+	grpc    bool // built on the etcd v3 client: left out of a lean build
 }
 
 // table is the only place a backend is registered: adding one is its
 // package and a row here. The usage text lists it from here, and a test
 // checks that the README documents every scheme.
 var table = []Scheme{
-	{"consul", "consul://host:port", adapter(consul.Open)},
-	{"consul-tls", "consul-tls://host:port", adapter(consul.Open)},
-	{"consul-unix", "consul-unix:///path/to/consul.sock", adapter(consul.Open)},
-	{"consulkv", "consulkv://host:port/prefix", adapter(consulkv.Open)},
-	{"consulkv-tls", "consulkv-tls://host:port/prefix", adapter(consulkv.Open)},
-	{"etcd", "etcd://host:port[,host:port]/prefix", adapter(etcd.Open)},
-	{"etcd+tls", "etcd+tls://host:port[,host:port]/prefix", adapter(etcd.Open)},
-	{"skydns2", "skydns2://host:port/domain", adapter(skydns2.Open)},
-	{"skydns2+tls", "skydns2+tls://host:port/domain", adapter(skydns2.Open)},
-	{"zookeeper", "zookeeper://host:port[,host:port]/basepath", adapter(zookeeper.Open)},
+	{"consul", "consul://host:port", adapter(consul.Open), false},
+	{"consul-tls", "consul-tls://host:port", adapter(consul.Open), false},
+	{"consul-unix", "consul-unix:///path/to/consul.sock", adapter(consul.Open), false},
+	{"consulkv", "consulkv://host:port/prefix", adapter(consulkv.Open), false},
+	{"consulkv-tls", "consulkv-tls://host:port/prefix", adapter(consulkv.Open), false},
+	{"etcd", "etcd://host:port[,host:port]/prefix", openEtcd, true},
+	{"etcd+tls", "etcd+tls://host:port[,host:port]/prefix", openEtcd, true},
+	{"skydns2", "skydns2://host:port/domain", openSkyDNS2, true},
+	{"skydns2+tls", "skydns2+tls://host:port/domain", openSkyDNS2, true},
+	{"zookeeper", "zookeeper://host:port[,host:port]/basepath", adapter(zookeeper.Open), false},
 }
 
 // adapter gives an adapter's Open, which returns its concrete type, the
@@ -59,6 +58,22 @@ func names() string {
 		out = append(out, s.Name)
 	}
 	return strings.Join(out, ", ")
+}
+
+// HeldByFull reports whether uri names an adapter that this build, a lean
+// one, leaves out: the daemon then hands itself over to the full build. A
+// URI that does not parse, or names no known scheme, is not (Open says
+// what is wrong with it).
+func HeldByFull(uri string) bool {
+	if !Lean {
+		return false
+	}
+	u, err := url.Parse(uri)
+	if err != nil {
+		return false
+	}
+	i := slices.IndexFunc(table, func(s Scheme) bool { return s.Name == u.Scheme })
+	return i >= 0 && table[i].grpc
 }
 
 // Open returns the backend a registry URI names. It does not connect.

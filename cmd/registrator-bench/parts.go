@@ -17,6 +17,7 @@ import (
 type part struct {
 	name     string
 	packages []string
+	tags     string // build tags beyond testkit.BuildTags
 }
 
 // parts are the daemon's large dependencies, each alone, all of them
@@ -24,17 +25,20 @@ type part struct {
 // that imports it and does nothing else (its packages' init runs, as in
 // the daemon), built as the daemon is.
 var parts = []part{
-	{"Go runtime alone", nil},
-	{"logrus", []string{"github.com/sirupsen/logrus"}},
-	{"Docker client", []string{"github.com/docker/docker/client"}},
-	{"Consul API client", []string{"github.com/hashicorp/consul/api"}},
-	{"etcd client and gRPC", []string{"go.etcd.io/etcd/client/v3"}},
-	{"ZooKeeper client", []string{"github.com/go-zookeeper/zk"}},
-	{"Prometheus client", []string{"github.com/prometheus/client_golang/prometheus", "github.com/prometheus/client_golang/prometheus/promhttp"}},
-	{"the five dependencies together", []string{"github.com/sirupsen/logrus", "github.com/docker/docker/client", "github.com/hashicorp/consul/api", "go.etcd.io/etcd/client/v3", "github.com/go-zookeeper/zk", "github.com/prometheus/client_golang/prometheus", "github.com/prometheus/client_golang/prometheus/promhttp"}},
+	{"Go runtime alone", nil, ""},
+	{"logrus", []string{"github.com/sirupsen/logrus"}, ""},
+	{"Docker client", []string{"github.com/docker/docker/client"}, ""},
+	{"Consul API client", []string{"github.com/hashicorp/consul/api"}, ""},
+	{"etcd client and gRPC", []string{"go.etcd.io/etcd/client/v3"}, ""},
+	{"ZooKeeper client", []string{"github.com/go-zookeeper/zk"}, ""},
+	{"Prometheus client", []string{"github.com/prometheus/client_golang/prometheus", "github.com/prometheus/client_golang/prometheus/promhttp"}, ""},
+	{"the five dependencies together", []string{"github.com/sirupsen/logrus", "github.com/docker/docker/client", "github.com/hashicorp/consul/api", "go.etcd.io/etcd/client/v3", "github.com/go-zookeeper/zk", "github.com/prometheus/client_golang/prometheus", "github.com/prometheus/client_golang/prometheus/promhttp"}, ""},
 	{"every package of the daemon", []string{"github.com/registrator/registrator/bridge", "github.com/registrator/registrator/docker", "github.com/registrator/registrator/monitor",
 		"github.com/registrator/registrator/registry", "github.com/registrator/registrator/registry/consul", "github.com/registrator/registrator/registry/consulkv",
-		"github.com/registrator/registrator/registry/etcd", "github.com/registrator/registrator/registry/skydns2", "github.com/registrator/registrator/registry/zookeeper"}},
+		"github.com/registrator/registrator/registry/etcd", "github.com/registrator/registrator/registry/skydns2", "github.com/registrator/registrator/registry/zookeeper"}, ""},
+	{"every package of the lean build (the image's /bin/registrator)", []string{"github.com/registrator/registrator/bridge", "github.com/registrator/registrator/docker", "github.com/registrator/registrator/monitor",
+		"github.com/registrator/registrator/registry", "github.com/registrator/registrator/registry/consul", "github.com/registrator/registrator/registry/consulkv",
+		"github.com/registrator/registrator/registry/zookeeper"}, "lean"},
 }
 
 // measureParts builds each part's program, runs it, and prints its size
@@ -62,7 +66,7 @@ func measureParts() error {
 			return err
 		}
 		bin := filepath.Join(src, "probe")
-		if out, err := testkit.Command(root, []string{"CGO_ENABLED=0"}, "go", "build", "-trimpath", "-tags", testkit.BuildTags, "-ldflags", "-s -w", "-o", bin, "./build/parts/"+filepath.Base(src)); err != nil {
+		if out, err := testkit.Command(root, []string{"CGO_ENABLED=0"}, "go", "build", "-trimpath", "-tags", strings.TrimSuffix(testkit.BuildTags+","+p.tags, ","), "-ldflags", "-s -w", "-o", bin, "./build/parts/"+filepath.Base(src)); err != nil {
 			return fmt.Errorf("build %s: %v\n%s", p.name, err, out)
 		}
 		fi, err := os.Stat(bin)

@@ -43,6 +43,10 @@ func run(args []string) int {
 	case o.healthcheck:
 		return healthcheck(o.httpAddr)
 	}
+	if err := handOver(o.uris, args); err != nil {
+		fmt.Fprintf(os.Stderr, "registrator: %v\n", err)
+		return exitMisconfigured
+	}
 	log := newLogger(o)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()

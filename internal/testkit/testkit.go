@@ -67,11 +67,30 @@ func Command(dir string, env []string, name string, args ...string) ([]byte, err
 // docs/performance.md, "What the memory is").
 const BuildTags = "grpcnotrace"
 
-// BuildDaemon builds cmd/registrator at out as `make build` does: static,
-// stripped, with BuildTags.
+// LeanTags are the lean build's (the image's /bin/registrator): BuildTags
+// and lean, which leaves out the etcd and skydns2 adapters and hands their
+// URIs to the full build beside it.
+const LeanTags = BuildTags + ",lean"
+
+// FullBuild is the full build's file name beside the lean one.
+const FullBuild = "registrator-full"
+
+// BuildDaemon builds cmd/registrator as `make build` does, static and
+// stripped: the lean build at out and the full build (BuildTags) beside it,
+// named FullBuild.
 func BuildDaemon(out string) error {
-	if b, err := Command(RepoRoot(), []string{"CGO_ENABLED=0"}, "go", "build", "-trimpath", "-tags", BuildTags, "-ldflags", "-s -w", "-o", out, "./cmd/registrator"); err != nil {
-		return fmt.Errorf("build registrator: %v\n%s", err, b)
+	return BuildPair(out, []string{"CGO_ENABLED=0"}, "-trimpath", "-ldflags", "-s -w")
+}
+
+// BuildPair builds the lean build at out and the full build beside it,
+// with env added to go's environment and the extra go build flags (-race,
+// say).
+func BuildPair(out string, env []string, flags ...string) error {
+	for _, b := range []struct{ tags, out string }{{LeanTags, out}, {BuildTags, filepath.Join(filepath.Dir(out), FullBuild)}} {
+		args := append(append([]string{"build"}, flags...), "-tags", b.tags, "-o", b.out, "./cmd/registrator")
+		if out, err := Command(RepoRoot(), env, "go", args...); err != nil {
+			return fmt.Errorf("build registrator (-tags %s): %v\n%s", b.tags, err, out)
+		}
 	}
 	return nil
 }
