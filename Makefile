@@ -116,7 +116,9 @@ image:
 	CGO_ENABLED=0 GOOS=$(word 1,$(subst /, ,$(PLATFORM))) GOARCH=$(word 2,$(subst /, ,$(PLATFORM))) \
 		go build -trimpath -tags $(GOTAGS) -ldflags "$(LDFLAGS)" -o $(IMAGE_CTX)/registrator-full ./cmd/registrator
 	cp /etc/ssl/certs/ca-certificates.crt $(IMAGE_CTX)/ca-certificates.crt
-	DOCKER_BUILDKIT=0 docker build --platform $(PLATFORM) -f Dockerfile -t $(IMAGE):$(VERSION) -t $(IMAGE):latest $(IMAGE_CTX)
+# --no-cache: the legacy builder would take a layer cached for another
+# platform (the same COPY of the CA bundle) and then refuse it as the wrong one
+	DOCKER_BUILDKIT=0 docker build --no-cache --platform $(PLATFORM) -f Dockerfile -t $(IMAGE):$(VERSION) -t $(IMAGE):latest $(IMAGE_CTX)
 
 clean:
 	rm -rf build

@@ -46,7 +46,8 @@ func TestImageAsUsersDeployIt(t *testing.T) {
 }
 
 // buildImage builds the Dockerfile at the repository root the way `make
-// image` does, in a scratch context.
+// image` does, in a scratch context, without the legacy builder's cache
+// (which can hold the same layer built for another platform).
 func buildImage(t *testing.T) string {
 	t.Helper()
 	_, file, _, _ := runtime.Caller(0)
@@ -68,7 +69,7 @@ func buildImage(t *testing.T) string {
 		}
 	}
 	const image = "registrator-e2e:test"
-	if out, err := command(ctx, []string{"DOCKER_BUILDKIT=0"}, "docker", "build", "-q", "-t", image, "."); err != nil {
+	if out, err := command(ctx, []string{"DOCKER_BUILDKIT=0"}, "docker", "build", "--no-cache", "-q", "-t", image, "."); err != nil {
 		t.Fatalf("docker build: %v\n%s", err, out)
 	}
 	t.Cleanup(func() { _, _ = command(ctx, nil, "docker", "rmi", "-f", image) })

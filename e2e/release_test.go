@@ -4,6 +4,8 @@ import (
 	"debug/elf"
 	"path/filepath"
 	"testing"
+
+	"github.com/registrator/registrator/internal/testkit"
 )
 
 // `make release` builds static binaries for linux/amd64 and linux/arm64
@@ -41,13 +43,15 @@ func TestReleaseAndArm64Image(t *testing.T) {
 	if got := docker(t, "image", "inspect", "-f", "{{.Os}}/{{.Architecture}}", image+":test"); got != "linux/arm64" {
 		t.Errorf("image platform %s, want linux/arm64", got)
 	}
-	bin := filepath.Join(repoRoot(), "build", "image", "linux", "arm64", "registrator")
-	f, err := elf.Open(bin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if f.Machine != elf.EM_AARCH64 {
-		t.Errorf("%s: %s, want %s", bin, f.Machine, elf.EM_AARCH64)
+	for _, name := range []string{"registrator", testkit.FullBuild} { // the image's two builds
+		bin := filepath.Join(repoRoot(), "build", "image", "linux", "arm64", name)
+		f, err := elf.Open(bin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f.Machine != elf.EM_AARCH64 {
+			t.Errorf("%s: %s, want %s", bin, f.Machine, elf.EM_AARCH64)
+		}
+		f.Close()
 	}
 }
