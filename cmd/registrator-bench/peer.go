@@ -221,7 +221,12 @@ func (s *side) count(ctx context.Context) (int, error) {
 // waitCount waits until the agent holds n entries, for at most timeout;
 // it returns how many it held last. Every 20 ms it asks the agent how many
 // services it holds in all (cheap); it lists them, to count the bench's
-// own, only at the start and when the count says they may be n.
+// own, until it knows how many of the agent's are not the bench's, and
+// then only when the count says the bench's may be n. What is not the
+// bench's is taken from a list only when the agent's count was the same
+// before and after it: an entry written or removed during the list would
+// skew it, and a skewed one never let the count say n (a burst's removal
+// once timed out at 60 s with every entry gone).
 func (s *side) waitCount(n int, timeout time.Duration) int {
 	ctx := context.Background()
 	last, others := -1, -1
@@ -231,10 +236,16 @@ func (s *side) waitCount(n int, timeout time.Duration) int {
 			return false, err
 		}
 		c, err := s.count(ctx)
-		if err == nil {
-			last, others = c, held-c
+		if err != nil {
+			return false, err
 		}
-		return c == n, err
+		last = c
+		if after, err := s.agent.Held(); err == nil && after == held {
+			others = held - c
+		} else {
+			others = -1
+		}
+		return c == n, nil
 	})
 	if last != n {
 		if c, err := s.count(ctx); err == nil {
