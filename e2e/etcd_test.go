@@ -224,7 +224,7 @@ func TestLeanBuildHandsEtcdToTheFullBuild(t *testing.T) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, alone, "-retry-attempts", "0", etcdURI("/lean"))
 	out, _ := cmd.CombinedOutput()
-	want := "etcd://" + etcdSrv.Addr + "/lean is served by registrator-full, which should be beside this lean build"
+	want := "etcd://" + etcdSrv.Addr + "/lean is served by " + testkit.FullBuild + ", which should be beside this lean build"
 	if code := cmd.ProcessState.ExitCode(); code != 2 || !strings.Contains(string(out), want) {
 		t.Errorf("the lean build alone, given etcd://: exit %d, output %q; want 2 and %q", code, out, want)
 	}

@@ -72,8 +72,17 @@ func HeldByFull(uri string) bool {
 	if err != nil {
 		return false
 	}
-	i := slices.IndexFunc(table, func(s Scheme) bool { return s.Name == u.Scheme })
-	return i >= 0 && table[i].grpc
+	s, ok := lookup(u.Scheme)
+	return ok && s.grpc
+}
+
+// lookup is the table's row for a URI scheme.
+func lookup(scheme string) (Scheme, bool) {
+	i := slices.IndexFunc(table, func(s Scheme) bool { return s.Name == scheme })
+	if i < 0 {
+		return Scheme{}, false
+	}
+	return table[i], true
 }
 
 // Open returns the backend a registry URI names. It does not connect.
@@ -88,11 +97,11 @@ func Open(uri string, o bridge.BackendOptions) (bridge.Backend, error) {
 	if u.Scheme == "" {
 		return nil, fmt.Errorf("registry URI %q has no scheme (known: %s)", u.Redacted(), names())
 	}
-	i := slices.IndexFunc(table, func(s Scheme) bool { return s.Name == u.Scheme })
-	if i < 0 {
+	s, ok := lookup(u.Scheme)
+	if !ok {
 		return nil, fmt.Errorf("unknown registry scheme %q in %q (known: %s)", u.Scheme, u.Redacted(), names())
 	}
-	return table[i].open(u, o)
+	return s.open(u, o)
 }
 
 // redactRaw hides what could be a password in a string that is not a URL:
