@@ -109,12 +109,11 @@ release:
 IMAGE ?= registrator
 PLATFORM ?= linux/$(shell go env GOARCH)
 IMAGE_CTX = build/image/$(PLATFORM)
+IMAGE_GOENV = CGO_ENABLED=0 GOOS=$(word 1,$(subst /, ,$(PLATFORM))) GOARCH=$(word 2,$(subst /, ,$(PLATFORM)))
 image:
 	mkdir -p $(IMAGE_CTX)
-	CGO_ENABLED=0 GOOS=$(word 1,$(subst /, ,$(PLATFORM))) GOARCH=$(word 2,$(subst /, ,$(PLATFORM))) \
-		go build -trimpath -tags $(GOTAGS),lean -ldflags "$(LDFLAGS)" -o $(IMAGE_CTX)/registrator ./cmd/registrator
-	CGO_ENABLED=0 GOOS=$(word 1,$(subst /, ,$(PLATFORM))) GOARCH=$(word 2,$(subst /, ,$(PLATFORM))) \
-		go build -trimpath -tags $(GOTAGS) -ldflags "$(LDFLAGS)" -o $(IMAGE_CTX)/registrator-full ./cmd/registrator
+	$(IMAGE_GOENV) go build -trimpath -tags $(GOTAGS),lean -ldflags "$(LDFLAGS)" -o $(IMAGE_CTX)/registrator ./cmd/registrator
+	$(IMAGE_GOENV) go build -trimpath -tags $(GOTAGS) -ldflags "$(LDFLAGS)" -o $(IMAGE_CTX)/registrator-full ./cmd/registrator
 	cp /etc/ssl/certs/ca-certificates.crt $(IMAGE_CTX)/ca-certificates.crt
 # --no-cache: the legacy builder would take a layer cached for another
 # platform (the same COPY of the CA bundle) and then refuse it as the wrong one
