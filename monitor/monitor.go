@@ -12,12 +12,11 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/sirupsen/logrus"
 
 	"github.com/registrator/registrator/bridge"
@@ -30,17 +29,9 @@ const PingEvery = 5 * time.Second
 // Monitor collects metrics and state. Create it with New, add each
 // backend's bridge with Add, feed it Docker's events, and run it with Run.
 type Monitor struct {
-	reg          *prometheus.Registry
-	events       *prometheus.CounterVec
-	latency      *prometheus.HistogramVec
-	reconciles   *prometheus.CounterVec
-	reconcileDur *prometheus.HistogramVec
-	writes       *prometheus.CounterVec
-	writeDur     *prometheus.HistogramVec
-	repaired     *prometheus.CounterVec
-	up           *prometheus.GaugeVec
-	reconnects   prometheus.Counter
-	dockerUp     prometheus.Gauge
+	set        *metrics.Set
+	reconnects *metrics.Counter
+	dockerUp   *metrics.Gauge
 
 	mu        sync.Mutex
 	docker    string // "" when the event stream is up, else why not
@@ -54,54 +45,60 @@ type named struct {
 	b    *bridge.Bridge
 }
 
-// New returns a monitor with every metric registered.
+// The histograms' buckets, in seconds: 1 ms to 16 s; a write's from 0.5 ms.
+var (
+	secondsBuckets = metrics.ExponentialBuckets(0.001, 2, 15)
+	writeBuckets   = metrics.ExponentialBuckets(0.0005, 2, 16)
+)
+
+// New returns a monitor with its unlabelled metrics at their zero; a
+// labelled series appears with its first value. What each metric means is
+// in docs/monitoring.md.
 func New() *Monitor {
+	// Every family gets its TYPE line (and a HELP line naming it), as the
+	// Prometheus client wrote them.
+	metrics.ExposeMetadata(true)
 	m := &Monitor{
-		reg: prometheus.NewRegistry(),
-		events: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "registrator_events_total", Help: "Docker events received, by type and action.",
-		}, []string{"type", "action"}),
-		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "registrator_event_to_registry_seconds",
-			Help:    "Time from receiving a container's event to its services being in the backend.",
-			Buckets: prometheus.ExponentialBuckets(0.001, 2, 15),
-		}, []string{"backend"}),
-		reconciles: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "registrator_reconciles_total", Help: "Full reconcile passes, by backend and result (ok or error).",
-		}, []string{"backend", "result"}),
-		reconcileDur: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "registrator_reconcile_duration_seconds",
-			Help:    "Duration of full reconcile passes: listing containers and reading the backend.",
-			Buckets: prometheus.ExponentialBuckets(0.001, 2, 15),
-		}, []string{"backend"}),
-		writes: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "registrator_writes_total", Help: "Writes to a backend, by action (register or deregister) and result (ok or error).",
-		}, []string{"backend", "action", "result"}),
-		writeDur: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "registrator_write_duration_seconds",
-			Help:    "Time the backend took to answer a write, by action (register or deregister).",
-			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
-		}, []string{"backend", "action"}),
-		repaired: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "registrator_drift_repaired_total",
-			Help: "Entries a full reconcile found missing from a backend (kind=missing, written again) or left in it (kind=stale, removed).",
-		}, []string{"backend", "kind"}),
-		up: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "registrator_backend_up", Help: "1 if the backend answered its last ping, else 0.",
-		}, []string{"backend"}),
-		reconnects: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "registrator_event_stream_reconnects_total", Help: "Times the Docker event stream broke and was established again.",
-		}),
-		dockerUp: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "registrator_docker_up", Help: "1 while the Docker event stream is established, else 0.",
-		}),
+		set:     metrics.NewSet(),
 		docker:  "not connected to the Docker event stream yet",
 		pingErr: map[string]string{},
 	}
-	m.reg.MustRegister(m.events, m.latency, m.reconciles, m.reconcileDur, m.writes, m.writeDur, m.repaired, m.up,
-		m.reconnects, m.dockerUp, stateCollector{m},
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.reconnects = m.set.NewCounter("registrator_event_stream_reconnects_total")
+	m.dockerUp = m.set.NewGauge("registrator_docker_up", nil)
+	m.set.RegisterMetricsWriter(m.writeState)
 	return m
+}
+
+// series names one series of a family: name{k="v",...}, each value
+// escaped as the exposition format wants. kv alternates names and values.
+func series(name string, kv ...string) string {
+	if len(kv) == 0 {
+		return name
+	}
+	var b strings.Builder
+	b.WriteString(name)
+	b.WriteByte('{')
+	for i := 0; i+1 < len(kv); i += 2 {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(kv[i])
+		b.WriteString(`="`)
+		b.WriteString(labelEscaper.Replace(kv[i+1]))
+		b.WriteByte('"')
+	}
+	b.WriteByte('}')
+	return b.String()
+}
+
+var labelEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
+
+func (m *Monitor) counter(name string, kv ...string) *metrics.Counter {
+	return m.set.GetOrCreateCounter(series(name, kv...))
+}
+
+func (m *Monitor) histogram(name string, buckets []float64, kv ...string) *metrics.PrometheusHistogram {
+	return m.set.GetOrCreatePrometheusHistogramExt(series(name, kv...), buckets)
 }
 
 // Add registers a backend's bridge under a name (its redacted URI), the
@@ -128,25 +125,27 @@ func result(err error) string {
 }
 
 func (o observer) Reconciled(took time.Duration, err error, missing, stale int) {
-	o.m.reconciles.WithLabelValues(o.name, result(err)).Inc()
-	o.m.reconcileDur.WithLabelValues(o.name).Observe(took.Seconds())
+	o.m.counter("registrator_reconciles_total", "backend", o.name, "result", result(err)).Inc()
+	o.m.histogram("registrator_reconcile_duration_seconds", secondsBuckets, "backend", o.name).Update(took.Seconds())
 	if err == nil {
-		o.m.repaired.WithLabelValues(o.name, "missing").Add(float64(missing))
-		o.m.repaired.WithLabelValues(o.name, "stale").Add(float64(stale))
+		o.m.counter("registrator_drift_repaired_total", "backend", o.name, "kind", "missing").Add(missing)
+		o.m.counter("registrator_drift_repaired_total", "backend", o.name, "kind", "stale").Add(stale)
 	}
 }
 
 func (o observer) Wrote(action string, took time.Duration, err error) {
-	o.m.writes.WithLabelValues(o.name, action, result(err)).Inc()
-	o.m.writeDur.WithLabelValues(o.name, action).Observe(took.Seconds())
+	o.m.counter("registrator_writes_total", "action", action, "backend", o.name, "result", result(err)).Inc()
+	o.m.histogram("registrator_write_duration_seconds", writeBuckets, "action", action, "backend", o.name).Update(took.Seconds())
 }
 
 func (o observer) Synced(took time.Duration) {
-	o.m.latency.WithLabelValues(o.name).Observe(took.Seconds())
+	o.m.histogram("registrator_event_to_registry_seconds", secondsBuckets, "backend", o.name).Update(took.Seconds())
 }
 
 // Event counts a Docker event.
-func (m *Monitor) Event(typ, action string) { m.events.WithLabelValues(typ, action).Inc() }
+func (m *Monitor) Event(typ, action string) {
+	m.counter("registrator_events_total", "action", action, "type", typ).Inc()
+}
 
 // DockerConnected notes that the event stream is established.
 func (m *Monitor) DockerConnected() {
@@ -197,7 +196,7 @@ func (m *Monitor) Run(ctx context.Context) {
 			m.mu.Lock()
 			m.pingErr[n.name] = why
 			m.mu.Unlock()
-			m.up.WithLabelValues(n.name).Set(up)
+			m.set.GetOrCreateGauge(series("registrator_backend_up", "backend", n.name), nil).Set(up)
 		}
 		select {
 		case <-ctx.Done():
@@ -233,7 +232,12 @@ func (m *Monitor) Ready() (bool, []string) {
 // Handler serves /metrics, /health, /ready and /v1/services.
 func (m *Monitor) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+		m.set.WritePrometheus(w)
+		metrics.WriteProcessMetrics(w) // go_* and process_*
+		metrics.WriteFDMetrics(w)      // process_open_fds, process_max_fds
+	})
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		_, _ = w.Write([]byte("ok\n"))

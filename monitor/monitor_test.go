@@ -2,11 +2,18 @@ package monitor
 
 import (
 	"context"
+	"errors"
 	"io"
+	"maps"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	"github.com/sirupsen/logrus"
 )
 
@@ -69,5 +76,88 @@ func TestListenRefusesAnAddressInUse(t *testing.T) {
 	defer srv.l.Close()
 	if _, err := Listen(srv.l.Addr().String(), New().Handler(), logrus.NewEntry(log)); err == nil {
 		t.Fatal("a second Listen on the same address succeeded")
+	}
+}
+
+// The exposition parses as Prometheus parses it, each series under its
+// family and type, label values escaped, with the process's own metrics.
+func TestMetricsParseWithTheirLabelsAndTypes(t *testing.T) {
+	m := New()
+	backend := `consul://a"b\c` + "\n"
+	o := m.Observer(backend)
+	m.Event("container", "start")
+	m.Event("container", "start")
+	o.Wrote("register", 3*time.Millisecond, nil)
+	o.Wrote("register", 5*time.Millisecond, errors.New("refused"))
+	o.Reconciled(time.Second, nil, 2, 0)
+	o.Synced(20 * time.Millisecond)
+	m.DockerConnected()
+
+	r := httptest.NewRecorder()
+	m.Handler().ServeHTTP(r, httptest.NewRequest("GET", "/metrics", nil))
+	if ct := r.Header().Get("Content-Type"); !strings.HasPrefix(ct, "text/plain; version=0.0.4") {
+		t.Fatalf("Content-Type %q", ct)
+	}
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(r.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	value := func(name string, typ dto.MetricType, labels map[string]string) float64 {
+		t.Helper()
+		f := fams[name]
+		if f == nil || f.GetType() != typ {
+			t.Fatalf("%s: family %v", name, f)
+		}
+		for _, s := range f.GetMetric() {
+			got := map[string]string{}
+			for _, l := range s.GetLabel() {
+				got[l.GetName()] = l.GetValue()
+			}
+			if !maps.Equal(got, labels) {
+				continue
+			}
+			switch typ {
+			case dto.MetricType_COUNTER:
+				return s.GetCounter().GetValue()
+			case dto.MetricType_GAUGE:
+				return s.GetGauge().GetValue()
+			case dto.MetricType_HISTOGRAM:
+				return float64(s.GetHistogram().GetSampleCount())
+			}
+		}
+		t.Fatalf("%s: no series %v in %v", name, labels, f.GetMetric())
+		return 0
+	}
+	for _, c := range []struct {
+		name   string
+		typ    dto.MetricType
+		labels map[string]string
+		want   float64
+	}{
+		{"registrator_events_total", dto.MetricType_COUNTER, map[string]string{"type": "container", "action": "start"}, 2},
+		{"registrator_writes_total", dto.MetricType_COUNTER, map[string]string{"backend": backend, "action": "register", "result": "ok"}, 1},
+		{"registrator_writes_total", dto.MetricType_COUNTER, map[string]string{"backend": backend, "action": "register", "result": "error"}, 1},
+		{"registrator_write_duration_seconds", dto.MetricType_HISTOGRAM, map[string]string{"backend": backend, "action": "register"}, 2},
+		{"registrator_reconciles_total", dto.MetricType_COUNTER, map[string]string{"backend": backend, "result": "ok"}, 1},
+		{"registrator_reconcile_duration_seconds", dto.MetricType_HISTOGRAM, map[string]string{"backend": backend}, 1},
+		{"registrator_drift_repaired_total", dto.MetricType_COUNTER, map[string]string{"backend": backend, "kind": "missing"}, 2},
+		{"registrator_event_to_registry_seconds", dto.MetricType_HISTOGRAM, map[string]string{"backend": backend}, 1},
+		{"registrator_docker_up", dto.MetricType_GAUGE, map[string]string{}, 1},
+		{"registrator_event_stream_reconnects_total", dto.MetricType_COUNTER, map[string]string{}, 0},
+		{"registrator_containers", dto.MetricType_GAUGE, map[string]string{}, 0},
+	} {
+		if got := value(c.name, c.typ, c.labels); got != c.want {
+			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
+		}
+	}
+	h := fams["registrator_write_duration_seconds"].GetMetric()[0].GetHistogram()
+	if b := h.GetBucket(); len(b) != 17 /* with +Inf */ || b[0].GetUpperBound() != 0.0005 || b[3].GetCumulativeCount() != 1 || b[4].GetCumulativeCount() != 2 {
+		t.Errorf("write duration buckets: %v", b)
+	}
+	for _, name := range []string{"go_goroutines", "go_memstats_heap_inuse_bytes", "process_resident_memory_bytes", "process_cpu_seconds_total", "process_open_fds"} {
+		if fams[name] == nil {
+			t.Errorf("no %s", name)
+		}
 	}
 }

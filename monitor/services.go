@@ -1,10 +1,12 @@
 package monitor
 
 import (
+	"fmt"
+	"io"
 	"maps"
 	"slices"
 
-	"github.com/prometheus/client_golang/prometheus"
+	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/registrator/registrator/bridge"
 )
@@ -71,26 +73,15 @@ func (m *Monitor) Services() []Container {
 	return out
 }
 
-// stateCollector computes the gauges of what is known at scrape time.
-type stateCollector struct{ m *Monitor }
-
-var (
-	containersDesc = prometheus.NewDesc("registrator_containers",
-		"Running containers that yield at least one service.", nil, nil)
-	servicesDesc = prometheus.NewDesc("registrator_services",
-		"Services that should be registered in a backend, by state (in sync, pending, failing).", []string{"backend", "state"}, nil)
-)
-
-func (c stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	ch <- containersDesc
-	ch <- servicesDesc
-}
-
-func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
-	c.m.mu.Lock()
-	bridges := slices.Clone(c.m.bridges)
-	c.m.mu.Unlock()
+// writeState writes the gauges of what is known at scrape time.
+func (m *Monitor) writeState(w io.Writer) {
+	m.mu.Lock()
+	bridges := slices.Clone(m.bridges)
+	m.mu.Unlock()
 	containers := map[string]bool{}
+	if len(bridges) > 0 {
+		metrics.WriteMetadataIfNeeded(w, "registrator_services", "gauge")
+	}
 	for _, n := range bridges {
 		count := map[string]int{bridge.InSync: 0, bridge.Pending: 0, bridge.Failing: 0}
 		for _, cs := range n.b.Status() {
@@ -99,9 +90,9 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 				count[s.State]++
 			}
 		}
-		for state, v := range count {
-			ch <- prometheus.MustNewConstMetric(servicesDesc, prometheus.GaugeValue, float64(v), n.name, state)
+		for _, state := range slices.Sorted(maps.Keys(count)) {
+			fmt.Fprintf(w, "%s %d\n", series("registrator_services", "backend", n.name, "state", state), count[state])
 		}
 	}
-	ch <- prometheus.MustNewConstMetric(containersDesc, prometheus.GaugeValue, float64(len(containers)))
+	metrics.WriteGaugeUint64(w, "registrator_containers", uint64(len(containers)))
 }
