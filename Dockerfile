@@ -6,7 +6,7 @@
 FROM scratch
 COPY ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
 # /bin/registrator is the lean build (every backend but etcd and skydns2,
-# 4–5 MB less memory); given an etcd:// or skydns2:// URI it hands
+# about 6 MB less memory); given an etcd:// or skydns2:// URI it hands
 # itself over (exec) to the full build beside it, same PID, same arguments.
 COPY registrator /bin/registrator
 COPY registrator-full /bin/registrator-full

@@ -7,7 +7,7 @@ GOTAGS := grpcnotrace
 
 .PHONY: build install setup run test unit check fuzz soak fleet bench bench-1000 bench-latency bench-peer bench-peer-1000 bench-parts bench-smoke release image clean
 
-## build: the image's two static binaries: build/registrator, the lean build (no etcd and skydns2 adapters, 4–5 MB less memory), which hands those URIs to build/registrator-full beside it
+## build: the image's two static binaries: build/registrator, the lean build (no etcd and skydns2 adapters, about 6 MB less memory), which hands those URIs to build/registrator-full beside it
 build:
 	CGO_ENABLED=0 go build -trimpath -tags $(GOTAGS),lean -ldflags "$(LDFLAGS)" -o build/registrator ./cmd/registrator
 	CGO_ENABLED=0 go build -trimpath -tags $(GOTAGS) -ldflags "$(LDFLAGS)" -o build/registrator-full ./cmd/registrator

@@ -11,7 +11,7 @@ import (
 
 // Lean is whether this build leaves out the adapters built on gRPC (etcd
 // and skydns2, through the etcd v3 client): the etcd client, gRPC and
-// their package initialisation are about a quarter of the full build's
+// their package initialisation are about a third of the full build's
 // idle memory (docs/performance.md). A lean build hands a URI of theirs to
 // the full build beside it (HeldByFull).
 const Lean = true
