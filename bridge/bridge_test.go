@@ -79,6 +79,12 @@ type fakeBackend struct {
 	// holdSecond, when set, holds the Register call after the first
 	// accepted one until it is closed, after telling heldSecond.
 	holdSecond, heldSecond chan struct{}
+	// lateOnce makes the next Register time out as a stalled agent's does,
+	// and keeps it in late, which the backend applies after the next
+	// Deregister of the same ID: a request the caller gave up on, served
+	// after a newer one.
+	lateOnce bool
+	late     *Service
 }
 
 func (f *fakeBackend) Services(context.Context) ([]Service, error) {
@@ -111,6 +117,10 @@ func (f *fakeBackend) Register(_ context.Context, s Service) error {
 		return errors.New("backend down")
 	}
 	s.Revision = s.Fingerprint()
+	if f.lateOnce {
+		f.lateOnce, f.late = false, &s
+		return fmt.Errorf("register %s: %w", s.ID, context.DeadlineExceeded)
+	}
 	if s.Replaces != "" {
 		if f.replaced == nil {
 			f.replaced = map[string]string{}
@@ -132,6 +142,9 @@ func (f *fakeBackend) Deregister(_ context.Context, s Service) error {
 	}
 	delete(f.entries, s.ID)
 	f.deregs++
+	if f.late != nil && f.late.ID == s.ID {
+		f.entries[s.ID], f.late = *f.late, nil
+	}
 	return nil
 }
 
@@ -424,6 +437,41 @@ func TestABackendThatAnswersAgainGetsAFullReconcileAtOnce(t *testing.T) {
 	})
 	e.be.setDown(false)
 	e.settle(t, "c1:80")
+}
+
+// A registration that timed out and that the backend applied later, after
+// the container's deregistration (a Consul agent serving the requests it
+// held during a stall in no set order), is removed by the full reconcile
+// that the first write to succeed after the timeout asks for, LateWrites
+// later, not left until the next -resync (an hour here).
+func TestAWriteAppliedAfterItTimedOutIsUndone(t *testing.T) {
+	e := start(t, Config{}, func(src *fakeSource, _ *fakeBackend) {
+		src.set(running("c1", 80))
+	})
+	e.settle(t, "c1:80")
+	e.be.mu.Lock()
+	e.be.lateOnce = true
+	e.be.mu.Unlock()
+	c := running("c1", 80)
+	c.Services[0].Tags = []string{"v2"}
+	e.src.set(c)
+	e.b.Changed("c1") // times out, then its retry succeeds
+	waitFor(t, func() bool {
+		e.be.mu.Lock()
+		defer e.be.mu.Unlock()
+		return e.be.late != nil && slices.Equal(e.be.entries["c1:80"].Tags, []string{"v2"})
+	})
+	e.src.remove("c1")
+	e.b.Changed("c1") // deregistered; then the late registration lands
+	waitFor(t, func() bool {
+		e.be.mu.Lock()
+		defer e.be.mu.Unlock()
+		return e.be.late == nil
+	})
+	if got := e.be.ids(); !slices.Equal(got, []string{"c1:80"}) {
+		t.Fatalf("after the late write the registry holds %v, want c1:80 back", got)
+	}
+	e.settle(t)
 }
 
 // A backend that answers pings again before it can serve (a Consul node

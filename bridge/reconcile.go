@@ -143,7 +143,7 @@ func (b *Bridge) cleanup(ctx context.Context, legacy []Service, running map[stri
 		if m == nil || m[1] != b.cfg.Hostname || running[m[2]] {
 			continue
 		}
-		err := b.call(ctx, func(ctx context.Context) error { return b.backend.Deregister(ctx, e) })
+		err := b.write(ctx, func(ctx context.Context) error { return b.backend.Deregister(ctx, e) })
 		log := b.log.WithFields(logrus.Fields{"service": e.ID, "action": "cleanup"})
 		if err != nil {
 			errs = append(errs, fmt.Errorf("remove dangling %s: %w", e.ID, err))

@@ -64,7 +64,7 @@ func (b *Bridge) sync(ctx context.Context, id string) error {
 	for _, s := range register {
 		s.Owner = b.cfg.Owner.String()
 		began := time.Now()
-		err := b.call(ctx, func(ctx context.Context) error { return b.backend.Register(ctx, s) })
+		err := b.write(ctx, func(ctx context.Context) error { return b.backend.Register(ctx, s) })
 		b.cfg.Observer.Wrote("register", time.Since(began), err)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("register %s: %w", s.ID, err))
@@ -76,7 +76,7 @@ func (b *Bridge) sync(ctx context.Context, id string) error {
 	}
 	for _, s := range deregister {
 		began := time.Now()
-		err := b.call(ctx, func(ctx context.Context) error { return b.backend.Deregister(ctx, s) })
+		err := b.write(ctx, func(ctx context.Context) error { return b.backend.Deregister(ctx, s) })
 		b.cfg.Observer.Wrote("deregister", time.Since(began), err)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("deregister %s: %w", s.ID, err))
