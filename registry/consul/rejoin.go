@@ -183,7 +183,7 @@ func (b *Backend) heldFailed(ctx context.Context, j *joiner, known func() (strin
 			return
 		case err != nil: // cut off, or no leader yet: ask again soon, as the link may be back
 			index = 0
-			if every.Sleep(ctx, 1) != nil {
+			if heldFailedProbe.Sleep(ctx, 1) != nil {
 				return
 			}
 			continue
@@ -217,6 +217,16 @@ func (b *Backend) heldFailed(ctx context.Context, j *joiner, known func() (strin
 		}
 	}
 }
+
+// heldFailedProbe is the wait before asking again after a failed read of
+// the node's health (the agent cut off from its servers, or no leader):
+// the first read that works after a reconnection is what finds the node
+// held failed, and a join follows it at once. Each read is one request to
+// the local agent, which fails at once or waits for its servers (its RPC
+// hold timeout, 7 s by default); on the test bed a 2 s wait here left the
+// servers holding a reconnected node failed for up to 2 s more than its
+// agent took to answer (docs/reliability.md, "Many hosts").
+var heldFailedProbe = bridge.ConstantBackoff(500 * time.Millisecond)
 
 // heldFailedRetry is the wait before asking again after the n-th answer
 // in a row that held this node failed: RejoinEvery for the first five,

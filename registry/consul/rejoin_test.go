@@ -30,6 +30,7 @@ type fakeAgent struct {
 	health  string
 	joins   []string
 	reads   int // of the members
+	checks  int // reads of the node's health
 	join    func(addr string)
 	log     *logtest.Hook
 }
@@ -63,7 +64,11 @@ func (a *fakeAgent) start(t *testing.T) {
 		case r.URL.Path == "/v1/agent/members":
 			a.reads++
 			_ = json.NewEncoder(w).Encode(a.members)
+		case r.URL.Path == "/v1/health/node/host-a" && a.health == "error":
+			a.checks++
+			http.Error(w, "rpc error getting client: failed to get conn: dial tcp: connect: no route to host", http.StatusInternalServerError)
 		case r.URL.Path == "/v1/health/node/host-a" && a.health != "":
+			a.checks++
 			if !r.URL.Query().Has("stale") {
 				t.Errorf("health read not stale-allowed: %s", r.URL)
 			}
@@ -199,5 +204,35 @@ func TestKeepJoinedLeavesOneFailedServerToTheCluster(t *testing.T) {
 	defer a.mu.Unlock()
 	if len(a.joins) > 0 {
 		t.Errorf("joins %v with a server alive, want none", a.joins)
+	}
+}
+
+// While the agent cannot read the node's health from its servers (cut off
+// from them), the read is asked for again every heldFailedProbe, more
+// often than the members are read: the first read that works after a
+// reconnection finds the node held failed, and the join follows it at once.
+func TestKeepJoinedAsksAgainSoonWhileTheServersCannotBeRead(t *testing.T) {
+	a := &fakeAgent{health: "error", members: []map[string]any{
+		member("host-a", 1, false),
+		member("s2", 1, true),
+	}}
+	a.start(t)
+	a.until(t, 3, "a failed read of the node's health", func() bool { return a.checks > 0 })
+	a.mu.Lock()
+	checks0, reads0 := a.checks, a.reads
+	a.mu.Unlock()
+	a.until(t, 3, "two more reads of the members", func() bool { return a.reads >= reads0+2 })
+	a.mu.Lock()
+	checks, reads := a.checks-checks0, a.reads-reads0
+	a.health = "critical" // the link is back; the servers hold the node failed
+	a.mu.Unlock()
+	if checks < 2*reads {
+		t.Errorf("%d failed reads of the node's health over %d reads of the members (one each %s), want at least twice as many", checks, reads, RejoinEvery)
+	}
+	a.until(t, 1, "a join after the first read that works", func() bool { return len(a.joins) > 0 })
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if !slices.Equal(a.joins[:1], []string{"10.0.0.2:8301"}) {
+		t.Errorf("joins %v, want s2 (10.0.0.2:8301)", a.joins)
 	}
 }
