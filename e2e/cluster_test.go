@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -50,6 +51,9 @@ func newFleet(t *testing.T, names ...string) *fleet {
 		f.hosts = append(f.hosts, fh)
 	}
 	t.Logf("%d servers and %d hosts up in %s", len(f.cluster.Servers), len(names), time.Since(start).Round(time.Millisecond))
+	if ms, _ := bed.RTOMax(); ms > 0 {
+		t.Logf("every machine of the bed caps TCP's retransmission timeout at %d ms (%s)", ms, bed.RTOMaxEnv)
+	}
 	f.offline(t)
 	return f
 }
@@ -229,6 +233,47 @@ func (f *fleet) all(t *testing.T, what string, since time.Time, limit time.Durat
 // of ten make fleet runs took over 45 s after a 10 s cut).
 const consulSync = 90 * time.Second
 
+// slowRejoin is how long Consul may take after a host's reconnection
+// before the test logs what the host's agent, its daemon and the servers
+// said meanwhile: the issue asks for 5 s, and Consul's rare slow rejoins
+// are its own (docs/reliability.md, "Many hosts"), so a slow one is
+// explained, not failed.
+const slowRejoin = 5 * time.Second
+
+var rfc3339 = regexp.MustCompile(`\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d`)
+
+// explain logs what h's Consul agent and h's daemon logged from the cut
+// on (the daemon: its Consul lines), and the servers' lines that name h.
+func (f *fleet) explain(t *testing.T, h *fleetHost, cut, mended time.Time) {
+	t.Helper()
+	from := cut.UTC().Format("2006-01-02T15:04:05")
+	since := func(log string, keep func(string) bool) string {
+		var b strings.Builder
+		on := false
+		for _, l := range strings.Split(log, "\n") {
+			// Both logs stamp each line with an RFC 3339 time, in UTC.
+			if stamp := rfc3339.FindString(l); stamp != "" && stamp >= from {
+				on = true
+			}
+			if on && keep(l) {
+				b.WriteString(l + "\n")
+			}
+		}
+		return b.String()
+	}
+	all := func(string) bool { return true }
+	t.Logf("%s was cut off at %s and reconnected at %s (UTC); its agent's log since the cut:\n%s",
+		h.Name, cut.UTC().Format("15:04:05.000"), mended.UTC().Format("15:04:05.000"), since(h.agent.Proc.Log(), all))
+	t.Logf("%s's daemon, its Consul lines since the cut:\n%s", h.Name, since(h.d.out.String(), func(l string) bool {
+		return strings.Contains(l, "consul")
+	}))
+	for _, s := range f.cluster.Servers {
+		t.Logf("%s, its lines naming %s since the cut:\n%s", s.Name, h.Name, since(s.Consul.Log(), func(l string) bool {
+			return strings.Contains(l, h.Name)
+		}))
+	}
+}
+
 // agentHolds waits until h's own Consul agent holds exactly h's services,
 // limit after since at most: what the daemon writes, whatever the agent's
 // link to the servers.
@@ -382,7 +427,9 @@ func TestFleetCluster(t *testing.T) {
 			t.Error("host-a's daemon did not say that etcd answered again")
 		}
 		a.agentHolds(t, "host-a reconnected after a brief cut", mended, consulSync)
-		f.converge(t, "host-a reconnected after a brief cut (Consul)", f.consul, mended, consulSync)
+		if took := f.converge(t, "host-a reconnected after a brief cut (Consul)", f.consul, mended, consulSync); took > slowRejoin {
+			f.explain(t, a, cut, mended)
+		}
 		f.converge(t, "host-a reconnected after a brief cut (Consul KV)", f.consulKV, mended, consulSync)
 		f.alive(t)
 	})
@@ -409,7 +456,9 @@ func TestFleetCluster(t *testing.T) {
 		t.Logf("host-b cut off for %s", mended.Sub(cut).Round(time.Millisecond))
 		f.converge(t, "host-b reconnected (etcd)", f.etcd, mended, 5*time.Second)
 		b.agentHolds(t, "host-b reconnected", mended, consulSync)
-		f.converge(t, "host-b reconnected (Consul)", f.consul, mended, consulSync)
+		if took := f.converge(t, "host-b reconnected (Consul)", f.consul, mended, consulSync); took > slowRejoin {
+			f.explain(t, b, cut, mended)
+		}
 		f.converge(t, "host-b reconnected (Consul KV)", f.consulKV, mended, consulSync)
 		f.alive(t)
 	})

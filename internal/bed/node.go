@@ -41,6 +41,10 @@ func newNode(name string, lan *LAN) (*Node, error) {
 		n.Close()
 		return nil, err
 	}
+	if err := tuneTCP(n.ns); err != nil {
+		n.Close()
+		return nil, err
+	}
 	if lan != nil {
 		a, err := lan.attach(n.ns, name)
 		if err != nil {
