@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/hashicorp/consul/api"
 	"github.com/sirupsen/logrus"
@@ -50,8 +51,15 @@ type Backend struct {
 	parsed []bridge.Service  // the last list, decoded
 
 	ownMu   sync.Mutex
-	own     map[string]bool // IDs of the services this backend registered and has not deregistered since
-	ownWake chan struct{}   // buffer 1: own gained a service
+	own     map[string]bool           // IDs of the services this backend registered and has not deregistered since
+	ownWake chan struct{}             // buffer 1: own gained a service
+	sent    map[string]bridge.Service // the last registration sent for each service not deregistered since, whether the agent answered or not
+
+	// writes is held shared by every Register and Deregister while it
+	// runs, and at once or not at all by nudge, which writes a service
+	// again as it was last written and must not overtake a newer write.
+	writes  sync.RWMutex
+	pushing atomic.Bool // a pushPending runs
 }
 
 var (
@@ -86,7 +94,7 @@ func Open(u *url.URL, o bridge.BackendOptions) (*Backend, error) {
 		log = logrus.NewEntry(logrus.StandardLogger())
 	}
 	return &Backend{client: c, addr: addr, https: cfg.Scheme == "https", log: log, rejoin: o.Rejoin,
-		own: map[string]bool{}, ownWake: make(chan struct{}, 1)}, nil
+		own: map[string]bool{}, ownWake: make(chan struct{}, 1), sent: map[string]bridge.Service{}}, nil
 }
 
 // KeepConnections sets up the HTTP client that api.NewClient left in cfg
@@ -230,10 +238,15 @@ func servicesOf(m map[string]listedService) []bridge.Service {
 
 // Register creates or replaces the service and its checks.
 func (b *Backend) Register(ctx context.Context, s bridge.Service) error {
+	b.writes.RLock()
+	defer b.writes.RUnlock()
 	reg, notes := registration(s)
 	for _, n := range notes {
 		b.log.WithField("service", s.ID).Warn("consul: " + n)
 	}
+	b.ownMu.Lock()
+	b.sent[s.ID] = s
+	b.ownMu.Unlock()
 	opts := api.ServiceRegisterOpts{ReplaceExistingChecks: true}.WithContext(ctx)
 	if err := b.client.Agent().ServiceRegisterOpts(reg, opts); err != nil {
 		return fmt.Errorf("consul: register %s: %w", s.ID, err)
@@ -343,7 +356,12 @@ func registration(s bridge.Service) (*api.AgentServiceRegistration, []string) {
 
 // Deregister removes the service; one the agent does not know is not an error.
 func (b *Backend) Deregister(ctx context.Context, s bridge.Service) error {
+	b.writes.RLock()
+	defer b.writes.RUnlock()
 	b.owned(s.ID, false)
+	b.ownMu.Lock()
+	delete(b.sent, s.ID)
+	b.ownMu.Unlock()
 	err := b.client.Agent().ServiceDeregisterOpts(s.ID, (&api.QueryOptions{}).WithContext(ctx))
 	var se api.StatusError
 	if errors.As(err, &se) && se.Code == http.StatusNotFound {

@@ -81,8 +81,10 @@ func (j *joiner) join(addrs []string, why string) {
 //     the servers, an exchange that makes it refute at once.
 //
 // A join made while the server is still cut off fails and is asked for
-// again; one that succeeds brings the node back, and the agent syncs its
-// services.
+// again; one that succeeds brings the node back. Whenever the agent has
+// its servers again (it sees one again, its read of the node's health
+// works again after failing, the servers hold the node alive again),
+// pushPending has it pass on at once what it took while cut off.
 func (b *Backend) keepJoined(ctx context.Context) {
 	j := &joiner{b: b}
 	var (
@@ -131,6 +133,7 @@ func (b *Backend) keepJoined(ctx context.Context) {
 				if lost[addr] {
 					b.log.WithField("server", m.Name).Info("consul: the agent sees the server again")
 					delete(lost, addr)
+					b.pushPending(ctx, name, "the agent sees a server again")
 				}
 				continue
 			}
@@ -164,7 +167,7 @@ func (b *Backend) keepJoined(ctx context.Context) {
 func (b *Backend) heldFailed(ctx context.Context, j *joiner, known func() (string, []string)) {
 	every := bridge.ConstantBackoff(RejoinEvery)
 	var index uint64
-	said, tries := false, 0
+	said, tries, failing := false, 0, false
 	for ctx.Err() == nil && !j.forbidden.Load() {
 		self, servers := known()
 		if self == "" {
@@ -182,11 +185,15 @@ func (b *Backend) heldFailed(ctx context.Context, j *joiner, known func() (strin
 			b.log.WithField("error", err).Warn("consul: the token may not read this node's health (node:read): -consul-rejoin does not see the servers hold the node failed")
 			return
 		case err != nil: // cut off, or no leader yet: ask again soon, as the link may be back
-			index = 0
+			index, failing = 0, true
 			if heldFailedProbe.Sleep(ctx, 1) != nil {
 				return
 			}
 			continue
+		}
+		if failing {
+			failing = false
+			b.pushPending(ctx, self, "the agent reads from its servers again")
 		}
 		critical := false
 		for _, c := range checks {
@@ -197,6 +204,7 @@ func (b *Backend) heldFailed(ctx context.Context, j *joiner, known func() (strin
 		if !critical {
 			if said {
 				b.log.Info("consul: the servers hold this node alive again")
+				b.pushPending(ctx, self, "the servers hold this node alive again")
 			}
 			said, index = false, meta.LastIndex
 			continue
