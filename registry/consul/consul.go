@@ -177,7 +177,7 @@ func (b *Backend) Services(ctx context.Context) ([]bridge.Service, error) {
 	if !cur.Got() { // not through our transport: the client decoded it all
 		lean := make(map[string]listedService, len(m))
 		for id, s := range m {
-			lean[id] = listedService{ID: s.ID, Kind: string(s.Kind), Service: s.Service, Address: s.Address, Port: s.Port, Tags: s.Tags, Meta: s.Meta}
+			lean[id] = listed(s)
 		}
 		return servicesOf(lean), nil
 	}
@@ -203,6 +203,11 @@ type listedService struct {
 	Port    int
 	Tags    []string
 	Meta    map[string]string
+}
+
+// listed is what Services reads of s.
+func listed(s *api.AgentService) listedService {
+	return listedService{ID: s.ID, Kind: string(s.Kind), Service: s.Service, Address: s.Address, Port: s.Port, Tags: s.Tags, Meta: s.Meta}
 }
 
 func servicesOf(m map[string]listedService) []bridge.Service {

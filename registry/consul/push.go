@@ -81,9 +81,10 @@ func (b *Backend) pushPending(ctx context.Context, node, why string) {
 	}()
 }
 
-// unpushed reads this backend's entries from the agent and from the
-// servers' catalog for node: the agent's, by ID with their revision, and
-// the IDs whose revisions differ or that only one side holds.
+// unpushed reads this backend's entries from the agent (as Services
+// does) and from the servers' catalog for node: the agent's, by ID with
+// their revision, and the IDs whose revisions differ or that only one side
+// holds.
 func (b *Backend) unpushed(ctx context.Context, node string) (map[string]string, []string, error) {
 	b.ownMu.Lock()
 	owners := map[string]bool{}
@@ -96,31 +97,31 @@ func (b *Backend) unpushed(ctx context.Context, node string) (map[string]string,
 	}
 	ctx, cancel := context.WithTimeout(ctx, pushTimeout)
 	defer cancel()
-	mine := func(svcs map[string]*api.AgentService) map[string]string {
+	mine := func(svcs []bridge.Service) map[string]string {
 		out := map[string]string{}
-		for id, s := range svcs {
-			if owners[s.Meta[MetaOwner]] {
-				out[id] = s.Meta[MetaRevision]
+		for _, s := range svcs {
+			if owners[s.Owner] {
+				out[s.ID] = s.Revision
 			}
 		}
 		return out
 	}
-	svcs, err := b.client.Agent().ServicesWithFilterOpts("", (&api.QueryOptions{}).WithContext(ctx))
+	held, err := b.Services(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
-	local := mine(svcs)
+	local := mine(held)
 	list, _, err := b.client.Catalog().NodeServiceList(node, (&api.QueryOptions{}).WithContext(ctx))
 	if err != nil {
 		return nil, nil, err
 	}
-	svcs = map[string]*api.AgentService{}
+	lean := map[string]listedService{}
 	if list != nil {
 		for _, s := range list.Services {
-			svcs[s.ID] = s
+			lean[s.ID] = listed(s)
 		}
 	}
-	remote := mine(svcs)
+	remote := mine(servicesOf(lean))
 	var differ []string
 	for id, rev := range local {
 		if r, ok := remote[id]; !ok || r != rev {
