@@ -55,6 +55,9 @@ func newFleet(t *testing.T, names ...string) *fleet {
 	if ms, _ := bed.RTOMax(); ms > 0 {
 		t.Logf("every machine of the bed caps TCP's retransmission timeout at %d ms (%s)", ms, bed.RTOMaxEnv)
 	}
+	if d, _ := bed.RPCClientTimeout(); d > 0 {
+		t.Logf("every host's Consul agent gives an RPC up after %s (%s)", d, bed.RPCClientTimeoutEnv)
+	}
 	f.offline(t)
 	return f
 }

@@ -206,13 +206,19 @@ func (c *Cluster) Agent(h *Host, hcl ...string) (*Agent, error) {
 	for _, s := range c.Servers {
 		args = append(args, "-retry-join", s.Addr)
 	}
+	timeout, err := RPCClientTimeout()
+	if err != nil {
+		return nil, err
+	}
+	if timeout > 0 {
+		args = append(args, "-hcl", fmt.Sprintf("limits { rpc_client_timeout = %q }", timeout))
+	}
 	for _, h := range hcl {
 		args = append(args, "-hcl", h)
 	}
 	a.Proc = h.Process(c.consulBin, args...)
 	cfg := api.DefaultConfig()
 	cfg.Address, cfg.Token = h.Addr+":8500", ""
-	var err error
 	if a.API, err = api.NewClient(cfg); err != nil {
 		return nil, err
 	}

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"time"
 )
 
 // RTOMaxEnv names the variable that, when set, makes every machine of the
@@ -41,4 +42,26 @@ func tuneTCP(ns string) error {
 		return fmt.Errorf("bed: set net.ipv4.tcp_rto_max_ms in %s (Linux 6.15 or later): %v: %s", ns, err, out)
 	}
 	return nil
+}
+
+// RPCClientTimeoutEnv names the variable that, when set, makes every
+// host's Consul client agent give up a (non-blocking) RPC to a server
+// after that long (limits.rpc_client_timeout, a Go duration from 1s to
+// 60s), as docs/many-hosts.md advises on any kernel: the agent then moves
+// to the next server, and a connection that a cut left dead no longer
+// holds its sync until its keepalive fails. Unset, the agents keep
+// Consul's default (60s).
+const RPCClientTimeoutEnv = "BED_CONSUL_RPC_CLIENT_TIMEOUT"
+
+// RPCClientTimeout is the limit RPCClientTimeoutEnv sets; 0 when unset.
+func RPCClientTimeout() (time.Duration, error) {
+	v := os.Getenv(RPCClientTimeoutEnv)
+	if v == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < time.Second || d > time.Minute {
+		return 0, fmt.Errorf("bed: %s=%q: want a duration from 1s to 60s", RPCClientTimeoutEnv, v)
+	}
+	return d, nil
 }
