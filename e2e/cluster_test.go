@@ -193,12 +193,16 @@ func (f *fleet) converge(t *testing.T, what string, read func() ([]string, error
 	t.Helper()
 	var got []string
 	var err error
+	slow := "" // what was still wrong slowRejoin after the change
 	for {
 		got, err = read()
 		if err == nil && slices.Equal(got, f.want()) {
 			took := time.Since(since)
-			t.Logf("%s: converged %s after the change (limit %s)", what, took.Round(time.Millisecond), limit)
+			t.Logf("%s: converged %s after the change (limit %s)%s", what, took.Round(time.Millisecond), limit, slow)
 			return took
+		}
+		if slow == "" && time.Since(since) > slowRejoin {
+			slow = fmt.Sprintf("; %s after it, it had %v (err %v), want %v", slowRejoin, got, err, f.want())
 		}
 		if time.Since(since) > limit {
 			missing, stale := differ(got, f.want())
@@ -265,7 +269,9 @@ func (f *fleet) reconnected(t *testing.T, h *fleetHost, what string, cut, mended
 }
 
 // explain logs what h's Consul agent and h's daemon logged from the cut
-// on (the daemon: its Consul lines), and the servers' lines that name h.
+// on (the daemon: its Consul lines), and the servers' lines that name h
+// or tell of a member failed or joined (after a partition, the cut host's
+// gossip may declare others dead).
 func (f *fleet) explain(t *testing.T, h *fleetHost, cut, mended time.Time) {
 	t.Helper()
 	from := cut.UTC().Format("2006-01-02T15:04:05")
@@ -290,8 +296,8 @@ func (f *fleet) explain(t *testing.T, h *fleetHost, cut, mended time.Time) {
 		return strings.Contains(l, "consul")
 	}))
 	for _, s := range f.cluster.Servers {
-		t.Logf("%s, its lines naming %s since the cut:\n%s", s.Name, h.Name, since(s.Consul.Log(), func(l string) bool {
-			return strings.Contains(l, h.Name)
+		t.Logf("%s, its lines naming %s or a member's failure or join since the cut:\n%s", s.Name, h.Name, since(s.Consul.Log(), func(l string) bool {
+			return strings.Contains(l, h.Name) || strings.Contains(l, "EventMemberFailed") || strings.Contains(l, "EventMemberJoin")
 		}))
 	}
 }
