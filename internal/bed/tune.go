@@ -47,10 +47,11 @@ func tuneTCP(ns string) error {
 // RPCClientTimeoutEnv names the variable that, when set, makes every
 // host's Consul client agent give up a (non-blocking) RPC to a server
 // after that long (limits.rpc_client_timeout, a Go duration from 1s to
-// 60s), as docs/many-hosts.md advises on any kernel: the agent then moves
-// to the next server, and a connection that a cut left dead no longer
-// holds its sync until its keepalive fails. Unset, the agents keep
-// Consul's default (60s).
+// 60s): the agent then moves to the next server, and a connection that a
+// cut left dead no longer holds its sync until its keepalive fails. It is
+// there to measure that; docs/many-hosts.md says why it is not advised
+// (what the agent sent on the connection it left can reach the server
+// after newer writes). Unset, the agents keep Consul's default (60s).
 const RPCClientTimeoutEnv = "BED_CONSUL_RPC_CLIENT_TIMEOUT"
 
 // RPCClientTimeout is the limit RPCClientTimeoutEnv sets; 0 when unset.
