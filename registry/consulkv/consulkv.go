@@ -222,9 +222,11 @@ func (s *Store) KeepAlive(ctx context.Context, lease string, lost func()) error 
 // token and that the cluster has a leader, and checks that the agent's node
 // can take a session: Consul grants none while the node's serfHealth check
 // is critical, as it is for seconds to half a minute after the node comes
-// back from a partition, and no entry can be written until then. The
-// daemon probes a backend that stopped answering with Ping, and reconciles
-// as soon as it succeeds.
+// back from a partition, nor before the servers have registered the node
+// and that check, seconds after an agent starts with no state; no entry
+// can be written until then. The daemon probes a backend that stopped
+// answering with Ping every second, and reconciles as soon as it succeeds
+// (instead of after its backoff, 8 s and more by then).
 func (s *Store) Ping(ctx context.Context) error {
 	q := (&api.QueryOptions{}).WithContext(ctx)
 	if _, _, err := s.client.KV().Get(s.probe, q); err != nil {
@@ -234,16 +236,23 @@ func (s *Store) Ping(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("agent at %s: %w", s.addr, err)
 	}
-	checks, _, err := s.client.Health().Node(node, q)
+	checks, meta, err := s.client.Health().Node(node, q)
 	if err != nil {
 		return fmt.Errorf("agent at %s: health of node %s: %w", s.addr, node, err)
 	}
 	for _, c := range checks {
-		if c.CheckID == "serfHealth" && c.Status == api.HealthCritical {
+		if c.CheckID != "serfHealth" {
+			continue
+		}
+		if c.Status == api.HealthCritical {
 			return fmt.Errorf("agent at %s: node %s fails its serfHealth check: Consul grants no session until it passes", s.addr, node)
 		}
+		return nil
 	}
-	return nil
+	if meta.ResultsFilteredByACLs {
+		return nil // a token without node:read cannot tell; the write will
+	}
+	return fmt.Errorf("agent at %s: the servers hold no serfHealth check for node %s yet (an agent started anew): Consul grants no session until they do", s.addr, node)
 }
 
 func (s *Store) Close() error { return nil }

@@ -1,6 +1,8 @@
 package consulkv
 
 import (
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"strings"
@@ -117,5 +119,54 @@ func TestOpen(t *testing.T) {
 		if tc.err == "" && err != nil || tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)) {
 			t.Errorf("Open(%s) error %v, want %q", tc.uri, err, tc.err)
 		}
+	}
+}
+
+// Ping fails until the servers hold the node's serfHealth check passing:
+// Consul grants no session before, and the daemon then asks every second
+// instead of waiting out its backoff.
+func TestPingWaitsForSerfHealth(t *testing.T) {
+	for _, tc := range []struct {
+		name, checks, err string
+		filtered          bool
+	}{
+		{"node not registered yet", `[]`, "no serfHealth check", false},
+		{"a token without node:read sees no check", `[]`, "", true},
+		{"serfHealth not registered yet", `[{"Node":"n1","CheckID":"other","Status":"passing"}]`, "no serfHealth check", false},
+		{"serfHealth critical", `[{"Node":"n1","CheckID":"serfHealth","Status":"critical"}]`, "fails its serfHealth check", false},
+		{"serfHealth passing", `[{"Node":"n1","CheckID":"serfHealth","Status":"passing"}]`, "", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				switch {
+				case strings.HasPrefix(r.URL.Path, "/v1/kv/"):
+					w.WriteHeader(http.StatusNotFound)
+				case r.URL.Path == "/v1/agent/self":
+					w.Write([]byte(`{"Config":{"NodeName":"n1"}}`))
+				case r.URL.Path == "/v1/health/node/n1":
+					w.Header().Set("X-Consul-LastContact", "0")
+					w.Header().Set("X-Consul-KnownLeader", "true")
+					if tc.filtered {
+						w.Header().Set("X-Consul-Results-Filtered-By-ACLs", "true")
+					}
+					w.Write([]byte(tc.checks))
+				default:
+					http.Error(w, "unexpected "+r.URL.Path, http.StatusTeapot)
+				}
+			}))
+			defer srv.Close()
+			b := open(t, "consulkv://"+strings.TrimPrefix(srv.URL, "http://")+"/services", 0)
+			err := b.Ping(registrytest.Context(t))
+			switch {
+			case tc.err == "" && err != nil:
+				t.Fatalf("Ping: %v, want nil", err)
+			case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
+				t.Fatalf("Ping: %v, want an error with %q", err, tc.err)
+			}
+		})
+	}
+	// A real agent's node has its serfHealth passing.
+	if err := open(t, "consulkv://"+agent.Addr+"/services", 0).Ping(registrytest.Context(t)); err != nil {
+		t.Fatalf("Ping on the dev agent: %v", err)
 	}
 }
