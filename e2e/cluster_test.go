@@ -468,13 +468,7 @@ func TestFleetCluster(t *testing.T) {
 		a.rm(t, "api")
 		f.converge(t, "host-a's daemon saw its etcd writes fail", func() ([]string, error) {
 			// etcd's own: the agent's may fail first, or not at all.
-			n := 0
-			for _, l := range strings.Split(a.d.out.String(), "\n") {
-				if strings.Contains(l, "sync failed, will retry") && strings.Contains(l, `backend="etcd://`) {
-					n++
-				}
-			}
-			if n < 4 {
+			if n := a.d.lines("sync failed, will retry", `backend="etcd://`); n < 4 {
 				return nil, fmt.Errorf("%d failed etcd syncs", n)
 			}
 			return f.want(), nil

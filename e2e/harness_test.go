@@ -137,20 +137,27 @@ func (d *daemon) waitFor(t *testing.T, text string) {
 func (d *daemon) warned(t *testing.T, texts ...string) {
 	t.Helper()
 	eventually(t, settle, func() error {
-		for _, line := range strings.Split(d.out.String(), "\n") {
-			if !strings.Contains(line, "level=warning") {
-				continue
-			}
-			all := true
-			for _, s := range texts {
-				all = all && strings.Contains(line, s)
-			}
-			if all {
-				return nil
-			}
+		if d.lines(append([]string{"level=warning"}, texts...)...) == 0 {
+			return fmt.Errorf("no warning containing all of %q", texts)
 		}
-		return fmt.Errorf("no warning containing all of %q", texts)
+		return nil
 	})
+}
+
+// lines is how many lines the daemon has logged that contain every one of
+// texts.
+func (d *daemon) lines(texts ...string) int {
+	n := 0
+	for _, line := range strings.Split(d.out.String(), "\n") {
+		all := true
+		for _, s := range texts {
+			all = all && strings.Contains(line, s)
+		}
+		if all {
+			n++
+		}
+	}
+	return n
 }
 
 // passes is how many full reconciles the daemon has logged (at debug
