@@ -43,7 +43,8 @@ type Backend struct {
 	addr   string
 	https  bool
 	log    *logrus.Entry
-	rejoin bool // keepJoined runs beside Notify
+	rejoin bool      // keepJoined runs beside Notify
+	conns  connTable // what unstall lists and resets: the host's (hostConns)
 
 	listMu sync.Mutex
 	body   [2]rawbody.Buffer // the agent's last two service lists, reused in turn
@@ -93,7 +94,7 @@ func Open(u *url.URL, o bridge.BackendOptions) (*Backend, error) {
 	if log == nil {
 		log = logrus.NewEntry(logrus.StandardLogger())
 	}
-	return &Backend{client: c, addr: addr, https: cfg.Scheme == "https", log: log, rejoin: o.Rejoin,
+	return &Backend{client: c, addr: addr, https: cfg.Scheme == "https", log: log, rejoin: o.Rejoin, conns: hostConns{},
 		own: map[string]bool{}, ownWake: make(chan struct{}, 1), sent: map[string]bridge.Service{}}, nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -97,7 +98,14 @@ func (b *Backend) keepJoined(ctx context.Context) {
 		defer mu.Unlock()
 		return self, servers
 	}
+	var rpc map[netip.AddrPort]bool // the RPC addresses of those servers
+	rpcKnown := func() map[netip.AddrPort]bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return rpc
+	}
 	go b.heldFailed(ctx, j, known)
+	go b.unstall(ctx, rpcKnown, b.conns)
 	lost := map[string]bool{} // failed servers, by address: logged once each time
 	tick := time.NewTicker(RejoinEvery)
 	defer tick.Stop()
@@ -123,12 +131,16 @@ func (b *Backend) keepJoined(ctx context.Context) {
 			continue
 		}
 		var failed, all []string
+		rpcAddrs := map[netip.AddrPort]bool{}
 		for _, m := range members {
 			addr := net.JoinHostPort(m.Addr, strconv.Itoa(int(m.Port)))
 			if m.Name == name || !m.IsConsulServer() || m.Status == memberLeft {
 				continue
 			}
 			all = append(all, addr)
+			if a, ok := serverRPC(m); ok {
+				rpcAddrs[a] = true
+			}
 			if m.Status != memberFailed {
 				if lost[addr] {
 					b.log.WithField("server", m.Name).Info("consul: the agent sees the server again")
@@ -144,7 +156,7 @@ func (b *Backend) keepJoined(ctx context.Context) {
 			failed = append(failed, addr)
 		}
 		mu.Lock()
-		self, servers = name, all
+		self, servers, rpc = name, all, rpcAddrs
 		mu.Unlock()
 		// Cut off from every server: join them. With one server left alive
 		// the agent syncs through it, and the others are for the cluster's
@@ -155,6 +167,22 @@ func (b *Backend) keepJoined(ctx context.Context) {
 			j.join(failed, "the agent held every server failed")
 		}
 	}
+}
+
+// serverRPC is the address a server member takes RPCs on: its gossip
+// address with the port of its "port" tag (8300 by default).
+func serverRPC(m *api.AgentMember) (netip.AddrPort, bool) {
+	ip, err := netip.ParseAddr(m.Addr)
+	if err != nil {
+		return netip.AddrPort{}, false
+	}
+	port := 8300
+	if p, ok := m.Tags["port"]; ok {
+		if port, err = strconv.Atoi(p); err != nil || port <= 0 || port > 65535 {
+			return netip.AddrPort{}, false
+		}
+	}
+	return netip.AddrPortFrom(ip.Unmap(), uint16(port)), true
 }
 
 // heldFailed holds a blocking query on this node's health checks, and while
