@@ -266,7 +266,12 @@ func (f *fleet) reconnected(t *testing.T, h *fleetHost, what string, cut, mended
 	})
 	wg.Go(func() { f.converge(t, what+" (Consul KV)", f.consulKV, mended, consulSync) })
 	wg.Wait()
+	t.Logf("%s: %s's daemon has reset %d of its agent's connections to the servers", what, h.Name, h.d.lines(unstalled))
 }
+
+// unstalled is what a daemon logs when it resets a connection of its
+// agent's that a cut left waiting on TCP's retransmissions.
+const unstalled = "consul: reset the agent's connection to a server"
 
 // explain logs what h's Consul agent and h's daemon logged from the cut
 // on (the daemon: its Consul lines), and the servers' lines that name h
@@ -368,12 +373,33 @@ func longCut() (length, delay time.Duration, err error) {
 	return length, delay, nil
 }
 
+// briefCut is how long TestFleetCluster's brief cut lasts at least:
+// FLEET_BRIEF_CUT (under the 30 s TTL), or, by default, only until the
+// daemon has seen four of its etcd writes fail (about 11 s). A 20 s cut
+// ends before the agent's multiplexer gives its dead connection up, and
+// so shows the wait the daemon's reset of that connection ends.
+func briefCut() (time.Duration, error) {
+	v := os.Getenv("FLEET_BRIEF_CUT")
+	if v == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 || d >= 30*time.Second {
+		return 0, fmt.Errorf("FLEET_BRIEF_CUT=%q: want a duration under the 30 s TTL", v)
+	}
+	return d, nil
+}
+
 // Hosts on their own network, a Consul cluster with an agent per host and
 // an etcd cluster, every daemon with its default flags (-ttl 30, -resync
 // 30): each kind of failure across hosts, one after the other, with how
 // long the registries took to be equal to the running containers again.
 func TestFleetCluster(t *testing.T) {
 	long, delay, err := longCut()
+	if err != nil {
+		t.Fatal(err)
+	}
+	brief, err := briefCut()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -473,12 +499,23 @@ func TestFleetCluster(t *testing.T) {
 			}
 			return f.want(), nil
 		}, cut, 40*time.Second)
+		if wait := brief - time.Since(cut); wait > 0 {
+			time.Sleep(wait) // FLEET_BRIEF_CUT
+		}
 		if err := f.lan.Mend(a.Name); err != nil {
 			t.Fatal(err)
 		}
 		mended := time.Now()
 		t.Logf("host-a cut off for %s", mended.Sub(cut).Round(time.Millisecond))
 		f.reconnected(t, a, "host-a reconnected after a brief cut", cut, mended)
+		// The cut caught the agent's connection to its server with RPCs
+		// in flight (the daemon's blocking query on the node's health
+		// keeps one open, and its writes during the cut queue more): TCP
+		// was still waiting to send them again when the link came back,
+		// 3.3 s in every run before the daemon reset such connections.
+		if a.d.lines(unstalled) == 0 {
+			t.Error("host-a's daemon did not reset its agent's stalled connection to a server")
+		}
 		if !strings.Contains(a.d.out.String(), "the backend answers again: full reconcile now") {
 			t.Error("host-a's daemon did not say that etcd answered again")
 		}
