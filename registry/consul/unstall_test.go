@@ -3,6 +3,7 @@ package consul
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/netip"
@@ -42,6 +43,27 @@ func TestStalledPicksConnectionsWaitingOnAServer(t *testing.T) {
 	}
 }
 
+// unstall looks every second while a connection to a server has data TCP
+// is sending again, and every five seconds otherwise.
+func TestRetransmittingSetsThePace(t *testing.T) {
+	server := netip.MustParseAddrPort("10.0.0.2:8300")
+	local := netip.MustParseAddrPort("10.0.0.9:40000")
+	for _, c := range []struct {
+		name string
+		conn tcpConn
+		want bool
+	}{
+		{"one timeout unanswered", tcpConn{local, server, 1, 1}, true},
+		{"nothing unacknowledged", tcpConn{local, server, 0, 0}, false},
+		{"data in flight, no timeout yet", tcpConn{local, server, 0, 4}, false},
+		{"another address", tcpConn{local, netip.MustParseAddrPort("10.0.0.2:8301"), 4, 4}, false},
+	} {
+		if got := retransmitting([]tcpConn{c.conn}, map[netip.AddrPort]bool{server: true}); got != c.want {
+			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		}
+	}
+}
+
 // fakeConns is a connection table: reset takes a connection out of it.
 type fakeConns struct {
 	mu     sync.Mutex
@@ -73,8 +95,8 @@ func (f *fakeConns) reset(c tcpConn) error {
 // until the test ends.
 func runUnstall(t *testing.T, table connTable, servers ...netip.AddrPort) *logtest.Hook {
 	t.Helper()
-	old := unstallEvery
-	unstallEvery = 10 * time.Millisecond
+	every, idle := unstallEvery, unstallIdle
+	unstallEvery, unstallIdle = 10*time.Millisecond, 10*time.Millisecond
 	logger, hook := logtest.NewNullLogger()
 	b := &Backend{log: logrus.NewEntry(logger)}
 	srv := map[netip.AddrPort]bool{}
@@ -90,7 +112,7 @@ func runUnstall(t *testing.T, table connTable, servers ...netip.AddrPort) *logte
 	t.Cleanup(func() {
 		cancel()
 		<-done
-		unstallEvery = old
+		unstallEvery, unstallIdle = every, idle
 	})
 	return hook
 }
@@ -251,5 +273,60 @@ func TestHostConnsListsAndResetsAConnection(t *testing.T) {
 	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if _, err := c.Read(make([]byte, 1)); err == nil || err == io.EOF || errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Errorf("a read on the reset connection answered %v, want the connection aborted", err)
+	}
+}
+
+// What one look of unstall costs the daemon: listing the namespace's TCP
+// connections, with n loopback connections open (2n sockets and a
+// listener) besides whatever the machine has.
+func BenchmarkHostConnsEstablished(b *testing.B) {
+	if runtime.GOOS != "linux" {
+		b.Skip("sock_diag is Linux's")
+	}
+	for _, n := range []int{100, 1000, 5000} {
+		b.Run(fmt.Sprintf("%d connections", n), func(b *testing.B) {
+			l, err := net.Listen("tcp4", "127.0.0.1:0")
+			if err != nil {
+				b.Fatal(err)
+			}
+			accepted := make(chan []net.Conn)
+			go func() {
+				var held []net.Conn
+				for {
+					c, err := l.Accept()
+					if err != nil {
+						accepted <- held
+						return
+					}
+					held = append(held, c)
+				}
+			}()
+			defer func() {
+				_ = l.Close()
+				for _, c := range <-accepted {
+					_ = c.Close()
+				}
+			}()
+			var mine []net.Conn
+			for range n {
+				c, err := net.Dial("tcp4", l.Addr().String())
+				if err != nil {
+					b.Fatal(err)
+				}
+				mine = append(mine, c)
+			}
+			defer func() {
+				for _, c := range mine {
+					_ = c.Close()
+				}
+			}()
+			b.ResetTimer()
+			for b.Loop() {
+				conns, err := hostConns{}.established()
+				if err != nil || len(conns) < 2*n {
+					b.Fatalf("%d connections listed (%v), want at least %d", len(conns), err, 2*n)
+				}
+			}
+		})
 	}
 }
