@@ -53,7 +53,7 @@ soak:
 	CONSUL_BIN="$$(scripts/get-consul.sh)" COREDNS_BIN="$$(scripts/get-coredns.sh)" \
 	go test -count=1 -timeout 60m -run '^TestSoak$$' -v ./e2e
 
-## fleet: the many-hosts tests (simulated hosts on their own network, a Consul and an etcd cluster: internal/bed) and the repairs without -resync, FLEET_COUNT times (default 5); log in build/fleet.log, then the median and worst of each figure. With BED_TCP_RTO_MAX_MS=1000 in the environment every machine of the bed caps TCP's retransmission timeout at 1 s, as docs/many-hosts.md advises on Linux 6.15 and later; with BED_CONSUL_RPC_CLIENT_TIMEOUT=2s every host's Consul agent gives an RPC up after 2 s (limits.rpc_client_timeout; measured there, not advised); FLEET_CUT (default 31s) and FLEET_CUT_DELAY (default 0) set the length and start of the cut past the TTL
+## fleet: the many-hosts tests (simulated hosts on their own network, a Consul and an etcd cluster: internal/bed) and the repairs without -resync, FLEET_COUNT times (default 5); log in build/fleet.log, then the median and worst of each figure. With BED_TCP_RTO_MAX_MS=1000 in the environment every machine of the bed caps TCP's retransmission timeout at 1 s, as docs/many-hosts.md advises on Linux 6.15 and later; with BED_CONSUL_RPC_CLIENT_TIMEOUT=2s every host's Consul agent gives an RPC up after 2 s (limits.rpc_client_timeout; measured there, not advised); FLEET_CUT (default 31s) and FLEET_CUT_DELAY (default 0) set the length and start of the cut past the TTL, FLEET_BRIEF_CUT (under 30s) the least length of the brief cut
 FLEET_COUNT ?= 5
 fleet: setup
 	mkdir -p build
