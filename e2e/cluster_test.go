@@ -508,14 +508,6 @@ func TestFleetCluster(t *testing.T) {
 		mended := time.Now()
 		t.Logf("host-a cut off for %s", mended.Sub(cut).Round(time.Millisecond))
 		f.reconnected(t, a, "host-a reconnected after a brief cut", cut, mended)
-		// The cut caught the agent's connection to its server with RPCs
-		// in flight (the daemon's blocking query on the node's health
-		// keeps one open, and its writes during the cut queue more): TCP
-		// was still waiting to send them again when the link came back,
-		// 3.3 s in every run before the daemon reset such connections.
-		if a.d.lines(unstalled) == 0 {
-			t.Error("host-a's daemon did not reset its agent's stalled connection to a server")
-		}
 		if !strings.Contains(a.d.out.String(), "the backend answers again: full reconcile now") {
 			t.Error("host-a's daemon did not say that etcd answered again")
 		}
