@@ -375,9 +375,10 @@ func longCut() (length, delay time.Duration, err error) {
 
 // briefCut is how long TestFleetCluster's brief cut lasts at least:
 // FLEET_BRIEF_CUT (under the 30 s TTL), or, by default, only until the
-// daemon has seen four of its etcd writes fail (about 11 s). A 20 s cut
-// ends before the agent's multiplexer gives its dead connection up, and
-// so shows the wait the daemon's reset of that connection ends.
+// daemon has seen four of its etcd writes fail (11–17 s). A 20 s cut
+// ended before the agent's multiplexer gave its dead connection up in
+// every run of 2026-12-02 (its keepalive's phase decides), and so shows
+// the wait the daemon's reset of that connection ends.
 func briefCut() (time.Duration, error) {
 	v := os.Getenv("FLEET_BRIEF_CUT")
 	if v == "" {
