@@ -43,8 +43,7 @@ type Backend struct {
 	addr   string
 	https  bool
 	log    *logrus.Entry
-	rejoin bool      // keepJoined runs beside Notify
-	conns  connTable // what unstall lists and resets: the host's (hostConns)
+	rejoin bool // keepJoined runs beside Notify
 
 	listMu sync.Mutex
 	body   [2]rawbody.Buffer // the agent's last two service lists, reused in turn
@@ -94,7 +93,7 @@ func Open(u *url.URL, o bridge.BackendOptions) (*Backend, error) {
 	if log == nil {
 		log = logrus.NewEntry(logrus.StandardLogger())
 	}
-	return &Backend{client: c, addr: addr, https: cfg.Scheme == "https", log: log, rejoin: o.Rejoin, conns: hostConns{},
+	return &Backend{client: c, addr: addr, https: cfg.Scheme == "https", log: log, rejoin: o.Rejoin,
 		own: map[string]bool{}, ownWake: make(chan struct{}, 1), sent: map[string]bridge.Service{}}, nil
 }
 

@@ -105,7 +105,7 @@ func (b *Backend) keepJoined(ctx context.Context) {
 		return rpc
 	}
 	go b.heldFailed(ctx, j, known)
-	go b.unstall(ctx, rpcKnown, b.conns)
+	go b.unstall(ctx, rpcKnown, hostConns{})
 	lost := map[string]bool{} // failed servers, by address: logged once each time
 	tick := time.NewTicker(RejoinEvery)
 	defer tick.Stop()

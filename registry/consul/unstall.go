@@ -48,27 +48,23 @@ type connTable interface {
 var errNoConnTable = errors.New("listing and resetting TCP connections is supported on Linux only")
 
 // stalled picks, from conns, the connections to one of servers (their RPC
-// addresses) whose data TCP has sent again stallBackoff times or more
-// without an answer.
-func stalled(conns []tcpConn, servers map[netip.AddrPort]bool) []tcpConn {
+// addresses) whose unacknowledged data TCP has sent again backoff times or
+// more in a row without an answer: stallBackoff for a connection to reset,
+// 1 for one that sets unstall's pace to unstallEvery.
+func stalled(conns []tcpConn, servers map[netip.AddrPort]bool, backoff uint8) []tcpConn {
 	var out []tcpConn
 	for _, c := range conns {
-		if servers[c.Remote] && c.Unacked > 0 && c.Backoff >= stallBackoff {
+		if servers[c.Remote] && c.Unacked > 0 && c.Backoff >= backoff {
 			out = append(out, c)
 		}
 	}
 	return out
 }
 
-// retransmitting tells whether one of conns to one of servers has data
-// that TCP has had to send again: unstall then looks every unstallEvery.
-func retransmitting(conns []tcpConn, servers map[netip.AddrPort]bool) bool {
-	for _, c := range conns {
-		if servers[c.Remote] && c.Unacked > 0 && c.Backoff > 0 {
-			return true
-		}
-	}
-	return false
+// refused tells whether err says this system will not list or reset
+// connections for the daemon, now or later: not Linux, or no CAP_NET_ADMIN.
+func refused(err error) bool {
+	return errors.Is(err, errNoConnTable) || errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EACCES)
 }
 
 // unstall resets the agent's connections to its servers that a network cut
@@ -107,18 +103,18 @@ func (b *Backend) unstall(ctx context.Context, servers func() map[netip.AddrPort
 		}
 		conns, err := table.established()
 		if err != nil {
-			if errors.Is(err, errNoConnTable) || errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EACCES) {
+			if refused(err) {
 				b.log.WithField("error", err).Warn("consul: cannot list this host's TCP connections: the agent's connections a network cut left stalled are left to TCP and the agent")
 				return
 			}
 			b.log.WithField("error", err).Debug("consul: listing this host's TCP connections failed")
 			continue
 		}
-		if retransmitting(conns, srv) {
+		if len(stalled(conns, srv, 1)) > 0 {
 			wait = unstallEvery
 		}
 		answers := map[netip.AddrPort]bool{}
-		for _, c := range stalled(conns, srv) {
+		for _, c := range stalled(conns, srv, stallBackoff) {
 			ok, seen := answers[c.Remote]
 			if !seen {
 				ok = reachable(ctx, c.Remote)
@@ -130,7 +126,7 @@ func (b *Backend) unstall(ctx context.Context, servers func() map[netip.AddrPort
 			err := table.reset(c)
 			switch {
 			case errors.Is(err, syscall.ENOENT): // gone meanwhile
-			case errors.Is(err, syscall.EPERM), errors.Is(err, syscall.EACCES), errors.Is(err, syscall.EOPNOTSUPP), errors.Is(err, errNoConnTable):
+			case refused(err), errors.Is(err, syscall.EOPNOTSUPP):
 				b.log.WithField("error", err).Warn("consul: cannot reset the agent's connection to a server that a network cut left stalled (it needs CAP_NET_ADMIN and a kernel with CONFIG_INET_DIAG_DESTROY): it is left to TCP and the agent")
 				return
 			case err != nil:
