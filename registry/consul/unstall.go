@@ -132,7 +132,7 @@ func (b *Backend) unstall(ctx context.Context, servers func() map[netip.AddrPort
 			case err != nil:
 				b.log.WithFields(map[string]any{"server": c.Remote.String(), "error": err}).Debug("consul: resetting a stalled connection to a server failed")
 			default:
-				b.log.WithFields(map[string]any{"server": c.Remote.String(), "unanswered": c.Backoff}).Info("consul: reset the agent's connection to a server: TCP still waited to send again after a network cut while the server answers")
+				b.log.WithFields(map[string]any{"server": c.Remote.String(), "local": c.Local.String(), "unanswered": c.Backoff}).Info("consul: reset the agent's connection to a server: TCP still waited to send again after a network cut while the server answers")
 			}
 		}
 	}
