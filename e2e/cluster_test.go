@@ -266,12 +266,23 @@ func (f *fleet) reconnected(t *testing.T, h *fleetHost, what string, cut, mended
 	})
 	wg.Go(func() { f.converge(t, what+" (Consul KV)", f.consulKV, mended, consulSync) })
 	wg.Wait()
-	t.Logf("%s: %s's daemon has reset %d of its agent's connections to the servers", what, h.Name, h.d.lines(unstalled))
 }
 
 // unstalled is what a daemon logs when it resets a connection of its
 // agent's that a cut left waiting on TCP's retransmissions.
 const unstalled = "consul: reset the agent's connection to a server"
+
+// logResets logs how many of its agent's connections to the servers h's
+// daemon has reset, not counting the one from the local address probe
+// (a test's own connection; "" for none).
+func (h *fleetHost) logResets(t *testing.T, what, probe string) {
+	t.Helper()
+	n := h.d.lines(unstalled)
+	if probe != "" {
+		n -= h.d.lines(unstalled, `local="`+probe+`"`)
+	}
+	t.Logf("%s: %s's daemon has reset %d of its agent's connections to the servers", what, h.Name, n)
+}
 
 // explain logs what h's Consul agent and h's daemon logged from the cut
 // on (the daemon: its Consul lines), and the servers' lines that name h
@@ -509,6 +520,7 @@ func TestFleetCluster(t *testing.T) {
 		mended := time.Now()
 		t.Logf("host-a cut off for %s", mended.Sub(cut).Round(time.Millisecond))
 		f.reconnected(t, a, "host-a reconnected after a brief cut", cut, mended)
+		a.logResets(t, "host-a reconnected after a brief cut", "")
 		if !strings.Contains(a.d.out.String(), "the backend answers again: full reconcile now") {
 			t.Error("host-a's daemon did not say that etcd answered again")
 		}
@@ -517,10 +529,17 @@ func TestFleetCluster(t *testing.T) {
 
 	t.Run("host cut off past the TTL", func(t *testing.T) {
 		time.Sleep(delay)
+		// A connection to a server with a ping in flight through the cut,
+		// on host-b and on a machine with no daemon.
+		probes := newStallProbes(t, f.lan, b.Host, f.cluster.Servers[0])
 		if err := f.lan.Cut(b.Name); err != nil {
 			t.Fatal(err)
 		}
+		probes.cut(t, f.lan)
 		cut := time.Now()
+		if stall := probes.stall(t, cut.Add(long)); stall != nil {
+			defer stall.Stop()
+		}
 		b.run(t, "while-cut")
 		b.rm(t, "api")
 		// Its etcd entries go with its lease, after the TTL; until then
@@ -535,8 +554,10 @@ func TestFleetCluster(t *testing.T) {
 			t.Fatal(err)
 		}
 		mended := time.Now()
+		probes.mend(t, f.lan)
 		t.Logf("host-b cut off for %s", mended.Sub(cut).Round(time.Millisecond))
 		f.reconnected(t, b, "host-b reconnected", cut, mended)
+		b.logResets(t, "host-b reconnected", probes.check(t, b, mended))
 		f.alive(t)
 	})
 
