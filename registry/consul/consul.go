@@ -368,8 +368,7 @@ func (b *Backend) Deregister(ctx context.Context, s bridge.Service) error {
 	delete(b.sent, s.ID)
 	b.ownMu.Unlock()
 	err := b.client.Agent().ServiceDeregisterOpts(s.ID, (&api.QueryOptions{}).WithContext(ctx))
-	var se api.StatusError
-	if errors.As(err, &se) && se.Code == http.StatusNotFound {
+	if answered(err, http.StatusNotFound) {
 		return nil
 	}
 	if err != nil {
@@ -380,3 +379,10 @@ func (b *Backend) Deregister(ctx context.Context, s bridge.Service) error {
 
 // Close does nothing: the agent API holds no session.
 func (b *Backend) Close() error { return nil }
+
+// answered tells whether err is the agent's answer with the HTTP status
+// code.
+func answered(err error, code int) bool {
+	var se api.StatusError
+	return errors.As(err, &se) && se.Code == code
+}

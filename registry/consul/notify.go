@@ -2,7 +2,6 @@ package consul
 
 import (
 	"context"
-	"errors"
 	"maps"
 	"net/http"
 	"slices"
@@ -74,18 +73,17 @@ func (b *Backend) Notify(ctx context.Context, lost func()) {
 			continue
 		}
 		_, meta, err := b.client.Agent().Service(id, (&api.QueryOptions{WaitHash: hash, WaitTime: 5 * time.Minute}).WithContext(ctx))
-		var se api.StatusError
 		switch {
 		case ctx.Err() != nil:
 			return
-		case errors.As(err, &se) && se.Code == http.StatusNotFound:
+		case answered(err, http.StatusNotFound):
 			hash = ""
 			if broken || b.stillOwned(id) {
 				broken = false
 				b.owned(id, false) // pick another; the reconcile registers it again
 				lost()
 			}
-		case errors.As(err, &se) && se.Code == http.StatusForbidden:
+		case answered(err, http.StatusForbidden):
 			b.log.WithField("error", err).Warn("consul: the token cannot read its own service; an agent restart is repaired at the next resync")
 			<-ctx.Done()
 			return

@@ -2,7 +2,6 @@ package consul
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"slices"
 	"strings"
@@ -50,11 +49,10 @@ func (b *Backend) pushPending(ctx context.Context, node, why string) {
 				return
 			}
 			local, differ, err := b.unpushed(ctx, node)
-			var se api.StatusError
 			switch {
 			case ctx.Err() != nil:
 				return
-			case errors.As(err, &se) && se.Code == http.StatusForbidden:
+			case answered(err, http.StatusForbidden):
 				b.log.WithField("error", err).Warn("consul: the token may not read this node's services from the catalog (node:read, service:read): after a cut, the agent passes on what it holds when it chooses to")
 				return
 			case err != nil: // the agent has no servers yet, or no leader

@@ -2,7 +2,6 @@ package consul
 
 import (
 	"context"
-	"errors"
 	"net"
 	"net/http"
 	"net/netip"
@@ -52,8 +51,7 @@ func (j *joiner) join(addrs []string, why string) {
 		defer j.busy.Store(false)
 		for _, addr := range addrs {
 			err := j.b.client.Agent().Join(addr, false)
-			var se api.StatusError
-			if errors.As(err, &se) && se.Code == http.StatusForbidden {
+			if answered(err, http.StatusForbidden) {
 				j.b.log.WithField("error", err).Warn("consul: the token may not ask the agent to join (agent:write): -consul-rejoin does nothing")
 				j.forbidden.Store(true)
 				return
@@ -205,11 +203,10 @@ func (b *Backend) heldFailed(ctx context.Context, j *joiner, known func() (strin
 			continue
 		}
 		checks, meta, err := b.client.Health().Node(self, (&api.QueryOptions{AllowStale: true, WaitIndex: index, WaitTime: time.Minute}).WithContext(ctx))
-		var se api.StatusError
 		switch {
 		case ctx.Err() != nil:
 			return
-		case errors.As(err, &se) && se.Code == http.StatusForbidden:
+		case answered(err, http.StatusForbidden):
 			b.log.WithField("error", err).Warn("consul: the token may not read this node's health (node:read): -consul-rejoin does not see the servers hold the node failed")
 			return
 		case err != nil: // cut off, or no leader yet: ask again soon, as the link may be back
