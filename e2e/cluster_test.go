@@ -243,28 +243,30 @@ const consulSync = 90 * time.Second
 
 // slowRejoin is how long Consul may take after a host's reconnection
 // before the test logs what the host's agent, its daemon and the servers
-// said meanwhile: the issue asks for 5 s, and Consul's rare slow rejoins
-// are its own (docs/reliability.md, "Many hosts"), so a slow one is
-// explained, not failed.
+// said meanwhile. After a cut past the TTL it is also the limit: the issue
+// asks for 5 s. After the brief cut a slow one is explained, not failed
+// (Consul took up to 3.8 s there in the runs of docs/reliability.md,
+// "Many hosts", against at most 2.2 s after the cut past the TTL).
 const slowRejoin = 5 * time.Second
 
 var rfc3339 = regexp.MustCompile(`\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d`)
 
 // reconnected times how long after h's reconnection etcd (within 5 s),
-// h's own Consul agent, Consul's passing answers and Consul KV were equal
-// to the containers again, each on its own: one registry's wait does not
-// add to another's figure. A Consul slower than slowRejoin is explained.
-func (f *fleet) reconnected(t *testing.T, h *fleetHost, what string, cut, mended time.Time) {
+// h's own Consul agent, Consul's passing answers and Consul KV (within
+// limit) were equal to the containers again, each on its own: one
+// registry's wait does not add to another's figure. A Consul slower than
+// slowRejoin is explained.
+func (f *fleet) reconnected(t *testing.T, h *fleetHost, what string, cut, mended time.Time, limit time.Duration) {
 	t.Helper()
 	var wg sync.WaitGroup
 	wg.Go(func() { f.converge(t, what+" (etcd)", f.etcd, mended, 5*time.Second) })
 	wg.Go(func() { h.agentHolds(t, what, mended, consulSync) })
 	wg.Go(func() {
-		if took := f.converge(t, what+" (Consul)", f.consul, mended, consulSync); took > slowRejoin {
+		if took := f.converge(t, what+" (Consul)", f.consul, mended, limit); took > slowRejoin {
 			f.explain(t, h, cut, mended)
 		}
 	})
-	wg.Go(func() { f.converge(t, what+" (Consul KV)", f.consulKV, mended, consulSync) })
+	wg.Go(func() { f.converge(t, what+" (Consul KV)", f.consulKV, mended, limit) })
 	wg.Wait()
 }
 
@@ -519,7 +521,7 @@ func TestFleetCluster(t *testing.T) {
 		}
 		mended := time.Now()
 		t.Logf("host-a cut off for %s", mended.Sub(cut).Round(time.Millisecond))
-		f.reconnected(t, a, "host-a reconnected after a brief cut", cut, mended)
+		f.reconnected(t, a, "host-a reconnected after a brief cut", cut, mended, consulSync)
 		a.logResets(t, "host-a reconnected after a brief cut", "")
 		if !strings.Contains(a.d.out.String(), "the backend answers again: full reconcile now") {
 			t.Error("host-a's daemon did not say that etcd answered again")
@@ -529,17 +531,13 @@ func TestFleetCluster(t *testing.T) {
 
 	t.Run("host cut off past the TTL", func(t *testing.T) {
 		time.Sleep(delay)
-		// A connection to a server with a ping in flight through the cut,
-		// on host-b and on a machine with no daemon.
-		probes := newStallProbes(t, f.lan, b.Host, f.cluster.Servers[0])
+		// A connection to a server with a ping in flight through the cut.
+		probe := newStallProbe(t, b.Host, f.cluster.Servers[0])
 		if err := f.lan.Cut(b.Name); err != nil {
 			t.Fatal(err)
 		}
-		probes.cut(t, f.lan)
 		cut := time.Now()
-		if stall := probes.stall(t, cut.Add(long)); stall != nil {
-			defer stall.Stop()
-		}
+		defer probe.stall(t, cut, cut.Add(long))()
 		b.run(t, "while-cut")
 		b.rm(t, "api")
 		// Its etcd entries go with its lease, after the TTL; until then
@@ -550,14 +548,17 @@ func TestFleetCluster(t *testing.T) {
 		if wait := long - time.Since(cut); wait > 0 {
 			time.Sleep(wait) // cut off longer than the TTL, whatever the lease's phase
 		}
+		probe.mending(t)
 		if err := f.lan.Mend(b.Name); err != nil {
 			t.Fatal(err)
 		}
 		mended := time.Now()
-		probes.mend(t, f.lan)
 		t.Logf("host-b cut off for %s", mended.Sub(cut).Round(time.Millisecond))
-		f.reconnected(t, b, "host-b reconnected", cut, mended)
-		b.logResets(t, "host-b reconnected", probes.check(t, b, mended))
+		// The issue's bound, on every registry: the daemon's reset of the
+		// agent's stalled connections (the probe checks it) and its
+		// rejoin leave nothing of Consul's own waits that takes longer.
+		f.reconnected(t, b, "host-b reconnected", cut, mended, slowRejoin)
+		b.logResets(t, "host-b reconnected", probe.check(t, b, mended))
 		f.alive(t)
 	})
 

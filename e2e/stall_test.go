@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/registrator/registrator/internal/bed"
 )
 
@@ -23,6 +25,7 @@ type rpcProbe struct {
 	conn net.Conn
 	seq  byte
 	end  chan probeEnd
+	rto  time.Duration // TCP's retransmission timeout, after the first ping
 }
 
 // probeEnd is what became of a ping: answered (err nil) or the connection
@@ -56,7 +59,28 @@ func openProbe(t *testing.T, n *bed.Node, addr string) *rpcProbe {
 	if end := p.await(10 * time.Second); end.err != nil {
 		t.Fatalf("%s's ping to %s: %v", n.Name, addr, end.err)
 	}
+	info, err := p.tcpInfo()
+	if err != nil || info.Rto == 0 {
+		t.Fatalf("%s's connection to %s: TCP_INFO %+v (%v)", n.Name, addr, info, err)
+	}
+	p.rto = time.Duration(info.Rto) * time.Microsecond
 	return p
+}
+
+// tcpInfo is the kernel's state of the probe's connection.
+func (p *rpcProbe) tcpInfo() (*unix.TCPInfo, error) {
+	raw, err := p.conn.(*net.TCPConn).SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	var info *unix.TCPInfo
+	var ierr error
+	if err := raw.Control(func(fd uintptr) {
+		info, ierr = unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO)
+	}); err != nil {
+		return nil, err
+	}
+	return info, ierr
 }
 
 // ping sends Status.Ping and waits for its outcome in the background
@@ -97,12 +121,18 @@ func (p *rpcProbe) await(limit time.Duration) probeEnd {
 	}
 }
 
-// probeLead is how long before a cut ends the probes send the ping the
-// cut leaves unanswered. TCP sends it again 0.2, 0.6, 1.4, 3.0, 6.2, 12.6
-// and 25.4 s after (its retransmission timeout, 200 ms on a LAN, doubles
-// at each attempt): the link comes back 3.4 s after an attempt, 9.4 s
-// before the next one.
-const probeLead = 16 * time.Second
+// lead is how long before a cut ends the probe sends the ping the cut
+// leaves unanswered. TCP sends it again after rto, then after twice as
+// long each time: the k-th time 2^k-1 rto after the ping, the sixth at
+// 63 rto, the seventh at 127. The link comes back at 95 rto, halfway
+// between the two (6.5 s from each at the 204 ms a LAN gives), whatever
+// the RTT the first ping measured (a loaded server's slower answer
+// lengthens rto). Not nearer the sixth: a packet sent while its next hop
+// does not answer ARP waits up to 3 s for it, and one sent just before
+// the link's return gets through at once (an earlier version's ping,
+// sent 3.2 s after the sixth attempt, was once answered 0.3 s after the
+// reconnection that way).
+func (p *rpcProbe) lead() time.Duration { return 95 * p.rto }
 
 // stallBound is how soon after a reconnection a daemon resets its host's
 // stalled connection to a server: the daemon looks every second while a
@@ -110,107 +140,102 @@ const probeLead = 16 * time.Second
 // server began before the reconnection waits that dial's 0.5 s out.
 const stallBound = 3 * time.Second
 
-// stallProbes is a probe on a host, beside its daemon, and one on a
-// machine of the LAN where no daemon runs, both to the same server's RPC
-// port and cut off together.
-type stallProbes struct {
-	host, bystander *rpcProbe
-	server          string
-	node            *bed.Node
+// stallProbe is a probe on a host, beside its daemon, whose ping a cut of
+// the host leaves waiting on TCP.
+type stallProbe struct {
+	*rpcProbe
+	server string
+	due    time.Time // TCP's next attempt, as the kernel had it before the reconnection
+	info   *unix.TCPInfo
 }
 
-// newStallProbes opens the two probes to srv's RPC port, or returns nil
-// when the bed caps TCP's retransmission timeout (bed.RTOMaxEnv): the cap
-// leaves no connection stalled past a second, so there is nothing to see.
-func newStallProbes(t *testing.T, lan *bed.LAN, h *bed.Host, srv *bed.Server) *stallProbes {
+// newStallProbe opens the probe to srv's RPC port, or returns nil when
+// the bed caps TCP's retransmission timeout (bed.RTOMaxEnv): the cap
+// leaves no connection waiting past a second, so there is nothing to see.
+func newStallProbe(t *testing.T, h *bed.Host, srv *bed.Server) *stallProbe {
 	t.Helper()
 	if ms, _ := bed.RTOMax(); ms > 0 {
-		t.Logf("no stall probes: %s caps TCP's retransmission timeout at %d ms", bed.RTOMaxEnv, ms)
+		t.Logf("no stall probe: %s caps TCP's retransmission timeout at %d ms", bed.RTOMaxEnv, ms)
 		return nil
 	}
-	n, err := lan.Node("bystander")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(n.Close)
-	s := &stallProbes{server: net.JoinHostPort(srv.Addr, "8300"), node: n}
-	s.host = openProbe(t, h.Node, s.server)
-	s.bystander = openProbe(t, n, s.server)
-	return s
+	server := net.JoinHostPort(srv.Addr, "8300")
+	return &stallProbe{rpcProbe: openProbe(t, h.Node, server), server: server}
 }
 
-// cut cuts the bystander off (the host is cut by the test).
-func (s *stallProbes) cut(t *testing.T, lan *bed.LAN) {
+// stall sends the ping its lead before end, while the cut is on: it waits
+// on TCP until the link is back. It fails the test if the lead does not
+// fit in the cut (TCP's timeout over 0.3 s).
+func (s *stallProbe) stall(t *testing.T, cut, end time.Time) (stop func()) {
+	t.Helper()
 	if s == nil {
-		return
+		return func() {}
 	}
-	if err := lan.Cut(s.node.Name); err != nil {
-		t.Fatal(err)
+	at := end.Add(-s.lead())
+	if at.Before(cut.Add(time.Second)) {
+		t.Fatalf("%s's connection to %s: TCP's retransmission timeout is %s, and its ping would go %s before the cut ends, before the cut", s.name, s.server, s.rto, s.lead())
 	}
-}
-
-// mend puts the bystander back.
-func (s *stallProbes) mend(t *testing.T, lan *bed.LAN) {
-	if s == nil {
-		return
-	}
-	if err := lan.Mend(s.node.Name); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// stall sends both pings, at end minus probeLead: the cut is on, and the
-// pings wait on TCP until the link is back.
-func (s *stallProbes) stall(t *testing.T, end time.Time) *time.Timer {
-	if s == nil {
-		return nil
-	}
-	return time.AfterFunc(time.Until(end.Add(-probeLead)), func() {
-		for _, p := range []*rpcProbe{s.host, s.bystander} {
-			if err := p.ping(); err != nil {
-				t.Error(err)
-			}
+	tm := time.AfterFunc(time.Until(at), func() {
+		if err := s.ping(); err != nil {
+			t.Error(err)
 		}
 	})
+	return func() { tm.Stop() }
 }
 
-// check returns the local address of the host's probe ("" for none) and
-// fails the test unless the host's daemon reset the host's stalled
-// connection within stallBound of the reconnection at mended, while the
-// bystander's ping, on a connection no daemon watched, waited for TCP's
-// next retransmission past stallBound (else the cut stalled nothing and
-// the reset shows nothing).
-func (s *stallProbes) check(t *testing.T, h *fleetHost, mended time.Time) string {
+// mending notes, just before the link comes back, when TCP would send the
+// ping again: what the connection would wait without the daemon's reset.
+func (s *stallProbe) mending(t *testing.T) {
+	t.Helper()
+	if s == nil {
+		return
+	}
+	info, err := s.tcpInfo()
+	if err != nil {
+		t.Fatalf("%s's connection to %s: %v", s.name, s.server, err)
+	}
+	// Rto is the timeout now, backed off; the timer runs from the last send.
+	s.info = info
+	s.due = time.Now().Add(time.Duration(info.Rto)*time.Microsecond - time.Duration(info.Last_data_sent)*time.Millisecond)
+}
+
+// check returns the local address of the probe ("" for none) and fails
+// the test unless the cut had left the probe's ping waiting on TCP past
+// stallBound from the reconnection at mended, and the host's daemon reset
+// the connection within stallBound of it, before any answer.
+func (s *stallProbe) check(t *testing.T, h *fleetHost, mended time.Time) string {
 	t.Helper()
 	if s == nil {
 		return ""
 	}
-	local := s.host.conn.LocalAddr().String()
-	host, by := s.host.await(time.Minute), s.bystander.await(time.Minute)
-	took, byTook := host.at.Sub(mended).Round(time.Millisecond), by.at.Sub(mended).Round(time.Millisecond)
+	local := s.conn.LocalAddr().String()
+	due := s.due.Sub(mended).Round(time.Millisecond)
+	if s.info.Unacked == 0 || s.info.Backoff < 3 || due <= stallBound {
+		t.Errorf("%s's connection to %s before the reconnection: %d segments unacknowledged, %d timeouts in a row, TCP's next attempt %s after the reconnection: the cut left nothing waiting past %s, and the reset shows nothing",
+			h.Name, s.server, s.info.Unacked, s.info.Backoff, due, stallBound)
+	}
+	end := s.await(time.Minute)
+	took := end.at.Sub(mended).Round(time.Millisecond)
 	switch {
-	case host.err == nil:
-		t.Errorf("%s's stalled connection to %s was answered %s after the reconnection, by TCP's retransmission: its daemon did not reset it", h.Name, s.server, took)
-	case errors.Is(host.err, io.EOF) || errors.Is(host.err, os.ErrDeadlineExceeded) || took < 0:
-		t.Errorf("%s's stalled connection to %s ended %s after the reconnection with %v, want a reset by its daemon after it", h.Name, s.server, took, host.err)
+	case end.err == nil:
+		t.Errorf("%s's stalled connection to %s was answered %s after the reconnection: its daemon did not reset it first", h.Name, s.server, took)
+	case errors.Is(end.err, io.EOF) || errors.Is(end.err, os.ErrDeadlineExceeded) || took < 0:
+		t.Errorf("%s's stalled connection to %s ended %s after the reconnection with %v, want a reset by its daemon after it", h.Name, s.server, took, end.err)
 	case took > stallBound:
 		t.Errorf("%s's daemon reset its stalled connection to %s %s after the reconnection, want within %s", h.Name, s.server, took, stallBound)
 	}
-	if n := h.d.lines(unstalled, `server="`+s.server+`"`, `local="`+local+`"`); n != 1 {
+	// The daemon logs the reset once it is done, just after the probe
+	// sees it.
+	logged := func() int { return h.d.lines(unstalled, `server="`+s.server+`"`, `local="`+local+`"`) }
+	for deadline := time.Now().Add(5 * time.Second); logged() == 0 && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := logged(); n != 1 {
 		t.Errorf("%s's daemon logged %d resets of the connection %s -> %s, want 1", h.Name, n, local, s.server)
 	}
-	switch {
-	case by.err != nil:
-		t.Errorf("the bystander's connection to %s failed %s after the reconnection (%v), want its ping answered", s.server, byTook, by.err)
-	case byTook <= stallBound:
-		t.Errorf("the bystander's ping to %s was answered %s after the reconnection: the cut stalled no connection past %s, and %s's reset shows nothing", s.server, byTook, stallBound, h.Name)
-	}
 	// In the form scripts/fleet-summary.sh reads.
-	if host.err != nil {
-		t.Logf("%s's connection stalled by the cut: ended %s after the reconnection (%v)", h.Name, took, host.err)
-	}
-	if by.err == nil {
-		t.Logf("the bystander's connection stalled by the cut (no daemon): answered %s after the reconnection", byTook)
+	t.Logf("%s's connection stalled by the cut, left to TCP: due %s after the reconnection (its ping went %s before, TCP's timeout %s, %d timeouts in a row)", h.Name, due, s.lead(), s.rto, s.info.Backoff)
+	if end.err != nil {
+		t.Logf("%s's connection stalled by the cut: ended %s after the reconnection (%v)", h.Name, took, end.err)
 	}
 	return local
 }
