@@ -172,7 +172,7 @@ func (s *stallProbe) stall(t *testing.T, cut, end time.Time) (stop func()) {
 	}
 	at := end.Add(-s.lead())
 	if at.Before(cut.Add(time.Second)) {
-		t.Fatalf("%s's connection to %s: TCP's retransmission timeout is %s, and its ping would go %s before the cut ends, before the cut", s.name, s.server, s.rto, s.lead())
+		t.Fatalf("%s's connection to %s: TCP's retransmission timeout is %s, and its ping would have to go %s before the cut ends, before the cut began", s.name, s.server, s.rto, s.lead())
 	}
 	tm := time.AfterFunc(time.Until(at), func() {
 		if err := s.ping(); err != nil {
