@@ -54,6 +54,11 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	if os.Getenv(leaveBedEnv) != "" {
+		err := leaveBed() // returns only on failure
+		fmt.Fprintln(os.Stderr, "e2e: leave a bed:", err)
+		os.Exit(1)
+	}
 	code, err := setup(m)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)

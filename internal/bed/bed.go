@@ -1,8 +1,8 @@
 // Package bed builds simulated hosts on this machine for tests, and tears
-// them down again, also what an interrupted run left. A Host is a network
-// namespace the test makes, with a dockerd of its own (own socket, data
-// root, exec root and pidfile) under a host name of its own (a UTS
-// namespace); its containers live in its namespace. It shares this
+// them down again, also what an interrupted run left (sweepAll). A Host is
+// a network namespace the test makes, with a dockerd of its own (own
+// socket, data root, exec root and pidfile) under a host name of its own
+// (a UTS namespace); its containers live in its namespace. It shares this
 // machine's /etc/docker/key.json, hence this engine's ID, as hosts cloned
 // from one image do.
 //
@@ -18,7 +18,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -57,13 +56,12 @@ func (l *LAN) Host(name string) (*Host, error) {
 
 func startHost(name string, lan *LAN) (*Host, error) {
 	h := &Host{root: "/var/lib/" + prefix + name, run: "/run/" + prefix + name}
-	sweep(nsPath(prefix+name), filepath.Join(h.run, "exec", "netns", "*"))
-	h.remove()
 	n, err := newNode(name, lan)
 	if err != nil {
 		return nil, err
 	}
 	h.Node = n
+	h.remove()
 	if err := os.MkdirAll(h.run, 0o755); err != nil {
 		h.Close()
 		return nil, err
@@ -122,10 +120,11 @@ func (h *Host) Load(images ...string) error {
 }
 
 // Wrap writes, in dir, a program that runs bin with its arguments under
-// the host's name, and returns its path.
+// the host's name (in this machine's network namespace), and returns its
+// path.
 func (h *Host) Wrap(dir, bin string) (string, error) {
 	path := filepath.Join(dir, "as-"+h.Name)
-	script := fmt.Sprintf("#!/bin/sh\nexec unshare --uts sh -c 'hostname %s && exec \"$0\" \"$@\"' %s \"$@\"\n", h.Name, bin)
+	script := fmt.Sprintf("#!/bin/sh\nexec env %s unshare --uts sh -c 'hostname %s && exec \"$0\" \"$@\"' %s \"$@\"\n", mark(h.ns), h.Name, bin)
 	return path, os.WriteFile(path, []byte(script), 0o755)
 }
 
@@ -186,22 +185,7 @@ func (h *Host) Close() {
 }
 
 func (h *Host) remove() {
-	// A killed engine leaves its mounts (overlays, containers' network
-	// namespaces) behind: unmount everything under its directories,
-	// deepest first, before removing them.
-	if b, err := os.ReadFile("/proc/self/mounts"); err == nil {
-		var points []string
-		for _, line := range strings.Split(string(b), "\n") {
-			f := strings.Fields(line)
-			if len(f) > 1 && (strings.HasPrefix(f[1], h.root) || strings.HasPrefix(f[1], h.run)) {
-				points = append(points, f[1])
-			}
-		}
-		slices.SortFunc(points, func(a, b string) int { return len(b) - len(a) })
-		for _, p := range points {
-			_ = syscall.Unmount(p, syscall.MNT_DETACH)
-		}
-	}
+	unmountUnder(h.root, h.run)
 	_ = os.RemoveAll(h.root)
 	_ = os.RemoveAll(h.run)
 }

@@ -19,13 +19,15 @@ const lanNS = prefix + "lan"
 // too, at .1, so that a test reaches every member's address; members get
 // .10 and up in the order they join.
 type LAN struct {
-	next  int
-	hosts []*Host
-	nodes []*Node // the hosts' too
+	next   int
+	closed bool
+	hosts  []*Host
+	nodes  []*Node // the hosts' too
 }
 
 // NewLAN makes the network, after removing what an interrupted run left.
 func NewLAN() (*LAN, error) {
+	acquire()
 	removeLAN()
 	steps := [][]string{
 		{"netns", "add", lanNS},
@@ -40,6 +42,7 @@ func NewLAN() (*LAN, error) {
 	}
 	if err := ip(steps...); err != nil {
 		removeLAN()
+		release()
 		return nil, err
 	}
 	return &LAN{next: 10}, nil
@@ -47,8 +50,13 @@ func NewLAN() (*LAN, error) {
 
 func addr(n int) string { return fmt.Sprintf("10.77.0.%d", n) }
 
-// Close removes every member the LAN made and then the LAN itself.
+// Close removes every member the LAN made and then the LAN itself. It is
+// safe to call twice.
 func (l *LAN) Close() {
+	if l.closed {
+		return
+	}
+	l.closed = true
 	for _, h := range l.hosts {
 		h.Close()
 	}
@@ -56,6 +64,7 @@ func (l *LAN) Close() {
 		n.Close()
 	}
 	removeLAN()
+	release()
 }
 
 func removeLAN() {

@@ -39,9 +39,8 @@ func (l *LAN) Node(name string) (*Node, error) {
 
 func newNode(name string, lan *LAN) (*Node, error) {
 	n := &Node{Name: name, ns: prefix + name}
-	sweep(nsPath(n.ns))
-	n.Close()
-	n.closed = false
+	acquire()
+	_ = ip([]string{"netns", "del", n.ns}) // left by a run of this process that did not close it
 	if err := ip([]string{"netns", "add", n.ns}, []string{"-n", n.ns, "link", "set", "lo", "up"}); err != nil {
 		n.Close()
 		return nil, err
@@ -72,10 +71,11 @@ func (n *Node) Process(bin string, args ...string) *testproc.Process {
 	return p
 }
 
-// prefixArgs enter the namespace and set the host name, then exec bin;
-// every step execs the next, so the process is bin itself.
+// prefixArgs enter the namespace, mark the environment and set the host
+// name, then exec bin; every step execs the next, so the process is bin
+// itself.
 func (n *Node) prefixArgs(bin string) []string {
-	return []string{"--net=" + nsPath(n.ns), "unshare", "--uts", "sh", "-c",
+	return []string{"--net=" + nsPath(n.ns), "env", mark(n.ns), "unshare", "--uts", "sh", "-c",
 		fmt.Sprintf(`hostname %s && exec "$0" "$@"`, n.Name), bin}
 }
 
@@ -153,4 +153,5 @@ func (n *Node) Close() {
 		p.Stop()
 	}
 	_ = ip([]string{"netns", "del", n.ns})
+	release()
 }
