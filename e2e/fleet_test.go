@@ -35,6 +35,7 @@ func TestFleetSameNamesEveryHost(t *testing.T) {
 		hostDocker(t, h, "run", "-d", "--name", "web", "-p", "127.0.0.1::80", imgSvc, "80")
 		want = append(want, name+":web:80")
 	}
+	started := time.Now()
 	expectAll := func() {
 		t.Helper()
 		eventually(t, settle, func() error {
@@ -64,6 +65,8 @@ func TestFleetSameNamesEveryHost(t *testing.T) {
 		})
 	}
 	expectAll()
+	t.Logf("the same names and ports on three hosts, -cleanup on one (Consul and etcd): converged %s after the change",
+		time.Since(started).Round(time.Millisecond))
 	da.waitPasses(t, 3) // each with its cleanup
 	expectAll()
 	if strings.Contains(da.out.String(), "fleet-b:old:80") {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/registrator/registrator/internal/bed"
 	"github.com/registrator/registrator/internal/consultest"
@@ -129,6 +130,7 @@ func TestTwoEnginesWithOneEngineID(t *testing.T) {
 
 	run(t, "--name", "web", "-p", "127.0.0.1::80", imgSvc, "80")
 	hostDocker(t, b, "run", "-d", "--name", "web", "-p", "127.0.0.1::80", imgSvc, "80")
+	started := time.Now()
 	ids := []string{id("web", "80"), "twin-b:web:80"}
 	expectIDs(t, ids...)
 	eventually(t, settle, func() error {
@@ -143,6 +145,8 @@ func TestTwoEnginesWithOneEngineID(t *testing.T) {
 		}
 		return nil
 	})
+	t.Logf("two engines with one engine ID, the same name and port on each (Consul and etcd): converged %s after the change",
+		time.Since(started).Round(time.Millisecond))
 
 	da.waitPasses(t, 3)
 	dbProc.waitPasses(t, 3)
