@@ -19,10 +19,15 @@ import (
 //     the mark at its next sync (nothing is deregistered).
 //   - an entry marked with this engine's ID and another host's name
 //     belongs to a host whose engine shares the key: it is never touched.
+//   - a mark set by hand can be given to several hosts by mistake: the
+//     key-value backends, which all hosts share, keep the writer's host
+//     name beside it (Writer), and an entry with this mark that another
+//     host wrote is never touched either.
 //
 // Create it with NewIdentity; nothing else compares owner marks.
 type Identity struct {
 	mark, engine, host string
+	explicit           bool // the mark was set by hand (-id)
 }
 
 // NewIdentity is the identity of a host whose engine reports engineID and
@@ -31,7 +36,7 @@ type Identity struct {
 // form "<kind>@<host>" and no legacy marks are adopted for it.
 func NewIdentity(engineID, host, explicit string) Identity {
 	if explicit != "" {
-		return Identity{mark: explicit, engine: engineID, host: host}
+		return Identity{mark: explicit, engine: engineID, host: host, explicit: true}
 	}
 	if strings.Contains(engineID, "@") {
 		return Identity{mark: engineID, host: host}
@@ -69,6 +74,25 @@ func (i Identity) String() string { return i.mark }
 // whether the entry's container is on this engine.
 func (i Identity) owns(owner string, local bool) bool {
 	return owner == i.mark || local && i.engine != "" && owner == i.engine
+}
+
+// Writer is what backends keep beside the mark to tell apart the hosts
+// that carry it: this host's name when the mark was set by hand, "" when
+// the mark has it already (or is shared on purpose, as the swarm's).
+func (i Identity) Writer() string {
+	if i.explicit {
+		return i.host
+	}
+	return ""
+}
+
+// otherWriter is the host that wrote an entry marked with this host's own
+// mark: another host given the same -id. "" for any other entry.
+func (i Identity) otherWriter(owner, writer string) string {
+	if !i.explicit || owner != i.mark || writer == "" || writer == i.host {
+		return ""
+	}
+	return writer
 }
 
 // twin is the host name in the mark of an entry that another host wrote

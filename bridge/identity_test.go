@@ -96,3 +96,76 @@ func TestUpgradeAdoptsEarlierMarksAndLeavesTwinsAlone(t *testing.T) {
 		t.Errorf("%d registrations and %d deregistrations, want the one rewrite", e.be.registers, e.be.deregs)
 	}
 }
+
+func TestWriter(t *testing.T) {
+	byHand := NewIdentity("E", "host-a", "rack-7")
+	for _, tc := range []struct {
+		name          string
+		id            Identity
+		owner, writer string
+		other         string
+	}{
+		{"-id: another host wrote with it", byHand, "rack-7", "host-b", "host-b"},
+		{"-id: this host wrote it", byHand, "rack-7", "host-a", ""},
+		{"-id: a mark without a writer (written before): this host's", byHand, "rack-7", "", ""},
+		{"-id: another mark", byHand, "rack-8", "host-b", ""},
+		{"the default mark names the host already", NewIdentity("E", "host-a", ""), "E@host-a", "host-b", ""},
+		{"the swarm's mark is shared on purpose", NewIdentity("swarm@C", "host-a", ""), "swarm@C", "host-b", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tc.id.otherWriter(tc.owner, tc.writer); got != tc.other {
+				t.Errorf("otherWriter(%q, %q) = %q, want %q", tc.owner, tc.writer, got, tc.other)
+			}
+		})
+	}
+	if w := byHand.Writer(); w != "host-a" {
+		t.Errorf("Writer with -id = %q, want host-a", w)
+	}
+	if w := NewIdentity("E", "host-a", "").Writer(); w != "" {
+		t.Errorf("Writer without -id = %q, want none", w)
+	}
+}
+
+// Two hosts given the same -id: an entry with this host's mark that the
+// other host wrote is not this host's, even with -cleanup: neither removed
+// (its container is not here) nor rewritten; the other host is named.
+// This host's own entry of a container gone is removed as ever, and one
+// written before the writer was kept is written again once, in place, to
+// keep it.
+func TestSameIDOnAnotherHostIsLeftAlone(t *testing.T) {
+	id := NewIdentity("E", "host-a", "rack-7")
+	e := start(t, Config{Owner: id, Cleanup: true}, func(src *fakeSource, be *fakeBackend) {
+		src.set(running("c1", 80))
+		src.set(running("c2", 80))
+		be.put(stored(running("c2", 80).Services[0], "rack-7")) // no writer
+		theirs := stored(Service{ID: "host-b:web:80", Name: "web", Container: "b1"}, "rack-7")
+		theirs.Writer = "host-b"
+		be.put(theirs)
+		gone := stored(Service{ID: "gone:80", Name: "web", Container: "gone"}, "rack-7")
+		gone.Writer = "host-a"
+		be.put(gone)
+	})
+	e.resync(t)
+	e.settle(t, "c1:80", "c2:80", "host-b:web:80")
+	e.resync(t)
+	e.settle(t, "c1:80", "c2:80", "host-b:web:80")
+	e.b.mu.Lock()
+	named := e.b.twins["host-b"]
+	e.b.mu.Unlock()
+	if !named {
+		t.Error("host-b, which wrote with this host's -id, was not named")
+	}
+	e.be.mu.Lock()
+	defer e.be.mu.Unlock()
+	if got := e.be.entries["host-b:web:80"]; got.Writer != "host-b" || got.Owner != "rack-7" {
+		t.Errorf("host-b's entry was rewritten: %+v", got)
+	}
+	for _, id := range []string{"c1:80", "c2:80"} {
+		if got := e.be.entries[id]; got.Writer != "host-a" || got.Owner != "rack-7" {
+			t.Errorf("%s is held as %+v, want written by host-a with rack-7", id, got)
+		}
+	}
+	if e.be.deregs != 1 || e.be.registers != 2 {
+		t.Errorf("%d registrations and %d deregistrations, want c1's, c2's rewrite, and gone's removal", e.be.registers, e.be.deregs)
+	}
+}

@@ -41,7 +41,14 @@ func (b *Bridge) reconcile(ctx context.Context) (missing, stale int, err error) 
 	var legacy []Service
 	for _, e := range entries {
 		switch {
+		case b.cfg.Owner.otherWriter(e.Owner, e.Writer) != "":
+			b.warnTwin(e.Writer, e, true)
 		case e.Container != "" && b.cfg.Owner.owns(e.Owner, local[e.Container]):
+			if w := b.cfg.Owner.Writer(); w != "" && e.Writer != w {
+				// Written before this host's name was kept with it (or
+				// without -id): written again, in place, to keep it.
+				e.Revision = ""
+			}
 			if byContainer[e.Container] == nil {
 				byContainer[e.Container] = map[string]Service{}
 			}
@@ -50,7 +57,7 @@ func (b *Bridge) reconcile(ctx context.Context) (missing, stale int, err error) 
 			legacy = append(legacy, e)
 		default:
 			if twin := b.cfg.Owner.twin(e.Owner); twin != "" {
-				b.warnTwin(twin, e)
+				b.warnTwin(twin, e, false)
 			}
 		}
 	}
@@ -155,9 +162,10 @@ func (b *Bridge) cleanup(ctx context.Context, legacy []Service, running map[stri
 }
 
 // warnTwin says, once per host, that another host's engine has this
-// engine's ID: neither daemon touches the other's entries, but the
-// operator should give each engine its own key.
-func (b *Bridge) warnTwin(host string, e Service) {
+// engine's ID, or, sameMark, that another host was given this host's -id:
+// neither daemon touches the other's entries, but the operator should tell
+// the hosts apart.
+func (b *Bridge) warnTwin(host string, e Service, sameMark bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.twins[host] {
@@ -167,6 +175,11 @@ func (b *Bridge) warnTwin(host string, e Service) {
 		b.twins = map[string]bool{}
 	}
 	b.twins[host] = true
+	if sameMark {
+		b.log.WithFields(logrus.Fields{"service": e.ID, "owner": e.Owner}).Errorf(
+			"host %s writes with this host's identity %q (this host is %s): the two were given the same -id; neither daemon touches the other's entries, but give each host its own -id", host, e.Owner, b.cfg.Owner.host)
+		return
+	}
 	b.log.WithFields(logrus.Fields{"service": e.ID, "owner": e.Owner}).Errorf(
 		"host %s's engine has this engine's ID (this host is %s): the two share /etc/docker/key.json; neither daemon touches the other's entries, but give each engine its own key (remove key.json and restart the engine) or set -id", host, b.cfg.Owner.host)
 }

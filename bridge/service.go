@@ -62,6 +62,11 @@ type Service struct {
 	// Docker engine ID). Adapters store it with the entry and return it on read;
 	// an entry without an owner mark reads back with Owner "".
 	Owner string
+	// Writer is the name of the host whose daemon writes the entry, beside
+	// a mark set by hand (-id), which several hosts could be given by
+	// mistake (Identity.Writer); "" with any other mark. Adapters store it
+	// with the mark and return it on read.
+	Writer string `json:"-"`
 	// Revision is set on entries read back from a backend: the Fingerprint of
 	// the definition the entry was written from, "" if the backend kept none.
 	Revision string
@@ -146,9 +151,12 @@ func (s Service) Fingerprint() string {
 
 // BackendOptions are what the command line says to every backend.
 type BackendOptions struct {
-	Owner string        // the owner mark of this daemon's entries
-	TTL   time.Duration // -ttl, for backends whose entries expire; 0 for the backend's default
-	Log   *logrus.Entry // told what an adapter had to change to fit its registry's limits
+	Owner string // the owner mark of this daemon's entries
+	// Writer is Identity.Writer: this host's name when the mark was set by
+	// hand, "" else. Key-value backends name it in their lease record too.
+	Writer string
+	TTL    time.Duration // -ttl, for backends whose entries expire; 0 for the backend's default
+	Log    *logrus.Entry // told what an adapter had to change to fit its registry's limits
 	// Rejoin is -consul-rejoin: a Consul backend keeps its agent joined
 	// to the servers its gossip holds failed (registry/consul).
 	Rejoin bool

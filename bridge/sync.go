@@ -62,7 +62,7 @@ func (b *Bridge) sync(ctx context.Context, id string) error {
 	}
 	var errs []error
 	for _, s := range register {
-		s.Owner = b.cfg.Owner.String()
+		s.Owner, s.Writer = b.cfg.Owner.String(), b.cfg.Owner.Writer()
 		began := time.Now()
 		err := b.write(ctx, func(ctx context.Context) error { return b.backend.Register(ctx, s) })
 		b.cfg.Observer.Wrote("register", time.Since(began), err)

@@ -159,3 +159,82 @@ func TestTwoEnginesWithOneEngineID(t *testing.T) {
 	da.waitFor(t, "host twin-b's engine has this engine's ID (this host is "+host+")")
 	dbProc.waitFor(t, "host "+host+"'s engine has this engine's ID (this host is twin-b)")
 }
+
+// Two hosts given the same -id by mistake (a template that sets
+// REGISTRATOR_ID alike everywhere), with the same container name and port,
+// writing into one Consul agent, one etcd and Consul KV: every host's
+// entries stay, through many full passes with -cleanup; neither daemon
+// removes or rewrites the other's; each names the other host. Each takes
+// a lease of its own (the second to start does not adopt the first one's):
+// when one is lost, its etcd entries go with its lease and the other's
+// stay.
+func TestTwoHostsGivenOneID(t *testing.T) {
+	clean(t)
+	// Nothing of an earlier run's: its sessions outlive it (Consul's least
+	// TTL is 10 s), and removing its entries would be right but counted.
+	if _, err := agent.Client().KV().DeleteTree("", nil); err != nil {
+		t.Fatal(err)
+	}
+	b := bedHost(t, "same-id-b")
+	uris := []string{"consul://" + agent.Addr, etcdURI("/services"), "consulkv://" + agent.Addr + "/same-id"}
+	args := []string{"-id", "rack-7", "-cleanup", "-resync", "1", "-ttl", "5", "-ttl-refresh", "2", "-ip", "127.0.0.1"}
+	da := startDaemonURIs(t, uris, args...)
+	run(t, "--name", "web", "-p", "127.0.0.1::80", imgSvc, "80")
+	expectIDs(t, id("web", "80"))
+	db := startHostDaemon(t, b, uris, args...)
+	hostDocker(t, b, "run", "-d", "--name", "web", "-p", "127.0.0.1::80", imgSvc, "80")
+	started := time.Now()
+	ids := []string{id("web", "80"), "same-id-b:web:80"}
+	both := func() error {
+		for prefix, read := range map[string]func(string) (map[string]string, error){"/services/svc/": kv, "same-id/svc/": consulKV} {
+			got, err := read(prefix)
+			if err != nil {
+				return err
+			}
+			for _, i := range ids {
+				if _, ok := got[prefix+i]; !ok {
+					return fmt.Errorf("%s holds %v, want both hosts' web", prefix, got)
+				}
+			}
+		}
+		return nil
+	}
+	expectIDs(t, ids...)
+	eventually(t, settle, both)
+	t.Logf("two hosts given one -id, the same name and port on each (Consul, etcd, Consul KV): converged %s after the change",
+		time.Since(started).Round(time.Millisecond))
+
+	da.waitPasses(t, 3)
+	db.waitPasses(t, 3)
+	expectIDs(t, ids...)
+	if err := both(); err != nil {
+		t.Error(err)
+	}
+	for name, d := range map[string]*daemon{"this host's": da, "same-id-b's": db} {
+		if strings.Contains(d.out.String(), "deregistered") {
+			t.Errorf("%s daemon deregistered something:\n%s", name, d.out)
+		}
+	}
+	da.waitFor(t, `host same-id-b writes with this host's identity \"rack-7\" (this host is `+host+`)`)
+	db.waitFor(t, `host `+host+` writes with this host's identity \"rack-7\" (this host is same-id-b)`)
+
+	// same-id-b lost: its etcd entry leaves with its own lease (-ttl 5);
+	// this host's stays.
+	db.kill9(t)
+	lost := time.Now()
+	mine, theirs := "/services/svc/"+id("web", "80"), "/services/svc/same-id-b:web:80"
+	eventually(t, 15*time.Second, func() error {
+		keys, err := kv("/services/svc/")
+		if err != nil {
+			return err
+		}
+		if keys[mine] == "" {
+			t.Fatalf("this host's entry went with same-id-b's daemon: %v", keys)
+		}
+		if _, ok := keys[theirs]; ok {
+			return fmt.Errorf("%s still there %s after its daemon was killed", theirs, time.Since(lost).Round(time.Second))
+		}
+		return nil
+	})
+	t.Logf("same-id-b's etcd entry gone %s after its daemon was killed (TTL 5 s)", time.Since(lost).Round(time.Millisecond))
+}

@@ -26,7 +26,7 @@ type backend struct {
 // openBackends opens every registry URI and reaches each with the
 // -retry-attempts policy. On an error it closes those it opened; else the
 // caller closes them (closeBackends).
-func openBackends(ctx context.Context, o options, owner string, log *logrus.Entry) (out []backend, err error) {
+func openBackends(ctx context.Context, o options, owner bridge.Identity, log *logrus.Entry) (out []backend, err error) {
 	defer func() {
 		if err != nil {
 			closeBackends(out)
@@ -34,7 +34,7 @@ func openBackends(ctx context.Context, o options, owner string, log *logrus.Entr
 		}
 	}()
 	for _, uri := range o.uris {
-		b, err := registry.Open(uri, bridge.BackendOptions{Owner: owner, TTL: o.ttl, Log: log, Rejoin: o.consulRejoin})
+		b, err := registry.Open(uri, bridge.BackendOptions{Owner: owner.String(), Writer: owner.Writer(), TTL: o.ttl, Log: log, Rejoin: o.consulRejoin})
 		if err != nil {
 			return out, err
 		}

@@ -51,7 +51,7 @@ func daemon(ctx context.Context, o options, log *logrus.Entry) error {
 	if err != nil { // only when stopped while waiting
 		return nil
 	}
-	backends, err := openBackends(ctx, o, owner.String(), log)
+	backends, err := openBackends(ctx, o, owner, log)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil
@@ -166,7 +166,7 @@ func (s *swarmServices) run(ctx context.Context, o options, cfg docker.Config, m
 		}
 		return fmt.Errorf("-swarm-services: %w", err)
 	}
-	backends, err := openBackends(ctx, o, owner.String(), log)
+	backends, err := openBackends(ctx, o, owner, log)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil

@@ -34,6 +34,7 @@ const (
 	MetaOwner     = "registrator-owner"
 	MetaContainer = "registrator-container"
 	MetaRevision  = "registrator-rev"
+	MetaWriter    = "registrator-host" // Service.Writer, written only when set
 	metaReserved  = "registrator-"
 )
 
@@ -234,6 +235,7 @@ func servicesOf(m map[string]listedService) []bridge.Service {
 			Meta:      meta,
 			Container: s.Meta[MetaContainer],
 			Owner:     s.Meta[MetaOwner],
+			Writer:    s.Meta[MetaWriter],
 			Revision:  s.Meta[MetaRevision],
 		})
 	}
@@ -297,10 +299,17 @@ const healthTTL = "8760h"
 // registration is what Register sends for s, and notes on what of the
 // service's attributes had to change to fit Consul's limits.
 func registration(s bridge.Service) (*api.AgentServiceRegistration, []string) {
-	meta, notes := Meta(s.Meta)
+	reserved := 3
+	if s.Writer != "" {
+		reserved++
+	}
+	meta, notes := metaWithin(s.Meta, reserved)
 	meta[MetaOwner] = s.Owner
 	meta[MetaContainer] = s.Container
 	meta[MetaRevision] = s.Fingerprint()
+	if s.Writer != "" {
+		meta[MetaWriter] = s.Writer
+	}
 	reg := &api.AgentServiceRegistration{
 		ID:      s.ID,
 		Name:    s.Name,

@@ -147,6 +147,14 @@ func TestMeta(t *testing.T) {
 		if got := len(first(Meta(in))); got != 61 {
 			t.Errorf("%d pairs, want 61", got)
 		}
+		s := bridge.Service{ID: "a", Name: "web", Meta: in, Owner: "rack-7", Writer: "host-a"}
+		if reg, _ := registration(s); len(reg.Meta) != 64 || reg.Meta[MetaWriter] != "host-a" {
+			t.Errorf("with the writer's host: %d pairs, writer %q; want 64 with host-a", len(reg.Meta), reg.Meta[MetaWriter])
+		}
+		s.Writer = ""
+		if reg, _ := registration(s); len(reg.Meta) != 64 {
+			t.Errorf("without: %d pairs, want 64", len(reg.Meta))
+		}
 	})
 }
 

@@ -25,15 +25,21 @@ const (
 // key order wins. notes say what was cut or left out; renamed keys are
 // documented behaviour and not noted.
 func Meta(attrs map[string]string) (meta map[string]string, notes []string) {
-	out := make(map[string]string, len(attrs)+3)
+	return metaWithin(attrs, 3)
+}
+
+// metaWithin is Meta leaving room for reserved pairs of ours: 3 for the
+// mark, 4 with the writer's host (MetaWriter).
+func metaWithin(attrs map[string]string, reserved int) (meta map[string]string, notes []string) {
+	out := make(map[string]string, len(attrs)+reserved)
 	keys := make([]string, 0, len(attrs))
 	for k := range attrs {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
 	for i, k := range keys {
-		if len(out) >= maxMetaPairs-3 {
-			notes = append(notes, fmt.Sprintf("%d attribute(s) from %q on left out: Consul takes %d meta pairs, 3 of them registrator's", len(keys)-i, k, maxMetaPairs))
+		if len(out) >= maxMetaPairs-reserved {
+			notes = append(notes, fmt.Sprintf("%d attribute(s) from %q on left out: Consul takes %d meta pairs, %d of them registrator's", len(keys)-i, k, maxMetaPairs, reserved))
 			break
 		}
 		nk, cut := metaKey(k)

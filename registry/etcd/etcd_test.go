@@ -323,3 +323,105 @@ func TestServicesSeesChangesBehindItsBack(t *testing.T) {
 		t.Errorf("after another program's entry appeared: %+v, want 2 entries", got)
 	}
 }
+
+// Two hosts given the same -id (one owner mark, two writers): each reads
+// the other's entries back as the other host's (Writer), on a lease of
+// its own, so that neither adopts the other's lease at start and each
+// host's entries go with its own daemon. An entry written without a
+// writer (before it was kept) reads back without one (the bridge writes
+// it again).
+func TestSameIDOnTwoHosts(t *testing.T) {
+	if err := server.Reset(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	uri := "etcd://" + server.Addr + "/same"
+	openAs := func(writer string) *kv.Backend {
+		u, _ := url.Parse(uri)
+		b, err := Open(u, kv.Options{Owner: "rack-7", Writer: writer, Log: registrytest.Quiet()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { b.Close() })
+		return b
+	}
+	leaseOf := func(key string) int64 {
+		t.Helper()
+		resp, err := server.Client().Get(ctx(t), key)
+		if err != nil || len(resp.Kvs) != 1 {
+			t.Fatalf("%s: %v (%v), want one key", key, resp, err)
+		}
+		return int64(resp.Kvs[0].Lease)
+	}
+	a, b := openAs("host-a"), openAs("host-b")
+	sa, sb := svc("host-a:web:80"), svc("host-b:web:80")
+	sa.Owner, sb.Owner = "rack-7", "rack-7"
+	sa.Writer, sb.Writer = "host-a", "host-b"
+	if err := a.Register(ctx(t), sa); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Register(ctx(t), sb); err != nil {
+		t.Fatal(err)
+	}
+	la, lb := leaseOf("/same/web/host-a:web:80"), leaseOf("/same/web/host-b:web:80")
+	if la == 0 || la == lb {
+		t.Fatalf("leases %x and %x: want one each", la, lb)
+	}
+	for name, be := range map[string]*kv.Backend{"host-a": a, "host-b": b} {
+		all, err := be.Services(ctx(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		writers := map[string]string{}
+		for _, s := range all {
+			writers[s.ID] = s.Writer
+			if s.Owner != "rack-7" {
+				t.Errorf("%s reads %s with owner %q", name, s.ID, s.Owner)
+			}
+			if s.Writer == name && s.Revision == "" {
+				t.Errorf("%s reads its own %s without a revision: it would write it again", name, s.ID)
+			}
+		}
+		if writers["host-a:web:80"] != "host-a" || writers["host-b:web:80"] != "host-b" {
+			t.Errorf("%s reads the writers %v", name, writers)
+		}
+	}
+
+	// host-a's daemon restarted: it adopts its own lease, never host-b's.
+	a.Close()
+	a2 := openAs("host-a")
+	if _, err := a2.Services(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	sa2 := sa
+	sa2.Port++
+	if err := a2.Register(ctx(t), sa2); err != nil {
+		t.Fatal(err)
+	}
+	if l := leaseOf("/same/web/host-a:web:80"); l != la {
+		t.Errorf("host-a's restarted daemon wrote on lease %x, want its own %x (host-b's is %x)", l, la, lb)
+	}
+
+	// An entry written before the writer was kept.
+	old := openAs("")
+	so := svc("host-a:db:5432")
+	so.Owner = "rack-7"
+	if err := old.Register(ctx(t), so); err != nil {
+		t.Fatal(err)
+	}
+	all, err := a2.Services(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, s := range all {
+		if s.ID == so.ID {
+			found = true
+			if s.Writer != "" {
+				t.Errorf("an entry written without a writer reads back with writer %q", s.Writer)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("%s not read back", so.ID)
+	}
+}

@@ -10,7 +10,11 @@
 // and the revision of the definition, so that start-up cleanup removes only
 // our entries and an unchanged entry is never rewritten. The lease is
 // recorded at <marks>/<namespace>/leases/<owner>, so that a daemon restarted
-// within the TTL adopts it with its entries.
+// within the TTL adopts it with its entries. Where the owner mark was set by
+// hand (-id), the marks name the host that wrote them (Service.Writer) and
+// the lease record is <owner>@<host> (Options.Writer), so that two hosts
+// given the same mark by mistake neither take each other's entries for
+// their own nor adopt each other's lease.
 package kv
 
 import (
@@ -104,6 +108,7 @@ type Backend struct {
 	layout Layout
 	name   string // for errors: the URI scheme
 	owner  string
+	writer string // Options.Writer: this host's name where the mark was set by hand, "" else
 	ttl    time.Duration
 	marks  string // <marks root>/<namespace>
 	root   string // marks root
@@ -146,7 +151,7 @@ func New(name string, store Store, layout Layout, marks string, o Options) *Back
 		log = logrus.NewEntry(logrus.StandardLogger())
 	}
 	return &Backend{
-		store: store, layout: layout, name: name, owner: o.Owner, ttl: ttl,
+		store: store, layout: layout, name: name, owner: o.Owner, writer: o.Writer, ttl: ttl,
 		root: marks, marks: marks + "/" + ns, log: log.WithField("backend", name),
 		lost: make(chan struct{}, 1),
 	}
@@ -161,7 +166,14 @@ type mark struct {
 	Key       string `json:"key"`
 	Container string `json:"container"`
 	Revision  string `json:"rev"`
-	Sum       string `json:"sum"` // digest of the value written
+	Sum       string `json:"sum"`            // digest of the value written
+	Host      string `json:"host,omitempty"` // Service.Writer
+}
+
+// ours tells whether a mark is this daemon's: its owner, and, where both
+// know it, its host.
+func (b *Backend) ours(owner, host string) bool {
+	return owner == b.owner && (b.writer == "" || host == "" || host == b.writer)
 }
 
 func (b *Backend) markKey(owner, id string) string {
@@ -248,12 +260,13 @@ func (b *Backend) Services(ctx context.Context) ([]bridge.Service, error) {
 			continue
 		}
 		o.found = true
-		s.ID, s.Owner, s.Container = o.ID, o.owner, o.Container
-		current := o.owner != b.owner || p.Lease == lease
+		s.ID, s.Owner, s.Container, s.Writer = o.ID, o.owner, o.Container, o.Host
+		ours := b.ours(o.owner, o.Host)
+		current := !ours || p.Lease == lease
 		if ok && current && o.Sum == sum(p.Value) {
 			s.Revision = o.Revision
 		}
-		if o.owner == b.owner {
+		if ours {
 			keys[o.ID] = p.Key
 		}
 		out = append(out, s)
@@ -261,9 +274,9 @@ func (b *Backend) Services(ctx context.Context) ([]bridge.Service, error) {
 	for _, o := range all {
 		// A mark of ours whose entry is gone: listed, so that the entry is
 		// written again or the mark removed.
-		if !o.found && o.owner == b.owner {
+		if !o.found && b.ours(o.owner, o.Host) {
 			keys[o.ID] = o.Key
-			out = append(out, bridge.Service{ID: o.ID, Owner: o.owner, Container: o.Container})
+			out = append(out, bridge.Service{ID: o.ID, Owner: o.owner, Container: o.Container, Writer: o.Host})
 		}
 	}
 	b.snap = snapshot{}
@@ -291,7 +304,7 @@ func (b *Backend) Register(ctx context.Context, s bridge.Service) error {
 	if err != nil {
 		return fmt.Errorf("%s: register %s: %w", b.name, s.ID, err)
 	}
-	m, _ := json.Marshal(mark{ID: s.ID, Key: key, Container: s.Container, Revision: s.Fingerprint(), Sum: sum(value)})
+	m, _ := json.Marshal(mark{ID: s.ID, Key: key, Container: s.Container, Revision: s.Fingerprint(), Sum: sum(value), Host: s.Writer})
 	for attempt := 0; ; attempt++ {
 		lease, err := b.ensureLease(ctx)
 		if err != nil {

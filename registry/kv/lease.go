@@ -10,8 +10,16 @@ import (
 )
 
 // leaseKey records the lease this daemon's entries are on, so that a
-// daemon restarted within the TTL adopts it.
-func (b *Backend) leaseKey() string { return b.marks + "/leases/" + b.owner }
+// daemon restarted within the TTL adopts it. Where the mark was set by
+// hand the record names the host too: two hosts given the same mark by
+// mistake never adopt each other's lease (each host's entries go with its
+// own daemon).
+func (b *Backend) leaseKey() string {
+	if b.writer != "" {
+		return b.marks + "/leases/" + b.owner + "@" + b.writer
+	}
+	return b.marks + "/leases/" + b.owner
+}
 
 // ensureLease returns the lease entries are written on: the one in use, else
 // the one a previous run of this daemon recorded if it is still alive, else
