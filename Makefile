@@ -58,7 +58,7 @@ FLEET_COUNT ?= 5
 fleet: setup
 	mkdir -p build
 	{ CONSUL_BIN="$$(scripts/get-consul.sh)" COREDNS_BIN="$$(scripts/get-coredns.sh)" \
-	go test -count=$(FLEET_COUNT) -timeout 90m -run '^(TestFleet.*|TestSwarmOnThreeHosts|TestTwoEnginesWithOneEngineID|TestConsulAgentRestart|TestConsulKV|TestEtcdOutageAndWipe)$$' -v ./e2e; \
+	go test -count=$(FLEET_COUNT) -timeout 90m -run '^(TestFleet.*|TestSwarmOnThreeHosts|TestTwoEnginesWithOneEngineID|TestTwoHostsGivenOneID|TestConsulAgentRestart|TestConsulKV|TestEtcdOutageAndWipe)$$' -v ./e2e; \
 	echo $$? > build/fleet.status; } 2>&1 | tee build/fleet.log
 	scripts/fleet-summary.sh build/fleet.log
 	exit "$$(cat build/fleet.status)"
