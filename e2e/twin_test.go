@@ -222,19 +222,6 @@ func TestTwoHostsGivenOneID(t *testing.T) {
 	// this host's stays.
 	db.kill9(t)
 	lost := time.Now()
-	mine, theirs := "/services/svc/"+id("web", "80"), "/services/svc/same-id-b:web:80"
-	eventually(t, 15*time.Second, func() error {
-		keys, err := kv("/services/svc/")
-		if err != nil {
-			return err
-		}
-		if keys[mine] == "" {
-			t.Fatalf("this host's entry went with same-id-b's daemon: %v", keys)
-		}
-		if _, ok := keys[theirs]; ok {
-			return fmt.Errorf("%s still there %s after its daemon was killed", theirs, time.Since(lost).Round(time.Second))
-		}
-		return nil
-	})
-	t.Logf("same-id-b's etcd entry gone %s after its daemon was killed (TTL 5 s)", time.Since(lost).Round(time.Millisecond))
+	took := waitLeft(t, 15*time.Second, lost, "/services/svc/"+id("web", "80"), "/services/svc/same-id-b:web:80")
+	t.Logf("same-id-b's etcd entry gone %s after its daemon was killed (TTL 5 s)", took.Round(time.Millisecond))
 }
