@@ -87,7 +87,7 @@ func leaveBed() error {
 		return err
 	}
 	left.Pids["etcd member"] = member
-	left.ClusterDir = filepath.Dir(filepath.Dir(clusterDataDir(cluster)))
+	left.ClusterDir = cluster.Dir()
 	left.Paths = []string{"/var/run/netns/registrator-bed-lan", "/var/run/netns/registrator-bed-left-a",
 		"/var/run/netns/registrator-bed-server-1", "/var/lib/registrator-bed-left-a", "/run/registrator-bed-left-a", left.ClusterDir}
 	j, err := json.Marshal(left)
@@ -96,18 +96,6 @@ func leaveBed() error {
 	}
 	fmt.Printf("left %s\n", j)
 	select {}
-}
-
-// clusterDataDir is where the cluster's first etcd member keeps its data:
-// the cluster's directory, the server's name, etcd.
-func clusterDataDir(c *bed.Cluster) string {
-	args := c.Servers[0].Member.Args
-	for i, a := range args {
-		if a == "--data-dir" && i+1 < len(args) {
-			return args[i+1]
-		}
-	}
-	return ""
 }
 
 // pidIn is a process in the network namespace whose file is ns.

@@ -137,6 +137,9 @@ func (s *Server) StartMember() error {
 	})
 }
 
+// Dir is where the cluster keeps its servers' and agents' data.
+func (c *Cluster) Dir() string { return c.dir }
+
 // ConsulAPI is a client of this server's Consul HTTP API.
 func (s *Server) ConsulAPI() *api.Client { return s.api }
 

@@ -58,11 +58,12 @@ func release() {
 // mounted there, and the clusters' data.
 func sweepAll() {
 	hostDirs := append(glob("/var/lib/"+prefix+"*"), glob("/run/"+prefix+"*")...)
-	namespaces := glob(nsPath(prefix + "*"))
-	inodes := map[uint64]bool{}
+	bedNS := glob(nsPath(prefix + "*"))
+	namespaces := slices.Clone(bedNS) // and the hosts' containers'
 	for _, dir := range hostDirs {
 		namespaces = append(namespaces, glob(filepath.Join(dir, "exec", "netns", "*"))...)
 	}
+	inodes := map[uint64]bool{}
 	for _, p := range namespaces {
 		if ino, ok := inode(p); ok {
 			inodes[ino] = true
@@ -76,7 +77,7 @@ func sweepAll() {
 			_ = syscall.Kill(pid, syscall.SIGKILL)
 		}
 	}
-	for _, p := range glob(nsPath(prefix + "*")) {
+	for _, p := range bedNS {
 		_ = exec.Command("ip", "netns", "del", filepath.Base(p)).Run()
 	}
 	removeLAN()
