@@ -11,10 +11,10 @@
 // our entries and an unchanged entry is never rewritten. The lease is
 // recorded at <marks>/<namespace>/leases/<owner>, so that a daemon restarted
 // within the TTL adopts it with its entries. Where the owner mark was set by
-// hand (-id), the marks name the host that wrote them (Service.Writer) and
-// the lease record is <owner>@<host> (Options.Writer), so that two hosts
-// given the same mark by mistake neither take each other's entries for
-// their own nor adopt each other's lease.
+// hand (-id), the marks name the host that wrote them (Service.Writer, read
+// back for the bridge, which leaves another host's entries alone) and the
+// lease record is <owner>@<host> (Options.Writer), so that two hosts given
+// the same mark by mistake never adopt each other's lease.
 package kv
 
 import (
@@ -170,12 +170,6 @@ type mark struct {
 	Host      string `json:"host,omitempty"` // Service.Writer
 }
 
-// ours tells whether a mark is this daemon's: its owner, and, where both
-// know it, its host.
-func (b *Backend) ours(owner, host string) bool {
-	return owner == b.owner && (b.writer == "" || host == "" || host == b.writer)
-}
-
 func (b *Backend) markKey(owner, id string) string {
 	return b.marks + "/entries/" + owner + "/" + url.PathEscape(id)
 }
@@ -261,12 +255,11 @@ func (b *Backend) Services(ctx context.Context) ([]bridge.Service, error) {
 		}
 		o.found = true
 		s.ID, s.Owner, s.Container, s.Writer = o.ID, o.owner, o.Container, o.Host
-		ours := b.ours(o.owner, o.Host)
-		current := !ours || p.Lease == lease
+		current := o.owner != b.owner || p.Lease == lease
 		if ok && current && o.Sum == sum(p.Value) {
 			s.Revision = o.Revision
 		}
-		if ours {
+		if o.owner == b.owner {
 			keys[o.ID] = p.Key
 		}
 		out = append(out, s)
@@ -274,7 +267,7 @@ func (b *Backend) Services(ctx context.Context) ([]bridge.Service, error) {
 	for _, o := range all {
 		// A mark of ours whose entry is gone: listed, so that the entry is
 		// written again or the mark removed.
-		if !o.found && b.ours(o.owner, o.Host) {
+		if !o.found && o.owner == b.owner {
 			keys[o.ID] = o.Key
 			out = append(out, bridge.Service{ID: o.ID, Owner: o.owner, Container: o.Container, Writer: o.Host})
 		}
