@@ -72,7 +72,7 @@ func address(c container.InspectResponse, p port, m portMetadata, cfg Config, ta
 	case "4", "6":
 		v6 = family == "6"
 	default:
-		warnings = append(warnings, fmt.Errorf("%s=%q: not 4 or 6, ignored", m.key(KeyIPFamily), m.value(KeyIPFamily)))
+		warnings = append(warnings, fmt.Errorf("%s: not 4 or 6, ignored", described(m.key(KeyIPFamily), m.value(KeyIPFamily))))
 		v6 = cfg.IPv6
 	}
 	var addr string
@@ -93,14 +93,14 @@ func address(c container.InspectResponse, p port, m portMetadata, cfg Config, ta
 		if task {
 			skip = swarmIngress
 			if network == swarmIngress {
-				warnings = append(warnings, fmt.Errorf("%s=%q: the routing mesh's network is never registered; the default rule applies", cmp.Or(keyIfSet(m, KeyNetwork), "-network"), network))
+				warnings = append(warnings, fmt.Errorf("%s: the routing mesh's network is never registered; the default rule applies", described(cmp.Or(keyIfSet(m, KeyNetwork), "-network"), network)))
 				network = ""
 			}
 		}
 		var w error
 		addr, w = containerIP(c, network, v6, skip)
 		if w != nil {
-			warnings = append(warnings, fmt.Errorf("%s=%q: %w", cmp.Or(keyIfSet(m, KeyNetwork), "-network"), network, w))
+			warnings = append(warnings, fmt.Errorf("%s: %w", described(cmp.Or(keyIfSet(m, KeyNetwork), "-network"), network), w))
 		}
 		num = p.exposed.Int()
 	} else {
@@ -125,7 +125,11 @@ func address(c container.InspectResponse, p port, m portMetadata, cfg Config, ta
 	}
 	if cfg.UseIPFromLabel != "" {
 		if v := c.Config.Labels[cfg.UseIPFromLabel]; v != "" {
-			addr, _, _ = strings.Cut(v, "/")
+			if a, err := labelAddress(v); err != nil {
+				warnings = append(warnings, fmt.Errorf("-useIpFromLabel: label %s: %v; the default rule applies", described(cfg.UseIPFromLabel, v), err))
+			} else {
+				addr = a
+			}
 		}
 	}
 	return addr, num, warnings

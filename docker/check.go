@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"net/url"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -35,7 +34,7 @@ func dockerHealth(c container.InspectResponse, m portMetadata, def string) (heal
 	case "":
 		mode = def
 	default:
-		warnings = append(warnings, fmt.Errorf("%s=%q: not mirror, healthy or ignore; %s used", m.key(KeyDockerHealth), m.value(KeyDockerHealth), cmp.Or(def, HealthMirror)))
+		warnings = append(warnings, fmt.Errorf("%s: not mirror, healthy or ignore; %s used", described(m.key(KeyDockerHealth), m.value(KeyDockerHealth)), cmp.Or(def, HealthMirror)))
 		mode = def
 	}
 	if c.State == nil || c.State.Health == nil || mode == HealthIgnore {
@@ -57,13 +56,11 @@ func dockerHealth(c container.InspectResponse, m portMetadata, def string) (heal
 	return healthChoice{mirror: out}, warnings
 }
 
-var httpMethod = regexp.MustCompile(`^[A-Z]+$`)
-
 // checks builds the checks the metadata asks for, on the registered address.
 func checks(m portMetadata, addr string, num int) ([]bridge.Check, []error) {
 	var warnings []error
 	warn := func(key, format string, args ...any) {
-		warnings = append(warnings, fmt.Errorf("%s=%q: %s", m.key(key), m.value(key), fmt.Sprintf(format, args...)))
+		warnings = append(warnings, fmt.Errorf("%s: %s", described(m.key(key), m.value(key)), fmt.Sprintf(format, args...)))
 	}
 	duration := func(key string) string {
 		v := strings.TrimSpace(m.value(key))
@@ -87,13 +84,15 @@ func checks(m portMetadata, addr string, num int) ([]bridge.Check, []error) {
 		status = ""
 	}
 	method := strings.ToUpper(strings.TrimSpace(m.value(KeyCheckHTTPMethod)))
-	if method != "" && !httpMethod.MatchString(method) {
-		warn(KeyCheckHTTPMethod, "not an HTTP method, GET used")
+	if method != "" && !validMethod(method) {
+		warn(KeyCheckHTTPMethod, "not one of %s, GET used", strings.Join(httpMethods, ", "))
 		method = ""
 	}
 	hostport := net.JoinHostPort(addr, strconv.Itoa(num))
 	var header map[string][]string
-	if v := strings.TrimSpace(m.value(KeyCheckHeader)); v != "" {
+	if v := strings.TrimSpace(m.value(KeyCheckHeader)); len(v) > maxValueBytes {
+		warn(KeyCheckHeader, "longer than %d bytes; no headers sent", maxValueBytes)
+	} else if v != "" {
 		var err error
 		if header, err = parseHeader(v); err != nil {
 			warn(KeyCheckHeader, "%v; no headers sent", err)
@@ -172,7 +171,7 @@ func parseHeader(v string) (map[string][]string, error) {
 	out := make(map[string][]string, len(raw))
 	for name, r := range raw {
 		if name == "" || strings.ContainsAny(name, " \t\r\n:") {
-			return nil, fmt.Errorf("%q is not a header name", name)
+			return nil, errors.New("a header name is empty or holds a space, a colon or a line break")
 		}
 		var one string
 		var many []string

@@ -193,9 +193,12 @@ func (m portMetadata) named() bool {
 	return false
 }
 
-// attributes are the keys that are not known keys, for the backend to store.
-func (m portMetadata) attributes() map[string]string {
+// attributes are the keys that are not known keys, for the backend to
+// store: at most maxAttributes of them, in key order, each value at most
+// maxValueBytes; warnings say what was left out.
+func (m portMetadata) attributes() (map[string]string, []error) {
 	var attrs map[string]string
+	from := map[string]entry{}
 	for _, src := range []map[string]entry{m.levels[3], m.levels[2], m.levels[1], m.levels[0]} { // the more specific last: it wins
 		for k, e := range src {
 			switch {
@@ -205,10 +208,29 @@ func (m portMetadata) attributes() map[string]string {
 			if attrs == nil {
 				attrs = map[string]string{}
 			}
-			attrs[k] = e.value
+			attrs[k], from[k] = e.value, e
 		}
 	}
-	return attrs
+	var warnings []error
+	keys := slices.Sorted(maps.Keys(attrs))
+	kept := 0
+	for i, k := range keys {
+		e := from[k]
+		switch {
+		case kept == maxAttributes:
+			warnings = append(warnings, fmt.Errorf("%s and %d more: a service takes at most %d attributes, left out", e.key, len(keys)-i-1, maxAttributes))
+			for _, k := range keys[i:] {
+				delete(attrs, k)
+			}
+			return attrs, warnings
+		case len(e.value) > maxValueBytes:
+			warnings = append(warnings, fmt.Errorf("%s: an attribute's value is at most %d bytes, left out", described(e.key, e.value), maxValueBytes))
+			delete(attrs, k)
+		default:
+			kept++
+		}
+	}
+	return attrs, warnings
 }
 
 // namedPorts are the ports that per-port keys name, with their protocol
@@ -248,7 +270,7 @@ func (md metadata) misplaced(exposed []nat.Port) []error {
 		}
 		for _, k := range slices.Sorted(maps.Keys(md.ports[p])) {
 			e := md.ports[p][k]
-			out = append(out, fmt.Errorf("%s=%q: the container neither exposes nor publishes port %s, ignored", e.key, e.value, p))
+			out = append(out, fmt.Errorf("%s: the container neither exposes nor publishes port %s, ignored", described(e.key, e.value), p))
 		}
 	}
 	for _, pp := range slices.Sorted(maps.Keys(md.protos)) {
@@ -258,7 +280,7 @@ func (md metadata) misplaced(exposed []nat.Port) []error {
 		}
 		for _, k := range slices.Sorted(maps.Keys(md.protos[pp])) {
 			e := md.protos[pp][k]
-			out = append(out, fmt.Errorf("%s=%q: the container neither exposes nor publishes port %s, ignored", e.key, e.value, pp))
+			out = append(out, fmt.Errorf("%s: the container neither exposes nor publishes port %s, ignored", described(e.key, e.value), pp))
 		}
 	}
 	ranges := slices.SortedFunc(maps.Keys(md.ranges), func(a, b portRange) int { return cmp.Or(a.lo-b.lo, a.hi-b.hi) })
@@ -274,14 +296,14 @@ func (md metadata) misplaced(exposed []nat.Port) []error {
 		}
 		for _, k := range slices.Sorted(maps.Keys(md.ranges[r])) {
 			e := md.ranges[r][k]
-			out = append(out, fmt.Errorf("%s=%q: %s", e.key, e.value, why))
+			out = append(out, fmt.Errorf("%s: %s", described(e.key, e.value), why))
 		}
 	}
 	for _, k := range slices.Sorted(maps.Keys(md.generic)) {
 		p, _, ok := strings.Cut(k, "_")
 		if ok && p != "" && p[0] >= '0' && p[0] <= '9' && !digits(p) {
 			e := md.generic[k]
-			out = append(out, fmt.Errorf("%s=%q: %q is not a port number, so this is attribute %q", e.key, e.value, p, k))
+			out = append(out, fmt.Errorf("%s: %q is not a port number, so this is attribute %q", described(e.key, e.value), p, k))
 		}
 	}
 	return out

