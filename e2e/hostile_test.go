@@ -51,11 +51,11 @@ func TestHostileMetadata(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := len(got[id("many-tags", "80")].Tags); n != len(tags) {
-		t.Errorf("many-tags has %d tags in Consul, want %d", n, len(tags))
+	if n := len(got[id("many-tags", "80")].Tags); n != 64 {
+		t.Errorf("many-tags has %d tags in Consul, want the first 64", n)
 	}
-	if n := len(got[id("huge-label", "80")].Meta["note"]); n != 512 {
-		t.Errorf("huge-label's note is %d bytes in Consul, want it cut to Consul's 512", n)
+	if note, ok := got[id("huge-label", "80")].Meta["note"]; ok {
+		t.Errorf("huge-label's note is %d bytes in Consul, want it left out (over 4096 bytes)", len(note))
 	}
 	if s := got[id("unicode", "80")]; s.Name != "café-服务" || s.Meta["owner"] != "Zoë 🚀" {
 		t.Errorf("unicode registered as %+v, want its name and attribute as given", s)
@@ -80,7 +80,8 @@ func TestHostileMetadata(t *testing.T) {
 	d.warned(t, "odd-checks", "SERVICE_CHECK_INTERVAL", "not a positive duration")
 	d.warned(t, "odd-checks", "SERVICE_CHECK_TIMEOUT", "not a positive duration")
 	d.warned(t, "odd-checks", "SERVICE_CHECK_HTTP", "not a URL path")
-	d.warned(t, id("huge-label", "80"), `attribute \"note\": value of 1048576 bytes cut to Consul's 512`)
+	d.warned(t, "many-tags", "SERVICE_TAGS", "9936 tag(s) past the first 64 left out")
+	d.warned(t, "huge-label", "SERVICE_NOTE (1048576 bytes)", "at most 4096 bytes, left out")
 	for _, line := range strings.Split(d.out.String(), "\n") {
 		if strings.Contains(line, "level=warning") && strings.Contains(line, "fine") {
 			t.Errorf("a warning about the container that is fine: %s", line)
