@@ -157,9 +157,6 @@ type BackendOptions struct {
 	Writer string
 	TTL    time.Duration // -ttl, for backends whose entries expire; 0 for the backend's default
 	Log    *logrus.Entry // told what an adapter had to change to fit its registry's limits
-	// Rejoin is -consul-rejoin: a Consul backend keeps its agent joined
-	// to the servers its gossip holds failed (registry/consul).
-	Rejoin bool
 }
 
 // Backend is a service registry. Every method may be called concurrently and

@@ -34,7 +34,7 @@ func openBackends(ctx context.Context, o options, owner bridge.Identity, log *lo
 		}
 	}()
 	for _, uri := range o.uris {
-		b, err := registry.Open(uri, bridge.BackendOptions{Owner: owner.String(), Writer: owner.Writer(), TTL: o.ttl, Log: log, Rejoin: o.consulRejoin})
+		b, err := registry.Open(uri, bridge.BackendOptions{Owner: owner.String(), Writer: owner.Writer(), TTL: o.ttl, Log: log})
 		if err != nil {
 			return out, err
 		}

@@ -49,7 +49,7 @@ type options struct {
 	selector       docker.Selector // -container-filter
 	id             string          // -id
 	swarmServices  bool            // -swarm-services
-	consulRejoin   bool            // -consul-rejoin
+	ignored        []string        // warnings for flags accepted and ignored (-consul-rejoin)
 	uris           []string        // one or more registry URIs
 }
 
@@ -112,7 +112,7 @@ func parseFlags(args []string, usage io.Writer, getenv func(string) string) (opt
 	fs.DurationVar(&o.drain, "drain", 0, "how long the services of a stopped container stay draining (Consul maintenance) before they are deregistered, e.g. 5s (SERVICE_DRAIN beats it)")
 	fs.BoolVar(&o.dryRun, "dry-run", false, "log the registrations and removals the plan calls for, without making them")
 	fs.StringVar(&o.id, "id", "", "this host's `identity`, the owner mark of its entries, instead of <engine ID>@<host name> (for hosts that cannot be told apart otherwise); entries also name the host that wrote them, and another host's under the same identity are left alone")
-	fs.BoolVar(&o.consulRejoin, "consul-rejoin", true, "keep each Consul agent joined to its servers after a network partition: ask it to join each server its gossip holds failed (read every 2 s), and to join the servers while they hold its node failed (a blocking query on its serfHealth); and reset the agent's connections to its servers that a cut left waiting on TCP's retransmissions once the server answers again (Linux, IPv4, the daemon in the agent's network namespace with CAP_NET_ADMIN); =false leaves all that to Consul's gossip and TCP (30 s and more)")
+	fs.Bool("consul-rejoin", false, "ignored: the daemon no longer manages its Consul agent's connections (docs/many-hosts.md)")
 	fs.BoolVar(&o.swarmServices, "swarm-services", false, "on a Swarm manager, also register each Swarm service: its virtual IP on each of its networks and its target ports (the same entries from every manager), and the ports it publishes through the routing mesh at this node's address")
 	var filters stringList
 	fs.Var(&filters, "container-filter", "only register containers this `filter` selects, in docker ps --filter terms: label=KEY[=VALUE], name=REGEXP, ancestor=IMAGE, network=NET; may be given several times (REGISTRATOR_CONTAINER_FILTER: several, separated by spaces)")
@@ -144,6 +144,11 @@ func parseFlags(args []string, usage io.Writer, getenv func(string) string) (opt
 		}
 		return o, err
 	}
+	fs.Visit(func(f *flag.Flag) { // set on the command line or in the environment
+		if f.Name == "consul-rejoin" {
+			o.ignored = append(o.ignored, "-consul-rejoin has no effect: the agent's recovery after a network cut is Consul's and the operator's (docs/many-hosts.md)")
+		}
+	})
 	if o.healthcheck && o.httpAddr == "" {
 		return o, errors.New("-healthcheck needs -http-addr (or REGISTRATOR_HTTP_ADDR)")
 	}

@@ -33,6 +33,12 @@ func TestParseFlags(t *testing.T) {
 		{name: "-resync 0 means the default", args: []string{"-resync", "0", "consul://h:1"}, check: func(o options) bool { return o.resync == 30*time.Second }},
 		{name: "-ip takes a host name", args: []string{"-ip", "node-1.example", "consul://h:1"}, check: func(o options) bool { return o.hostIP == "node-1.example" }},
 		{name: "json logs", args: []string{"-log-level", "debug", "-log-format", "json", "consul://h:1"}, check: func(o options) bool { return o.logJSON && o.logLevel == logrus.DebugLevel }},
+		{name: "-consul-rejoin is accepted, with a warning that it has no effect", args: []string{"-consul-rejoin=false", "consul://h:1"}, check: func(o options) bool {
+			return len(o.ignored) == 1 && strings.Contains(o.ignored[0], "-consul-rejoin has no effect")
+		}},
+		{name: "REGISTRATOR_CONSUL_REJOIN too", args: []string{"consul://h:1"}, env: map[string]string{"REGISTRATOR_CONSUL_REJOIN": "true"},
+			check: func(o options) bool { return len(o.ignored) == 1 }},
+		{name: "no warning without -consul-rejoin", args: []string{"consul://h:1"}, check: func(o options) bool { return len(o.ignored) == 0 }},
 		{name: "-version needs no URI", args: []string{"-version"}, check: func(o options) bool { return o.version }},
 		{name: "no URI", args: nil, err: "missing registry URI"},
 		{name: "flag after the URI", args: []string{"consul://h:1", "-ip", "1.2.3.4"}, err: `unexpected argument "-ip" after the registry URI`},

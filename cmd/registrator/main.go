@@ -48,6 +48,9 @@ func run(args []string) int {
 		return exitMisconfigured
 	}
 	log := newLogger(o)
+	for _, w := range o.ignored {
+		log.Warn(w)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	if err := daemon(ctx, o, log); err != nil {

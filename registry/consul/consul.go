@@ -19,7 +19,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 
 	"github.com/hashicorp/consul/api"
 	"github.com/sirupsen/logrus"
@@ -44,7 +43,6 @@ type Backend struct {
 	addr   string
 	https  bool
 	log    *logrus.Entry
-	rejoin bool // keepJoined runs beside Notify
 
 	listMu sync.Mutex
 	body   [2]rawbody.Buffer // the agent's last two service lists, reused in turn
@@ -52,15 +50,8 @@ type Backend struct {
 	parsed []bridge.Service  // the last list, decoded
 
 	ownMu   sync.Mutex
-	own     map[string]bool           // IDs of the services this backend registered and has not deregistered since
-	ownWake chan struct{}             // buffer 1: own gained a service
-	sent    map[string]bridge.Service // the last registration sent for each service not deregistered since, whether the agent answered or not
-
-	// writes is held shared by every Register and Deregister while it
-	// runs, and at once or not at all by nudge, which writes a service
-	// again as it was last written and must not overtake a newer write.
-	writes  sync.RWMutex
-	pushing atomic.Bool // a pushPending runs
+	own     map[string]bool // IDs of the services this backend registered and has not deregistered since
+	ownWake chan struct{}   // buffer 1: own gained a service
 }
 
 var (
@@ -94,8 +85,8 @@ func Open(u *url.URL, o bridge.BackendOptions) (*Backend, error) {
 	if log == nil {
 		log = logrus.NewEntry(logrus.StandardLogger())
 	}
-	return &Backend{client: c, addr: addr, https: cfg.Scheme == "https", log: log, rejoin: o.Rejoin,
-		own: map[string]bool{}, ownWake: make(chan struct{}, 1), sent: map[string]bridge.Service{}}, nil
+	return &Backend{client: c, addr: addr, https: cfg.Scheme == "https", log: log,
+		own: map[string]bool{}, ownWake: make(chan struct{}, 1)}, nil
 }
 
 // KeepConnections sets up the HTTP client that api.NewClient left in cfg
@@ -245,15 +236,10 @@ func servicesOf(m map[string]listedService) []bridge.Service {
 
 // Register creates or replaces the service and its checks.
 func (b *Backend) Register(ctx context.Context, s bridge.Service) error {
-	b.writes.RLock()
-	defer b.writes.RUnlock()
 	reg, notes := registration(s)
 	for _, n := range notes {
 		b.log.WithField("service", s.ID).Warn("consul: " + n)
 	}
-	b.ownMu.Lock()
-	b.sent[s.ID] = s
-	b.ownMu.Unlock()
 	opts := api.ServiceRegisterOpts{ReplaceExistingChecks: true}.WithContext(ctx)
 	if err := b.client.Agent().ServiceRegisterOpts(reg, opts); err != nil {
 		return fmt.Errorf("consul: register %s: %w", s.ID, err)
@@ -370,12 +356,7 @@ func registration(s bridge.Service) (*api.AgentServiceRegistration, []string) {
 
 // Deregister removes the service; one the agent does not know is not an error.
 func (b *Backend) Deregister(ctx context.Context, s bridge.Service) error {
-	b.writes.RLock()
-	defer b.writes.RUnlock()
 	b.owned(s.ID, false)
-	b.ownMu.Lock()
-	delete(b.sent, s.ID)
-	b.ownMu.Unlock()
 	err := b.client.Agent().ServiceDeregisterOpts(s.ID, (&api.QueryOptions{}).WithContext(ctx))
 	if answered(err, http.StatusNotFound) {
 		return nil

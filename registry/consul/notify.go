@@ -53,12 +53,7 @@ func (b *Backend) stillOwned(id string) bool {
 // called once the agent answers again after a break, and when the canary
 // vanished without this backend deregistering it. An agent that does not
 // let the token read the service (403) is left to the resync.
-//
-// With -consul-rejoin, keepJoined runs beside it, as long as it does.
 func (b *Backend) Notify(ctx context.Context, lost func()) {
-	if b.rejoin {
-		go b.keepJoined(ctx)
-	}
 	retry := bridge.ExponentialBackoff(100*time.Millisecond, 2*time.Second)
 	var hash string
 	broken, failures := false, 0
