@@ -99,7 +99,7 @@ func (s *Store) List(ctx context.Context, prefixes ...string) ([][]kv.Pair, erro
 	}
 	out := make([][]kv.Pair, len(prefixes))
 	for _, r := range resp.Results {
-		if r.KV == nil {
+		if r == nil || r.KV == nil {
 			continue
 		}
 		// Results come in operation order; a tree's keys all start with its prefix.
@@ -154,7 +154,12 @@ func txnError(resp *api.TxnResponse) error {
 	}
 	var errs []error
 	for _, e := range resp.Errors {
-		errs = append(errs, fmt.Errorf("operation %d: %s", e.OpIndex, e.What))
+		if e != nil {
+			errs = append(errs, fmt.Errorf("operation %d: %s", e.OpIndex, e.What))
+		}
+	}
+	if len(errs) == 0 {
+		return errors.New("transaction rolled back")
 	}
 	return errors.Join(errs...)
 }
@@ -182,11 +187,14 @@ func (s *Store) KeepAlive(ctx context.Context, lease string, lost func()) error 
 	if e == nil {
 		return fmt.Errorf("session %s: %w", lease, kv.ErrLeaseLost)
 	}
+	ttl, err := time.ParseDuration(e.TTL)
+	if err != nil || ttl < minTTL {
+		ttl = minTTL // renewed too often rather than too late
+	}
 	var once sync.Once
 	end := func() { once.Do(lost) }
 	go func() {
-		err := s.client.Session().RenewPeriodic(e.TTL, lease, nil, ctx.Done())
-		if ctx.Err() == nil && err != nil {
+		if s.renew(ctx, lease, ttl) != nil {
 			end()
 		}
 	}()
@@ -197,7 +205,9 @@ func (s *Store) KeepAlive(ctx context.Context, lease string, lost func()) error 
 		var index uint64
 		retry := bridge.ExponentialBackoff(100*time.Millisecond, 2*time.Second)
 		for failures := 0; ctx.Err() == nil; {
-			e, meta, err := s.client.Session().Info(lease, (&api.QueryOptions{WaitIndex: index, WaitTime: 5 * time.Minute}).WithContext(ctx))
+			qctx, cancel := context.WithTimeout(ctx, consul.BlockingTimeout(consul.BlockingWait))
+			e, meta, err := s.client.Session().Info(lease, (&api.QueryOptions{WaitIndex: index, WaitTime: consul.BlockingWait}).WithContext(qctx))
+			cancel()
 			switch {
 			case ctx.Err() != nil:
 				return
@@ -218,6 +228,53 @@ func (s *Store) KeepAlive(ctx context.Context, lease string, lost func()) error 
 	return nil
 }
 
+// renewTimeout bounds one renewal of the session.
+const renewTimeout = 5 * time.Second
+
+// renew keeps the session alive until ctx is done, as the client
+// library's RenewPeriodic does, but with every request bounded (the
+// library's wait for an answer without a deadline, and an agent that
+// accepts the connection and never answers held it for ever, the session
+// expiring unnoticed). It renews every half TTL, every second after a
+// failure; it returns ErrLeaseLost when the agent no longer knows the
+// session, the last error when no renewal succeeded for a whole TTL, and
+// nil once ctx is done, after asking the agent, briefly, to destroy the
+// session (as RenewPeriodic did).
+func (s *Store) renew(ctx context.Context, lease string, ttl time.Duration) error {
+	wait := ttl / 2
+	last := time.Now()
+	lastErr := errors.New("no renewal answered")
+	for {
+		select {
+		case <-ctx.Done():
+			dctx, cancel := context.WithTimeout(context.Background(), renewTimeout)
+			_, _ = s.client.Session().Destroy(lease, (&api.WriteOptions{}).WithContext(dctx))
+			cancel()
+			return nil
+		case <-time.After(wait):
+		}
+		rctx, cancel := context.WithTimeout(ctx, min(renewTimeout, ttl/2))
+		e, _, err := s.client.Session().Renew(lease, (&api.WriteOptions{}).WithContext(rctx))
+		cancel()
+		switch {
+		case ctx.Err() != nil:
+			continue // destroyed above
+		case err != nil:
+			lastErr, wait = err, time.Second
+			if time.Since(last) > ttl {
+				return lastErr
+			}
+		case e == nil:
+			return fmt.Errorf("session %s: %w", lease, kv.ErrLeaseLost)
+		default:
+			if t, err := time.ParseDuration(e.TTL); err == nil && t >= minTTL {
+				ttl = t // the agent may change it
+			}
+			wait, last = ttl/2, time.Now()
+		}
+	}
+}
+
 // Ping reads a key through the agent, which checks the connection, the ACL
 // token and that the cluster has a leader, and checks that the agent's node
 // can take a session: Consul grants none while the node's serfHealth check
@@ -232,7 +289,7 @@ func (s *Store) Ping(ctx context.Context) error {
 	if _, _, err := s.client.KV().Get(s.probe, q); err != nil {
 		return fmt.Errorf("agent at %s: %w", s.addr, err)
 	}
-	node, err := s.client.Agent().NodeName()
+	node, err := s.nodeName(q)
 	if err != nil {
 		return fmt.Errorf("agent at %s: %w", s.addr, err)
 	}
@@ -241,7 +298,7 @@ func (s *Store) Ping(ctx context.Context) error {
 		return fmt.Errorf("agent at %s: health of node %s: %w", s.addr, node, err)
 	}
 	for _, c := range checks {
-		if c.CheckID != "serfHealth" {
+		if c == nil || c.CheckID != "serfHealth" {
 			continue
 		}
 		if c.Status == api.HealthCritical {
@@ -253,6 +310,32 @@ func (s *Store) Ping(ctx context.Context) error {
 		return nil // a token without node:read cannot tell; the write will
 	}
 	return fmt.Errorf("agent at %s: the servers hold no serfHealth check for node %s yet (an agent started anew): Consul grants no session until they do", s.addr, node)
+}
+
+// agentSelf is what Ping reads of the agent's /v1/agent/self.
+type agentSelf struct {
+	Config struct {
+		NodeName string
+	}
+}
+
+// nodeName is the name of the agent's node. It reads /v1/agent/self
+// itself: the client library's Agent().NodeName() takes no context, and
+// panics on an answer without Config.NodeName (`{"Config":{}}`).
+func (s *Store) nodeName(q *api.QueryOptions) (string, error) {
+	var self agentSelf
+	if _, err := s.client.Raw().Query("/v1/agent/self", &self, q); err != nil {
+		return "", fmt.Errorf("read /v1/agent/self: %w", err)
+	}
+	return self.node()
+}
+
+// node checks that the answer names the node.
+func (a agentSelf) node() (string, error) {
+	if a.Config.NodeName == "" {
+		return "", errors.New("/v1/agent/self names no node (Config.NodeName)")
+	}
+	return a.Config.NodeName, nil
 }
 
 func (s *Store) Close() error { return nil }

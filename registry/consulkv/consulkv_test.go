@@ -1,6 +1,8 @@
 package consulkv
 
 import (
+	"context"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -168,5 +170,149 @@ func TestPingWaitsForSerfHealth(t *testing.T) {
 	// A real agent's node has its serfHealth passing.
 	if err := open(t, "consulkv://"+agent.Addr+"/services", 0).Ping(registrytest.Context(t)); err != nil {
 		t.Fatalf("Ping on the dev agent: %v", err)
+	}
+}
+
+// The agent's answer to /v1/agent/self is decoded into a type that says
+// what Ping needs, and an answer without it is an error, not a panic (the
+// client library's NodeName panics on `{"Config":{}}`).
+func TestAgentSelfDecode(t *testing.T) {
+	for _, tc := range []struct{ body, node, err string }{
+		{`{"Config":{"NodeName":"n1","Datacenter":"dc1"},"Member":{}}`, "n1", ""},
+		{`{"Config":{}}`, "", "names no node"},
+		{`{"Config":null}`, "", "names no node"},
+		{`{}`, "", "names no node"},
+		{`null`, "", "names no node"},
+		{`{"Config":{"NodeName":""}}`, "", "names no node"},
+		{`{"Config":{"NodeName":5}}`, "", "cannot unmarshal"},
+		{`{"Config":"x"}`, "", "cannot unmarshal"},
+		{`[]`, "", "cannot unmarshal"},
+		{`{"Config":{"NodeN`, "", "unexpected end"},
+	} {
+		var a agentSelf
+		node, err := "", json.Unmarshal([]byte(tc.body), &a)
+		if err == nil {
+			node, err = a.node()
+		}
+		if node != tc.node || tc.err == "" && err != nil || tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)) {
+			t.Errorf("%s: node %q, error %v; want %q and an error with %q", tc.body, node, err, tc.node, tc.err)
+		}
+	}
+}
+
+// An agent answering Ping's questions with nonsense, or not at all, makes
+// Ping fail within its context; nothing panics.
+func TestPingOnMalformedOrHungAgent(t *testing.T) {
+	hang := make(chan struct{})
+	defer close(hang)
+	for _, tc := range []struct {
+		name, self, checks, err string
+		hang                    bool
+	}{
+		{"self without the node's name", `{"Config":{}}`, `[]`, "names no node", false},
+		{"self truncated", `{"Config":{"Node`, `[]`, "agent/self", false},
+		{"self of another shape", `["Config"]`, `[]`, "agent/self", false},
+		{"a null check", `{"Config":{"NodeName":"n1"}}`, `[null]`, "no serfHealth check", false},
+		{"checks truncated", `{"Config":{"NodeName":"n1"}}`, `[{"CheckID":"serf`, "health of node n1", false},
+		{"an agent that never answers", "", "", "context deadline exceeded", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if tc.hang {
+					select {
+					case <-hang:
+					case <-r.Context().Done():
+					}
+					return
+				}
+				switch {
+				case strings.HasPrefix(r.URL.Path, "/v1/kv/"):
+					w.WriteHeader(http.StatusNotFound)
+				case r.URL.Path == "/v1/agent/self":
+					w.Write([]byte(tc.self))
+				case r.URL.Path == "/v1/health/node/n1":
+					w.Write([]byte(tc.checks))
+				default:
+					http.Error(w, "unexpected "+r.URL.Path, http.StatusTeapot)
+				}
+			}))
+			defer srv.Close()
+			b := open(t, "consulkv://"+strings.TrimPrefix(srv.URL, "http://")+"/services", 0)
+			ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+			defer cancel()
+			start := time.Now()
+			err := b.Ping(ctx)
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Fatalf("Ping: %v, want an error with %q", err, tc.err)
+			}
+			if took := time.Since(start); took > 2*time.Second {
+				t.Errorf("Ping took %s, past its context's 500 ms", took)
+			}
+		})
+	}
+}
+
+// Nonsense in a transaction's answer (null results, null errors) is an
+// error or nothing, never a panic.
+func TestTxnAnswersWithNulls(t *testing.T) {
+	for _, body := range []string{
+		`{"Results":[null,{"KV":null}],"Errors":null}`,
+		`{"Results":null,"Errors":[null]}`,
+		`{"Results":[{"KV":{"Key":"services/web/a","Value":"MTAuMC4wLjE6ODA="}}]}`,
+	} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path != "/v1/txn" {
+				http.Error(w, "unexpected "+r.URL.Path, http.StatusTeapot)
+				return
+			}
+			if strings.Contains(body, `"Errors":[`) {
+				w.WriteHeader(http.StatusConflict)
+			}
+			w.Write([]byte(body))
+		}))
+		st := &Store{client: mustClient(t, srv.URL)}
+		ctx := registrytest.Context(t)
+		if _, err := st.List(ctx, "services/", "registrator/"); strings.Contains(body, `"Errors":[`) != (err != nil) {
+			t.Errorf("List on %s: %v", body, err)
+		}
+		if err := st.Commit(ctx, "", []kv.Op{{Key: "a", Value: []byte("b")}}); strings.Contains(body, `"Errors":[`) != (err != nil) {
+			t.Errorf("Commit on %s: %v", body, err)
+		}
+		srv.Close()
+	}
+}
+
+func mustClient(t *testing.T, addr string) *api.Client {
+	t.Helper()
+	cfg := api.DefaultConfig()
+	cfg.Address = addr
+	c, err := api.NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// An agent that accepts the renewals and never answers them: the renewal
+// gives up after a TTL without one (the library's RenewPeriodic waited for
+// ever), and the keep-alive calls lost.
+func TestRenewGivesUpOnAHungAgent(t *testing.T) {
+	hang := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-hang:
+		case <-r.Context().Done():
+		}
+	}))
+	defer srv.Close()
+	defer close(hang)
+	st := &Store{client: mustClient(t, srv.URL)}
+	start := time.Now()
+	err := st.renew(context.Background(), "s1", 2*time.Second)
+	if err == nil {
+		t.Fatal("renew returned nil, want the error of the unanswered renewals")
+	}
+	if took := time.Since(start); took > 6*time.Second {
+		t.Errorf("renew gave up after %s, want about the TTL (2 s) and a renewal's timeout", took)
 	}
 }
