@@ -173,7 +173,8 @@ func (b *Bridge) call(ctx context.Context, op func(context.Context) error) error
 // holds the requests of its stall and serves them in no set order once it
 // ends. On the test bed a registration given up on during a cut was
 // applied after the deregistration that followed it, and the entry stayed
-// until the next -resync (docs/reliability.md, "Many hosts"). The writes
+// until the next -resync (docs/history/reliability-rounds.md, "After a
+// cut, again"). The writes
 // the agent held are served within milliseconds of the first it answers.
 const LateWrites = 2 * time.Second
 
