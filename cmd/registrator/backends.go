@@ -99,7 +99,8 @@ func deriveConfig(o options, log *logrus.Entry) docker.Config {
 	}
 	host, _ := os.Hostname()
 	cfg := docker.Config{Hostname: host, HostIP: o.hostIP, HostIP6: o.hostIP6, IPInterface: o.ipIface, IP6Interface: o.ip6Iface, IPv6: o.ipv6, Network: o.network,
-		Internal: o.internal, Explicit: o.explicit, UseIPFromLabel: o.useIPFromLabel, Tags: tags, DockerHealth: o.dockerHealth, Drain: o.drain}
+		Internal: o.internal, Explicit: o.explicit, UseIPFromLabel: o.useIPFromLabel, Tags: tags, DockerHealth: o.dockerHealth, Drain: o.drain,
+		AllowScriptChecks: o.scriptChecks, MaxServices: o.maxServices}
 	if o.ipIface != "" { // the daemon's engine reads it again at every full pass
 		cfg.HostIP, _ = docker.InterfaceAddr(o.ipIface, false)
 	}

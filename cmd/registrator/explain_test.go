@@ -29,7 +29,7 @@ func TestExplainOutput(t *testing.T) {
 		"check: tcp 10.0.0.5:8000",
 		"Docker health: healthy (mirrored)",
 		"9000/tcp: no service: exposed but not published",
-		`warning: SERVICE_CHECK_INTERVAL="soon"`,
+		"warning: SERVICE_CHECK_INTERVAL (4 bytes): not a positive duration",
 		"from: SERVICE_CHECK_INTERVAL=soon, SERVICE_CHECK_TCP=1, SERVICE_TAGS=a,b, SERVICE_TEAM=core",
 	} {
 		if !strings.Contains(b.String(), want) {

@@ -27,6 +27,8 @@ type options struct {
 	internal       bool
 	explicit       bool
 	useIPFromLabel string
+	scriptChecks   bool // -allow-script-checks
+	maxServices    int  // -max-services
 	tags           string
 	resync         time.Duration
 	onSuccess      bool
@@ -90,7 +92,9 @@ func parseFlags(args []string, usage io.Writer, getenv func(string) string) (opt
 	fs.StringVar(&o.hostIP, "ip", "", "address to register for published ports (beats the bind IP and the hostname's address), or a network interface (eth0) whose first IPv4 address is registered, read again at every full pass")
 	fs.BoolVar(&o.internal, "internal", false, "register the container's address and exposed port instead of the host's; unpublished ports count")
 	fs.BoolVar(&o.explicit, "explicit", false, "only register services that have a name (SERVICE_NAME or SERVICE_<port>_NAME)")
-	fs.StringVar(&o.useIPFromLabel, "useIpFromLabel", "", "take the address from this container `label` (a /cidr suffix is dropped)")
+	fs.StringVar(&o.useIPFromLabel, "useIpFromLabel", "", "take the address from this container `label`: an IP address of another host, a /cidr suffix dropped (loopback, link-local, multicast and anything else are refused)")
+	fs.BoolVar(&o.scriptChecks, "allow-script-checks", false, "register services with SERVICE_CHECK_SCRIPT: lets whoever starts a container run commands on the Consul agent's host (with the agent's enable_script_checks); without it such a service is not registered")
+	fs.IntVar(&o.maxServices, "max-services", docker.DefaultMaxServices, "at most this many services from one container or Swarm service; ports past it are left out, with a warning")
 	fs.StringVar(&o.tags, "tags", "", "comma `list` of tags added to every service; a Go template over the container's inspect data")
 	resync := fs.Int("resync", int(defaultResync/time.Second), "`seconds` between full reconciles (0 means the default, 30)")
 	deregister := fs.String("deregister", "always", "always, or on-success: keep the services of a container that exited with a failure")
@@ -216,6 +220,9 @@ func parseFlags(args []string, usage io.Writer, getenv func(string) string) (opt
 		return o, errors.New("-ttl must be greater than -ttl-refresh")
 	}
 	o.ttl = time.Duration(*ttl) * time.Second
+	if o.maxServices < 1 {
+		return o, fmt.Errorf("-max-services %d: must be at least 1", o.maxServices)
+	}
 	if o.drain < 0 {
 		return o, fmt.Errorf("-drain %s: must not be negative", o.drain)
 	}

@@ -32,6 +32,10 @@ func TestParseFlags(t *testing.T) {
 		}},
 		{name: "-resync 0 means the default", args: []string{"-resync", "0", "consul://h:1"}, check: func(o options) bool { return o.resync == 30*time.Second }},
 		{name: "-ip takes a host name", args: []string{"-ip", "node-1.example", "consul://h:1"}, check: func(o options) bool { return o.hostIP == "node-1.example" }},
+		{name: "script checks are refused by default", args: []string{"consul://h:1"}, check: func(o options) bool { return !o.scriptChecks && o.maxServices == 256 }},
+		{name: "-allow-script-checks", args: []string{"-allow-script-checks", "consul://h:1"}, check: func(o options) bool { return o.scriptChecks }},
+		{name: "-max-services", args: []string{"-max-services", "10", "consul://h:1"}, check: func(o options) bool { return o.maxServices == 10 }},
+		{name: "-max-services 0", args: []string{"-max-services", "0", "consul://h:1"}, err: "-max-services 0: must be at least 1"},
 		{name: "json logs", args: []string{"-log-level", "debug", "-log-format", "json", "consul://h:1"}, check: func(o options) bool { return o.logJSON && o.logLevel == logrus.DebugLevel }},
 		{name: "-consul-rejoin is accepted, with a warning that it has no effect", args: []string{"-consul-rejoin=false", "consul://h:1"}, check: func(o options) bool {
 			return len(o.ignored) == 1 && strings.Contains(o.ignored[0], "-consul-rejoin has no effect")
