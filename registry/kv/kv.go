@@ -174,6 +174,21 @@ func (b *Backend) markKey(owner, id string) string {
 	return b.marks + "/entries/" + owner + "/" + url.PathEscape(id)
 }
 
+// parseMark reads a mark back from the key-value pair under prefix
+// (<marks>/<namespace>/entries/): the owner is the key's first part, the
+// rest is the value. ok is false for what is not a mark, whoever wrote it.
+func parseMark(prefix, key string, value []byte) (owner string, m mark, ok bool) {
+	rest, ok := strings.CutPrefix(key, prefix)
+	if !ok {
+		return "", mark{}, false
+	}
+	owner, _, ok = strings.Cut(rest, "/")
+	if !ok || owner == "" || json.Unmarshal(value, &m) != nil || m.Key == "" {
+		return "", mark{}, false
+	}
+	return owner, m, true
+}
+
 func sum(value []byte) string {
 	s := sha256.Sum256(value)
 	return hex.EncodeToString(s[:8])
@@ -228,10 +243,13 @@ func (b *Backend) Services(ctx context.Context) ([]bridge.Service, error) {
 	}
 	byKey := map[string]*owned{}
 	var all []*owned
+	if len(lists) != 2 {
+		b.snap = snapshot{}
+		return nil, fmt.Errorf("%s: list %s: %d lists for 2 prefixes", b.name, entriesPrefix, len(lists))
+	}
 	for _, p := range lists[1] {
-		owner, _, ok := strings.Cut(strings.TrimPrefix(p.Key, marksPrefix), "/")
-		var m mark
-		if !ok || json.Unmarshal(p.Value, &m) != nil || m.Key == "" {
+		owner, m, ok := parseMark(marksPrefix, p.Key, p.Value)
+		if !ok {
 			continue
 		}
 		o := &owned{mark: m, owner: owner}
