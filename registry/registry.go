@@ -19,22 +19,23 @@ type Scheme struct {
 	Example string // a URI of this form, for the usage text
 	open    func(*url.URL, bridge.BackendOptions) (bridge.Backend, error)
 	grpc    bool // built on the etcd v3 client: left out of a lean build
+	user    bool // takes user information: etcd's user name and password
 }
 
 // table is the only place a backend is registered: adding one is its
 // package and a row here. The usage text lists it from here, and a test
 // checks that the README documents every scheme.
 var table = []Scheme{
-	{"consul", "consul://host:port", adapter(consul.Open), false},
-	{"consul-tls", "consul-tls://host:port", adapter(consul.Open), false},
-	{"consul-unix", "consul-unix:///path/to/consul.sock", adapter(consul.Open), false},
-	{"consulkv", "consulkv://host:port/prefix", adapter(consulkv.Open), false},
-	{"consulkv-tls", "consulkv-tls://host:port/prefix", adapter(consulkv.Open), false},
-	{"etcd", "etcd://host:port[,host:port]/prefix", openEtcd, true},
-	{"etcd+tls", "etcd+tls://host:port[,host:port]/prefix", openEtcd, true},
-	{"skydns2", "skydns2://host:port/domain", openSkyDNS2, true},
-	{"skydns2+tls", "skydns2+tls://host:port/domain", openSkyDNS2, true},
-	{"zookeeper", "zookeeper://host:port[,host:port]/basepath", adapter(zookeeper.Open), false},
+	{"consul", "consul://host:port", adapter(consul.Open), false, false},
+	{"consul-tls", "consul-tls://host:port", adapter(consul.Open), false, false},
+	{"consul-unix", "consul-unix:///path/to/consul.sock", adapter(consul.Open), false, false},
+	{"consulkv", "consulkv://host:port/prefix", adapter(consulkv.Open), false, false},
+	{"consulkv-tls", "consulkv-tls://host:port/prefix", adapter(consulkv.Open), false, false},
+	{"etcd", "etcd://host:port[,host:port]/prefix", openEtcd, true, true},
+	{"etcd+tls", "etcd+tls://host:port[,host:port]/prefix", openEtcd, true, true},
+	{"skydns2", "skydns2://host:port/domain", openSkyDNS2, true, true},
+	{"skydns2+tls", "skydns2+tls://host:port/domain", openSkyDNS2, true, true},
+	{"zookeeper", "zookeeper://host:port[,host:port]/basepath", adapter(zookeeper.Open), false, false},
 }
 
 // adapter gives an adapter's Open, which returns its concrete type, the
@@ -68,7 +69,7 @@ func HeldByFull(uri string) bool {
 	if !Lean {
 		return false
 	}
-	u, err := url.Parse(uri)
+	u, err := Parse(uri)
 	if err != nil {
 		return false
 	}
@@ -87,30 +88,96 @@ func lookup(scheme string) (Scheme, bool) {
 
 // Open returns the backend a registry URI names. It does not connect.
 func Open(uri string, o bridge.BackendOptions) (bridge.Backend, error) {
-	if !strings.Contains(uri, "://") {
-		return nil, fmt.Errorf("registry URI %q has no scheme, e.g. consul://127.0.0.1:8500 (known: %s)", redactRaw(uri), names())
-	}
-	u, err := url.Parse(uri)
+	u, err := Parse(uri)
 	if err != nil {
-		return nil, fmt.Errorf("registry URI: %w", redact(err))
-	}
-	if u.Scheme == "" {
-		return nil, fmt.Errorf("registry URI %q has no scheme (known: %s)", u.Redacted(), names())
+		return nil, err
 	}
 	s, ok := lookup(u.Scheme)
 	if !ok {
-		return nil, fmt.Errorf("unknown registry scheme %q in %q (known: %s)", u.Scheme, u.Redacted(), names())
+		return nil, fmt.Errorf("unknown registry scheme %q in %s (known: %s)", u.Scheme, Display(u), names())
+	}
+	if u.User != nil && !s.user {
+		// It would be ignored: refused, so that nobody believes it is sent.
+		return nil, fmt.Errorf("%s: a %s URI takes no user name or password (%s)", Display(u), s.Name, noUser(s.Name))
 	}
 	return s.open(u, o)
 }
 
-// redactRaw hides what could be a password in a string that is not a URL:
-// anything before an @.
-func redactRaw(s string) string {
+// Parse parses a registry URI. It refuses one whose user information did
+// not parse as such: a password with an unencoded /, ?, # or @ leaves part
+// of it in the host, the path or the query, where it would be printed (and
+// sent) as an address. Its errors never hold the user information, nor
+// anything that could be part of it.
+func Parse(uri string) (*url.URL, error) {
+	scheme, rest, ok := strings.Cut(uri, "://")
+	if !ok {
+		return nil, fmt.Errorf("registry URI %q has no scheme, e.g. consul://127.0.0.1:8500 (known: %s)", afterAt(uri), names())
+	}
+	u, err := url.Parse(uri)
+	if err != nil && strings.Contains(rest, "@") {
+		// Whether the part after the last @ parses alone tells a bad
+		// user information from a bad host or path.
+		if _, err2 := url.Parse(scheme + "://" + afterAt(rest)); err2 != nil {
+			return nil, fmt.Errorf("registry URI: %w", redact(err2))
+		}
+	}
+	switch {
+	case strings.Contains(rest, "@") && (err != nil || strings.Contains(u.EscapedPath()+u.RawQuery+u.EscapedFragment(), "@")):
+		return nil, fmt.Errorf("registry URI %s://...: its user information did not parse (or an @ follows the host): "+
+			"percent-encode the user name and password (/ as %%2F, ? as %%3F, # as %%23, @ as %%40, %% as %%25, space as %%20)", safeScheme(scheme))
+	case err != nil:
+		return nil, fmt.Errorf("registry URI: %w", redact(err))
+	case u.Scheme == "":
+		return nil, fmt.Errorf("registry URI %q has no scheme (known: %s)", Display(u), names())
+	}
+	return u, nil
+}
+
+// Display is the printable form of a registry URI, for logs, errors and
+// metric labels: its scheme, host and path, never its user information
+// (neither password nor user name) and not its query. A URI from Parse
+// holds no @ outside its user information, so nothing of a password that
+// did not parse can be in its host or path either.
+func Display(u *url.URL) string {
+	return u.Scheme + "://" + u.Host + u.Path
+}
+
+// DisplayURI is Display of a URI given as text, or only its scheme when it
+// does not parse (Parse says why).
+func DisplayURI(uri string) string {
+	if u, err := Parse(uri); err == nil {
+		return Display(u)
+	}
+	scheme, _, _ := strings.Cut(uri, "://")
+	return safeScheme(scheme) + "://..."
+}
+
+// noUser says where a scheme's credentials go instead of the URI.
+func noUser(scheme string) string {
+	if strings.HasPrefix(scheme, "consul") {
+		return "Consul's ACL token: CONSUL_HTTP_TOKEN or CONSUL_HTTP_TOKEN_FILE; HTTP basic authentication to a proxy: CONSUL_HTTP_AUTH"
+	}
+	return "the adapter does not authenticate"
+}
+
+// afterAt is what follows the last @ of a string that is not a URL: the
+// part before it could be user information.
+func afterAt(s string) string {
 	if i := strings.LastIndexByte(s, '@'); i >= 0 {
-		return "xxxxx" + s[i:]
+		return s[i+1:]
 	}
 	return s
+}
+
+// safeScheme is scheme when it is one (letters, digits, +, - and .), else
+// "?": what precedes :// in text that is not a URI could be anything.
+func safeScheme(scheme string) string {
+	if scheme == "" || strings.IndexFunc(scheme, func(r rune) bool {
+		return !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || r == '+' || r == '-' || r == '.')
+	}) >= 0 {
+		return "?"
+	}
+	return scheme
 }
 
 // redact drops the URL from a parse error: it may hold a password.
