@@ -72,7 +72,7 @@ func Open(u *url.URL, o kv.Options) (*kv.Backend, error) {
 	if log == nil {
 		log = logrus.NewEntry(logrus.StandardLogger())
 	}
-	s := &Store{servers: servers, ttl: o.TTL, log: log.WithField("backend", u.Scheme), lost: map[string][]func(){}, done: make(chan struct{})}
+	s := &Store{servers: servers, ttl: o.TTL, log: log.WithField("backend", u.Scheme), lost: map[string][]func(){}, done: make(chan struct{}), inflight: make(chan struct{}, maxInflight)}
 	return kv.New(u.Scheme, s, Layout{Base: base}, marks, o), nil
 }
 
@@ -92,6 +92,8 @@ type Store struct {
 	mu   sync.Mutex
 	conn *zk.Conn
 	lost map[string][]func() // by session: called when it ends
+
+	inflight chan struct{} // one per request under way (see bound)
 }
 
 var _ kv.Store = (*Store)(nil)
@@ -185,10 +187,106 @@ func (s *Store) session() string {
 	return strconv.FormatInt(c.SessionID(), 16)
 }
 
-func (s *Store) List(_ context.Context, prefixes ...string) ([][]kv.Pair, error) {
+// maxInflight is how many requests may be under way at once. The client
+// holds a request while it has no connection, until it has one again, and
+// its calls take no context: a call whose context ends is left to finish
+// in the background (see bounded), and past this many, while a server
+// accepts connections and never answers, new ones fail at once instead of
+// piling up.
+const maxInflight = 64
+
+// bounded is the connection with every call bounded by a context.
+type bounded struct {
+	ctx  context.Context
+	conn *zk.Conn
+	s    *Store
+}
+
+// bound returns the connection, its calls bounded by ctx.
+func (s *Store) bound(ctx context.Context) (bounded, error) {
+	conn, err := s.Conn()
+	if err != nil {
+		return bounded{}, err
+	}
+	return bounded{ctx: ctx, conn: conn, s: s}, nil
+}
+
+// call runs f, a call of the client, and returns its results, or the
+// context's error as soon as it ends.
+func call[T any](c bounded, f func() (T, error)) (T, error) {
+	var zero T
+	if err := c.ctx.Err(); err != nil {
+		return zero, err
+	}
+	select {
+	case c.s.inflight <- struct{}{}:
+	default:
+		return zero, fmt.Errorf("%d requests to %s unanswered", maxInflight, strings.Join(c.s.servers, ","))
+	}
+	type result struct {
+		v   T
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		defer func() { <-c.s.inflight }()
+		v, err := f()
+		done <- result{v, err}
+	}()
+	select {
+	case r := <-done:
+		return r.v, r.err
+	case <-c.ctx.Done():
+		return zero, c.ctx.Err()
+	}
+}
+
+// node is a node's data or children and its stat.
+type node struct {
+	data     []byte
+	children []string
+	stat     *zk.Stat
+	exists   bool
+}
+
+func (c bounded) Children(p string) ([]string, *zk.Stat, error) {
+	n, err := call(c, func() (n node, err error) { n.children, n.stat, err = c.conn.Children(p); return })
+	return n.children, n.stat, err
+}
+
+func (c bounded) Get(p string) ([]byte, *zk.Stat, error) {
+	n, err := call(c, func() (n node, err error) { n.data, n.stat, err = c.conn.Get(p); return })
+	return n.data, n.stat, err
+}
+
+func (c bounded) Exists(p string) (bool, *zk.Stat, error) {
+	n, err := call(c, func() (n node, err error) { n.exists, n.stat, err = c.conn.Exists(p); return })
+	return n.exists, n.stat, err
+}
+
+func (c bounded) Create(p string, data []byte, flags int32, acl []zk.ACL) (string, error) {
+	return call(c, func() (string, error) { return c.conn.Create(p, data, flags, acl) })
+}
+
+func (c bounded) Set(p string, data []byte, version int32) (*zk.Stat, error) {
+	return call(c, func() (*zk.Stat, error) { return c.conn.Set(p, data, version) })
+}
+
+func (c bounded) Delete(p string, version int32) error {
+	_, err := call(c, func() (struct{}, error) { return struct{}{}, c.conn.Delete(p, version) })
+	return err
+}
+
+func (c bounded) SessionID() int64 { return c.conn.SessionID() }
+
+func (s *Store) List(ctx context.Context, prefixes ...string) ([][]kv.Pair, error) {
+	c, err := s.bound(ctx)
+	if err != nil {
+		return nil, err
+	}
 	out := make([][]kv.Pair, len(prefixes))
 	for i, p := range prefixes {
-		if err := s.walk(strings.TrimSuffix(p, "/"), &out[i]); err != nil {
+		if err := c.walk(strings.TrimSuffix(p, "/"), &out[i]); err != nil {
 			return nil, err
 		}
 	}
@@ -196,11 +294,7 @@ func (s *Store) List(_ context.Context, prefixes ...string) ([][]kv.Pair, error)
 }
 
 // walk appends every node below dir that holds data.
-func (s *Store) walk(dir string, out *[]kv.Pair) error {
-	conn, err := s.Conn()
-	if err != nil {
-		return err
-	}
+func (conn bounded) walk(dir string, out *[]kv.Pair) error {
 	children, _, err := conn.Children(dir)
 	if errors.Is(err, zk.ErrNoNode) {
 		return nil
@@ -225,7 +319,7 @@ func (s *Store) walk(dir string, out *[]kv.Pair) error {
 			*out = append(*out, pair)
 		}
 		if stat.NumChildren > 0 {
-			if err := s.walk(p, out); err != nil {
+			if err := conn.walk(p, out); err != nil {
 				return err
 			}
 		}
@@ -233,8 +327,8 @@ func (s *Store) walk(dir string, out *[]kv.Pair) error {
 	return nil
 }
 
-func (s *Store) Get(_ context.Context, key string) ([]byte, bool, error) {
-	conn, err := s.Conn()
+func (s *Store) Get(ctx context.Context, key string) ([]byte, bool, error) {
+	conn, err := s.bound(ctx)
 	if err != nil {
 		return nil, false, err
 	}
@@ -247,8 +341,8 @@ func (s *Store) Get(_ context.Context, key string) ([]byte, bool, error) {
 
 // Commit applies ops in order (ZooKeeper's multi cannot create-or-replace);
 // puts on a lease are ephemeral znodes of the current session.
-func (s *Store) Commit(_ context.Context, lease string, ops []kv.Op) error {
-	conn, err := s.Conn()
+func (s *Store) Commit(ctx context.Context, lease string, ops []kv.Op) error {
+	conn, err := s.bound(ctx)
 	if err != nil {
 		return err
 	}
@@ -282,7 +376,7 @@ func (s *Store) Commit(_ context.Context, lease string, ops []kv.Op) error {
 // put creates the node, or replaces one that is not of the right kind (an
 // ephemeral node of another session, or a persistent one where an ephemeral
 // one is wanted).
-func put(conn *zk.Conn, p string, data []byte, flags int32) error {
+func put(conn bounded, p string, data []byte, flags int32) error {
 	if err := parents(conn, p); err != nil {
 		return err
 	}
@@ -316,7 +410,7 @@ func put(conn *zk.Conn, p string, data []byte, flags int32) error {
 }
 
 // parents creates the persistent parents of p.
-func parents(conn *zk.Conn, p string) error {
+func parents(conn bounded, p string) error {
 	dir := path.Dir(p)
 	if dir == "/" {
 		return nil

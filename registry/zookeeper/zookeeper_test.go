@@ -1,7 +1,10 @@
 package zookeeper
 
 import (
+	"context"
 	"encoding/json"
+	"flag"
+	"net"
 	"net/url"
 	"os"
 	"strings"
@@ -11,6 +14,7 @@ import (
 	"github.com/go-zookeeper/zk"
 
 	"github.com/registrator/registrator/bridge"
+	"github.com/registrator/registrator/internal/testkit"
 	"github.com/registrator/registrator/internal/zktest"
 	"github.com/registrator/registrator/registry/kv"
 	"github.com/registrator/registrator/registry/registrytest"
@@ -19,6 +23,10 @@ import (
 var server *zktest.Server
 
 func TestMain(m *testing.M) {
+	flag.Parse()
+	if testkit.FuzzOnly() { // the fuzz targets need no server
+		os.Exit(m.Run())
+	}
 	s, err := zktest.Start()
 	if err != nil {
 		os.Stderr.WriteString("zookeeper tests need a ZooKeeper server: " + err.Error() + "\n")
@@ -121,6 +129,48 @@ func TestOpen(t *testing.T) {
 		}
 		if tc.err == "" && err != nil || tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)) {
 			t.Errorf("Open(%s) error %v, want %q", tc.uri, err, tc.err)
+		}
+	}
+}
+
+// A server that accepts connections and never answers: every call returns
+// by its context's end (the client holds a request until it has a
+// session, and its calls take no context), and the daemon's Ping, List
+// and Commit with it.
+func TestCallsEndWithTheirContextOnAHungServer(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close() // held open, never answered
+		}
+	}()
+	b := open(t, "zookeeper://"+l.Addr().String()+"/services", 0)
+	st := b.Store()
+	for name, call := range map[string]func(context.Context) error{
+		"Ping": b.Ping,
+		"List": func(ctx context.Context) error { _, err := st.List(ctx, "/services/", "/registrator/"); return err },
+		"Get":  func(ctx context.Context) error { _, _, err := st.Get(ctx, "/registrator/x"); return err },
+		"Commit": func(ctx context.Context) error {
+			return st.Commit(ctx, "", []kv.Op{{Key: "/services/web/x", Value: []byte("{}")}})
+		},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		start := time.Now()
+		err := call(ctx)
+		cancel()
+		if err == nil {
+			t.Errorf("%s on a server that never answers: nil error", name)
+		}
+		if took := time.Since(start); took > 2*time.Second {
+			t.Errorf("%s took %s, past its context's 300 ms", name, took)
 		}
 	}
 }
