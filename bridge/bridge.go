@@ -62,6 +62,7 @@ type Bridge struct {
 	changedAt  map[string]time.Time          // container ID → when Changed first reported an unhandled change
 	reconciled bool                          // a full reconcile has succeeded
 	twins      map[string]bool               // hosts whose engines share ours' ID, warned about
+	held       map[heldKey]string            // services whose entry someone else holds: who
 }
 
 // known is what the bridge remembers of a container it has synced.

@@ -18,6 +18,9 @@ type Observer interface {
 	// Synced ends the sync that applied a change, took after it was
 	// reported with Changed.
 	Synced(took time.Duration)
+	// Held says how many services are not registered now because someone
+	// else holds their entry (a HeldError).
+	Held(services int)
 }
 
 type nopObserver struct{}
@@ -25,12 +28,14 @@ type nopObserver struct{}
 func (nopObserver) Reconciled(time.Duration, error, int, int) {}
 func (nopObserver) Wrote(string, time.Duration, error)        {}
 func (nopObserver) Synced(time.Duration)                      {}
+func (nopObserver) Held(int)                                  {}
 
 // Sync states of a service, as Status reports them.
 const (
 	InSync  = "in sync" // the backend holds what should exist
 	Pending = "pending" // queued or being written
 	Failing = "failing" // the last write failed; it is retried
+	Held    = "held"    // someone else holds the entry: not registered, looked at again every pass
 )
 
 // ServiceStatus is one service of a container and its state in the backend.
@@ -63,6 +68,8 @@ func (b *Bridge) Status() []ContainerStatus {
 			st := ServiceStatus{Service: s, State: Pending}
 			if a, ok := b.actual[id][s.ID]; ok && a.Owner == b.cfg.Owner.String() && a.Revision == k.serviceRevs[i] {
 				st.State = InSync
+			} else if holder, ok := b.held[heldKey{id, s.ID}]; ok {
+				st.State, st.Error = Held, "the entry is held by "+holder
 			} else if k.err != "" {
 				st.State, st.Error = Failing, k.err
 			}

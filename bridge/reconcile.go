@@ -120,7 +120,11 @@ func (b *Bridge) reconcile(ctx context.Context) (missing, stale int, err error) 
 			// first write and its end the entries it wrote are there but
 			// not yet what it wants. It is looked at again all the same.
 			if !b.q.Processing(id) {
-				missing += len(reg)
+				for _, s := range reg {
+					if _, held := b.held[heldKey{id, s.ID}]; !held {
+						missing++ // a held one is not missing: it was never written
+					}
+				}
 				stale += len(dereg)
 			}
 		}

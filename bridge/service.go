@@ -167,11 +167,44 @@ type Backend interface {
 	// the owner mark. Entries that carry no mark read back with Owner "".
 	Services(ctx context.Context) ([]Service, error)
 	// Register creates or replaces s, marking it as written by s.Owner with
-	// revision s.Fingerprint(). It is idempotent.
+	// revision s.Fingerprint(). It is idempotent. It never writes over an
+	// entry that is not s.Owner's entry of s.Container (nor, with a Writer,
+	// another host's): it returns a *HeldError instead. The one exception
+	// is an entry without any mark that is exactly s (its ID, name,
+	// address and port: registrator wrote it for this container), which it
+	// takes over in place.
 	Register(ctx context.Context, s Service) error
-	// Deregister removes s. An entry that is already gone is not an error.
+	// Deregister removes s. An entry that is already gone is not an error,
+	// nor is one that is no longer s.Owner's: that one is left as it is.
 	Deregister(ctx context.Context, s Service) error
 	// Ping checks that the backend can be reached.
 	Ping(ctx context.Context) error
 	Close() error
+}
+
+// HeldError is what Register returns for an entry that someone else
+// holds: another container, another host, or a program that is not
+// registrator. Holder says who, for the operator.
+type HeldError struct {
+	ID     string // the service's ID
+	Holder string // "service vault registered without registrator's mark", "container 3f2a1b4c5d6e of this host", ...
+}
+
+func (e *HeldError) Error() string {
+	return "entry " + e.ID + " is held by " + e.Holder + ": left as it is"
+}
+
+// Holder describes who holds an entry that carries the mark owner (""
+// for none) of the container, as a HeldError's Holder; self is this
+// daemon's owner mark.
+func Holder(owner, container, writer, self string) string {
+	switch {
+	case owner == "":
+		return "an entry without registrator's mark (written by hand or by another program)"
+	case owner == self && writer != "":
+		return "container " + ShortID(container) + " of host " + writer
+	case owner == self:
+		return "container " + ShortID(container) + " of this host"
+	}
+	return "host " + owner
 }

@@ -66,10 +66,19 @@ func (b *Bridge) sync(ctx context.Context, id string) error {
 		began := time.Now()
 		err := b.write(ctx, func(ctx context.Context) error { return b.backend.Register(ctx, s) })
 		b.cfg.Observer.Wrote("register", time.Since(began), err)
+		var held *HeldError
+		if errors.As(err, &held) {
+			// Not a failure to retry with backoff: the entry is someone
+			// else's. Each full pass looks again, and registers the
+			// service once the holder is gone.
+			b.hold(log, id, s, held)
+			continue
+		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("register %s: %w", s.ID, err))
 			continue
 		}
+		b.hold(log, id, s, nil)
 		s.Revision = s.Fingerprint()
 		b.record(id, s.ID, &s)
 		log.WithFields(logrus.Fields{"service": s.ID, "action": "register"}).Infof("registered %s at %s:%d", s.Name, s.Address, s.Port)
@@ -89,6 +98,7 @@ func (b *Bridge) sync(ctx context.Context, id string) error {
 	defer b.mu.Unlock()
 	if gone && len(errs) == 0 {
 		delete(b.containers, id)
+		b.releaseHeld(id)
 		return nil
 	}
 	k := b.containers[id]
@@ -97,6 +107,12 @@ func (b *Bridge) sync(ctx context.Context, id string) error {
 		b.containers[id] = k
 	}
 	k.name, k.services, k.serviceRevs = c.Name, desired, revs
+	for key := range b.held { // a service it no longer has is held no more
+		if key.container == id && !slices.ContainsFunc(desired, func(s Service) bool { return s.ID == key.service }) {
+			delete(b.held, key)
+			b.cfg.Observer.Held(len(b.held))
+		}
+	}
 	if len(errs) > 0 {
 		err := errors.Join(errs...)
 		k.err = err.Error()
@@ -128,3 +144,47 @@ func (b *Bridge) record(container, serviceID string, s *Service) {
 	}
 	b.actual[container][serviceID] = *s
 }
+
+// hold notes that the entry of container id's service s is held by someone
+// else (err), or no longer (nil). The first time it is held, a warning
+// names the container and the holder; the count of held services goes to
+// the Observer whenever it changes.
+func (b *Bridge) hold(log *logrus.Entry, id string, s Service, err *HeldError) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	key := heldKey{id, s.ID}
+	_, was := b.held[key]
+	switch {
+	case err == nil && !was:
+		return
+	case err == nil:
+		delete(b.held, key)
+	case was:
+		b.held[key] = err.Holder
+		return
+	default:
+		if b.held == nil {
+			b.held = map[heldKey]string{}
+		}
+		b.held[key] = err.Holder
+		log.WithFields(logrus.Fields{"service": s.ID, "action": "register"}).Warnf(
+			"not registered: %v; the container's own entries are unaffected, and the service is registered once the entry is gone", err)
+	}
+	b.cfg.Observer.Held(len(b.held))
+}
+
+// releaseHeld forgets the held services of a container that is gone.
+func (b *Bridge) releaseHeld(id string) {
+	n := len(b.held)
+	for k := range b.held {
+		if k.container == id {
+			delete(b.held, k)
+		}
+	}
+	if len(b.held) != n {
+		b.cfg.Observer.Held(len(b.held))
+	}
+}
+
+// heldKey names a service of a container whose entry someone else holds.
+type heldKey struct{ container, service string }

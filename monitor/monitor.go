@@ -138,6 +138,10 @@ func (o observer) Wrote(action string, took time.Duration, err error) {
 	o.m.histogram("registrator_write_duration_seconds", writeBuckets, "action", action, "backend", o.name).Update(took.Seconds())
 }
 
+func (o observer) Held(services int) {
+	o.m.set.GetOrCreateGauge(series("registrator_held_services", "backend", o.name), nil).Set(float64(services))
+}
+
 func (o observer) Synced(took time.Duration) {
 	o.m.histogram("registrator_event_to_registry_seconds", secondsBuckets, "backend", o.name).Update(took.Seconds())
 }
