@@ -138,10 +138,6 @@ func (o observer) Wrote(action string, took time.Duration, err error) {
 	o.m.histogram("registrator_write_duration_seconds", writeBuckets, "action", action, "backend", o.name).Update(took.Seconds())
 }
 
-func (o observer) Held(services int) {
-	o.m.set.GetOrCreateGauge(series("registrator_held_services", "backend", o.name), nil).Set(float64(services))
-}
-
 func (o observer) Synced(took time.Duration) {
 	o.m.histogram("registrator_event_to_registry_seconds", secondsBuckets, "backend", o.name).Update(took.Seconds())
 }
@@ -273,9 +269,10 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 
 // Server is the daemon's HTTP listener.
 type Server struct {
-	l   net.Listener
-	srv *http.Server
-	log *logrus.Entry
+	l      net.Listener
+	srv    *http.Server
+	log    *logrus.Entry
+	serves string // for the log
 }
 
 // Listen opens addr for h, so that a misconfigured address is an error at
@@ -285,7 +282,8 @@ func Listen(addr string, h http.Handler, log *logrus.Entry) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Server{l: l, srv: &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}, log: log}, nil
+	return &Server{l: l, srv: &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}, log: log,
+		serves: "/metrics, /health, /ready and /v1/services"}, nil
 }
 
 // Serve serves until ctx is done, then shuts down (in-flight requests get
@@ -299,7 +297,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		defer cancel()
 		_ = s.srv.Shutdown(sctx)
 	}()
-	s.log.WithField("addr", s.l.Addr().String()).Info("serving /metrics, /health, /ready and /v1/services")
+	s.log.WithField("addr", s.l.Addr().String()).Info("serving " + s.serves)
 	err := s.srv.Serve(s.l)
 	if !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("HTTP listener: %w", err)

@@ -166,13 +166,19 @@ func (b *bench) steady(t *target, r *result, n int, dur time.Duration) error {
 	ctx := context.Background()
 	r.SteadyN = n
 	args := []string{"-resync", "1"}
+	var prof string
 	if b.profile != "" {
-		args = append(args, "-pprof")
+		var err error
+		if prof, err = freeAddr(); err != nil {
+			return err
+		}
+		args = append(args, "-pprof-addr", prof)
 	}
 	d, err := b.start(t, args...)
 	if err != nil {
 		return err
 	}
+	d.prof = prof
 	defer d.stop()
 	if err := t.waitCount(ctx, n); err != nil {
 		return err

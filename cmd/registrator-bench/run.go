@@ -34,6 +34,7 @@ type daemon struct {
 	t    *target
 	cmd  *exec.Cmd
 	addr string // its -http-addr
+	prof string // its -pprof-addr, when profiled
 	done chan struct{}
 }
 
@@ -48,13 +49,21 @@ func (b *bench) traced(t *target, args ...string) (*daemon, *daemonLog, error) {
 	return d, l, err
 }
 
-func (b *bench) launch(t *target, dl *daemonLog, args ...string) (*daemon, error) {
+// freeAddr is a loopback address with a port free right now.
+func freeAddr() (string, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+func (b *bench) launch(t *target, dl *daemonLog, args ...string) (*daemon, error) {
+	addr, err := freeAddr()
 	if err != nil {
 		return nil, err
 	}
-	addr := l.Addr().String()
-	l.Close()
 	d := &daemon{b: b, t: t, addr: addr, done: make(chan struct{})}
 	flags := []string{"-internal", "-http-addr", addr, "-log-level", b.logLevel}
 	var pw *io.PipeWriter
@@ -114,7 +123,7 @@ func (d *daemon) stop() {
 
 // profile saves the daemon's /debug/pprof/<what> in file.
 func (d *daemon) profile(what, file string) error {
-	resp, err := http.Get("http://" + d.addr + "/debug/pprof/" + what)
+	resp, err := http.Get("http://" + d.prof + "/debug/pprof/" + what)
 	if err != nil {
 		return fmt.Errorf("profile: %w", err)
 	}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -54,13 +53,20 @@ func closeBackends(bs []backend) {
 	}
 }
 
-// backendName is a URI's scheme and host, for logs: never its password.
-func backendName(uri string) string {
-	u, err := url.Parse(uri)
-	if err != nil {
-		return "?"
+// backendName is a URI's scheme, host and path, for logs and metric
+// labels: never its user information (registry.Display).
+func backendName(uri string) string { return registry.DisplayURI(uri) }
+
+// checkURIs refuses, before anything starts, a registry URI whose user
+// information did not parse (registry.Parse), so that no part of a
+// password is ever printed, or sent, as an address.
+func checkURIs(uris []string) error {
+	for _, uri := range uris {
+		if _, err := registry.Parse(uri); err != nil {
+			return err
+		}
 	}
-	return u.Scheme + "://" + u.Host + u.Path
+	return nil
 }
 
 func redacted(uris []string) string {

@@ -19,15 +19,22 @@ import (
 // error for a misconfiguration found at start.
 func daemon(ctx context.Context, o options, log *logrus.Entry) error {
 	mon := monitor.New()
-	var srv *monitor.Server
+	var srv, prof *monitor.Server
 	if o.httpAddr != "" {
-		h := mon.Handler()
-		if o.pprof {
-			h = monitor.WithProfiler(h)
-		}
 		var err error
-		if srv, err = monitor.Listen(o.httpAddr, h, log); err != nil {
+		if srv, err = monitor.Listen(o.httpAddr, mon.Handler(), log); err != nil {
 			return fmt.Errorf("-http-addr: %w", err)
+		}
+		if !loopback(o.httpAddr) {
+			log.Warnf("-http-addr %s is not a loopback address: whoever reaches it reads /metrics and /v1/services "+
+				"(every service this host registers, its address and port, and each registry's address); "+
+				"bind it to 127.0.0.1 unless something elsewhere must scrape it, and then let only that reach it (docs/monitoring.md)", o.httpAddr)
+		}
+	}
+	if o.pprofAddr != "" {
+		var err error
+		if prof, err = monitor.ListenProfiler(o.pprofAddr, log); err != nil {
+			return fmt.Errorf("-pprof-addr: %w", err)
 		}
 	}
 	api, err := docker.Connect()
@@ -38,8 +45,10 @@ func daemon(ctx context.Context, o options, log *logrus.Entry) error {
 	ctx, cancel := context.WithCancel(ctx)
 	g, ctx := errgroup.WithContext(ctx)
 	defer func() { cancel(); _ = g.Wait() }() // on every return: nothing left running
-	if srv != nil {
-		g.Go(func() error { return srv.Serve(ctx) })
+	for _, s := range []*monitor.Server{srv, prof} {
+		if s != nil {
+			g.Go(func() error { return s.Serve(ctx) })
+		}
 	}
 	cfg := deriveConfig(o, log)
 	engine := &docker.Engine{API: api, Config: cfg, Selector: o.selector, ExplicitID: o.id, Log: log}

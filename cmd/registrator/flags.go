@@ -41,7 +41,7 @@ type options struct {
 	version        bool
 	healthcheck    bool
 	httpAddr       string
-	pprof          bool
+	pprofAddr      string // -pprof-addr
 	dryRun         bool
 	dockerHealth   string
 	network        string
@@ -107,7 +107,8 @@ func parseFlags(args []string, usage io.Writer, getenv func(string) string) (opt
 	format := fs.String("log-format", "text", "text or json")
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
 	fs.StringVar(&o.httpAddr, "http-addr", "", "serve /metrics, /health, /ready and /v1/services on this `address` (e.g. 127.0.0.1:9333); off when empty")
-	fs.BoolVar(&o.pprof, "pprof", false, "also serve Go's profiler under /debug/pprof/ on -http-addr (CPU, heap, goroutines)")
+	fs.StringVar(&o.pprofAddr, "pprof-addr", "", "serve Go's profiler under /debug/pprof/ (CPU, heap, goroutines; not the command line) on this loopback `address` (e.g. 127.0.0.1:6060); off when empty")
+	pprofOld := fs.Bool("pprof", false, "removed: use -pprof-addr 127.0.0.1:PORT")
 	fs.BoolVar(&o.healthcheck, "healthcheck", false, "ask the daemon listening on -http-addr for /health and exit 0 if it answers, else 1 (the image's HEALTHCHECK)")
 	fs.StringVar(&o.dockerHealth, "docker-health", "mirror", "how a container's Docker HEALTHCHECK counts: mirror (a Consul check; other backends hold the entry while healthy), healthy (registered only while healthy) or ignore")
 	fs.StringVar(&o.network, "network", "", "the `network` whose address -internal registers, for containers on several (SERVICE_NETWORK beats it)")
@@ -156,8 +157,11 @@ func parseFlags(args []string, usage io.Writer, getenv func(string) string) (opt
 	if o.healthcheck && o.httpAddr == "" {
 		return o, errors.New("-healthcheck needs -http-addr (or REGISTRATOR_HTTP_ADDR)")
 	}
-	if o.pprof && o.httpAddr == "" {
-		return o, errors.New("-pprof needs -http-addr (or REGISTRATOR_HTTP_ADDR)")
+	if *pprofOld {
+		return o, errors.New("-pprof is removed: Go's profiler has a listener of its own, on loopback only: -pprof-addr 127.0.0.1:PORT (or REGISTRATOR_PPROF_ADDR)")
+	}
+	if o.pprofAddr != "" && !loopback(o.pprofAddr) {
+		return o, fmt.Errorf("-pprof-addr %q: must be a loopback address and port, e.g. 127.0.0.1:6060 (profiles show the daemon's memory and code)", o.pprofAddr)
 	}
 	if o.version || o.healthcheck {
 		return o, nil
@@ -184,7 +188,7 @@ func parseFlags(args []string, usage io.Writer, getenv func(string) string) (opt
 			return o, fmt.Errorf("unexpected argument %q after the registry URI (options go before it)", a)
 		}
 		if slices.Contains(o.uris, a) {
-			return o, fmt.Errorf("registry URI %q given twice", a)
+			return o, fmt.Errorf("registry URI %s given twice", registry.DisplayURI(a))
 		}
 		o.uris = append(o.uris, a)
 	}
@@ -272,6 +276,17 @@ func parseFlags(args []string, usage io.Writer, getenv func(string) string) (opt
 		return o, fmt.Errorf("-log-format %q: must be text or json", *format)
 	}
 	return o, nil
+}
+
+// loopback reports whether addr is host:port with a loopback host:
+// 127.0.0.0/8, ::1 or localhost.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return host == "localhost" || ip != nil && ip.IsLoopback()
 }
 
 // resolves reports whether a host name resolves, within 2 seconds.

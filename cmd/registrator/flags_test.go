@@ -87,8 +87,18 @@ func TestParseFlags(t *testing.T) {
 		{name: "bad -http-addr", args: []string{"-http-addr", "9333", "consul://h:1"}, err: "-http-addr"},
 		{name: "-healthcheck needs no URI", args: []string{"-healthcheck", "-http-addr", "127.0.0.1:1"}, check: func(o options) bool { return o.healthcheck }},
 		{name: "-healthcheck without -http-addr", args: []string{"-healthcheck"}, err: "needs -http-addr"},
-		{name: "-pprof without -http-addr", args: []string{"-pprof", "consul://h:1"}, err: "-pprof needs -http-addr"},
-		{name: "-pprof", args: []string{"-pprof", "-http-addr", "127.0.0.1:1", "consul://h:1"}, check: func(o options) bool { return o.pprof }},
+		{name: "-pprof is refused, naming -pprof-addr", args: []string{"-pprof", "-http-addr", "127.0.0.1:1", "consul://h:1"}, err: "-pprof-addr 127.0.0.1:PORT"},
+		{name: "REGISTRATOR_PPROF too", args: []string{"consul://h:1"}, env: map[string]string{"REGISTRATOR_PPROF": "true"}, err: "-pprof is removed"},
+		{name: "-pprof-addr on loopback, without -http-addr", args: []string{"-pprof-addr", "127.0.0.1:6060", "consul://h:1"}, check: func(o options) bool { return o.pprofAddr == "127.0.0.1:6060" }},
+		{name: "-pprof-addr on 127.0.0.0/8, ::1 and localhost", args: []string{"-pprof-addr", "127.1.2.3:1", "consul://h:1"}, check: func(o options) bool { return o.pprofAddr == "127.1.2.3:1" }},
+		{name: "-pprof-addr [::1]", args: []string{"-pprof-addr", "[::1]:6060", "consul://h:1"}, check: func(o options) bool { return o.pprofAddr == "[::1]:6060" }},
+		{name: "-pprof-addr localhost", env: map[string]string{"REGISTRATOR_PPROF_ADDR": "localhost:6060", "REGISTRATOR_REGISTRY": "consul://h:1"}, check: func(o options) bool { return o.pprofAddr == "localhost:6060" }},
+		{name: "-pprof-addr on every interface", args: []string{"-pprof-addr", ":6060", "consul://h:1"}, err: `-pprof-addr ":6060": must be a loopback address`},
+		{name: "-pprof-addr 0.0.0.0", args: []string{"-pprof-addr", "0.0.0.0:6060", "consul://h:1"}, err: "must be a loopback address"},
+		{name: "-pprof-addr routable", args: []string{"-pprof-addr", "10.0.0.5:6060", "consul://h:1"}, err: "must be a loopback address"},
+		{name: "-pprof-addr a host name", args: []string{"-pprof-addr", "localhost.example:6060", "consul://h:1"}, err: "must be a loopback address"},
+		{name: "-pprof-addr without a port", args: []string{"-pprof-addr", "127.0.0.1", "consul://h:1"}, err: "must be a loopback address and port"},
+		{name: "a URI twice names it without its user information", args: []string{"etcd://bob:s3cret@h:1/p", "etcd://bob:s3cret@h:1/p"}, err: "registry URI etcd://h:1/p given twice"},
 		{name: "every flag from the environment", env: map[string]string{
 			"REGISTRATOR_IP": "10.0.0.5", "REGISTRATOR_INTERNAL": "true", "REGISTRATOR_USEIPFROMLABEL": "ip",
 			"REGISTRATOR_RETRY_ATTEMPTS": "-1", "REGISTRATOR_HTTP_ADDR": "127.0.0.1:1", "REGISTRATOR_DRY_RUN": "1",
@@ -114,6 +124,9 @@ func TestParseFlags(t *testing.T) {
 				}
 				if strings.Contains(err.Error(), "\n") {
 					t.Fatalf("error %q is more than one line", err)
+				}
+				if strings.Contains(err.Error(), "s3cret") || strings.Contains(err.Error(), "bob") {
+					t.Fatalf("error %q shows user information", err)
 				}
 				return
 			}

@@ -20,8 +20,8 @@ const exitMisconfigured = 2
 
 func main() {
 	// The memory profiler's sampling keeps a table of over a megabyte that
-	// a daemon of a few megabytes of heap does not need unless -pprof
-	// asks for profiles: off from the start, on again for -pprof.
+	// a daemon of a few megabytes of heap does not need unless -pprof-addr
+	// asks for profiles: off from the start, on again for -pprof-addr.
 	runtime.MemProfileRate = 0
 	os.Exit(run(os.Args[1:]))
 }
@@ -42,6 +42,10 @@ func run(args []string) int {
 		return 0
 	case o.healthcheck:
 		return healthcheck(o.httpAddr)
+	}
+	if err := checkURIs(o.uris); err != nil {
+		fmt.Fprintf(os.Stderr, "registrator: %v\n", err)
+		return exitMisconfigured
 	}
 	if err := handOver(o.uris, args); err != nil {
 		fmt.Fprintf(os.Stderr, "registrator: %v\n", err)
