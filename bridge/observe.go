@@ -18,9 +18,6 @@ type Observer interface {
 	// Synced ends the sync that applied a change, took after it was
 	// reported with Changed.
 	Synced(took time.Duration)
-	// Held says how many services are not registered now because someone
-	// else holds their entry (a HeldError).
-	Held(services int)
 }
 
 type nopObserver struct{}
@@ -28,7 +25,6 @@ type nopObserver struct{}
 func (nopObserver) Reconciled(time.Duration, error, int, int) {}
 func (nopObserver) Wrote(string, time.Duration, error)        {}
 func (nopObserver) Synced(time.Duration)                      {}
-func (nopObserver) Held(int)                                  {}
 
 // Sync states of a service, as Status reports them.
 const (

@@ -18,7 +18,6 @@ type counts struct {
 	writes, failed  int
 	synced          int
 	reconcileErrors int
-	held            int // the last count of held services
 }
 
 // recorder is an Observer that keeps what it was told.
@@ -51,12 +50,6 @@ func (r *recorder) Synced(time.Duration) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.synced++
-}
-
-func (r *recorder) Held(n int) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.held = n
 }
 
 func (r *recorder) get() counts {

@@ -110,7 +110,6 @@ func (b *Bridge) sync(ctx context.Context, id string) error {
 	for key := range b.held { // a service it no longer has is held no more
 		if key.container == id && !slices.ContainsFunc(desired, func(s Service) bool { return s.ID == key.service }) {
 			delete(b.held, key)
-			b.cfg.Observer.Held(len(b.held))
 		}
 	}
 	if len(errs) > 0 {
@@ -147,42 +146,31 @@ func (b *Bridge) record(container, serviceID string, s *Service) {
 
 // hold notes that the entry of container id's service s is held by someone
 // else (err), or no longer (nil). The first time it is held, a warning
-// names the container and the holder; the count of held services goes to
-// the Observer whenever it changes.
+// names the container and the holder; Status shows it as Held.
 func (b *Bridge) hold(log *logrus.Entry, id string, s Service, err *HeldError) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	key := heldKey{id, s.ID}
-	_, was := b.held[key]
-	switch {
-	case err == nil && !was:
-		return
-	case err == nil:
+	if err == nil {
 		delete(b.held, key)
-	case was:
-		b.held[key] = err.Holder
 		return
-	default:
-		if b.held == nil {
-			b.held = map[heldKey]string{}
-		}
-		b.held[key] = err.Holder
+	}
+	if _, was := b.held[key]; !was {
 		log.WithFields(logrus.Fields{"service": s.ID, "action": "register"}).Warnf(
 			"not registered: %v; the container's own entries are unaffected, and the service is registered once the entry is gone", err)
 	}
-	b.cfg.Observer.Held(len(b.held))
+	if b.held == nil {
+		b.held = map[heldKey]string{}
+	}
+	b.held[key] = err.Holder
 }
 
 // releaseHeld forgets the held services of a container that is gone.
 func (b *Bridge) releaseHeld(id string) {
-	n := len(b.held)
 	for k := range b.held {
 		if k.container == id {
 			delete(b.held, k)
 		}
-	}
-	if len(b.held) != n {
-		b.cfg.Observer.Held(len(b.held))
 	}
 }
 

@@ -83,7 +83,7 @@ func (m *Monitor) writeState(w io.Writer) {
 		metrics.WriteMetadataIfNeeded(w, "registrator_services", "gauge")
 	}
 	for _, n := range bridges {
-		count := map[string]int{bridge.InSync: 0, bridge.Pending: 0, bridge.Failing: 0}
+		count := map[string]int{bridge.InSync: 0, bridge.Pending: 0, bridge.Failing: 0, bridge.Held: 0}
 		for _, cs := range n.b.Status() {
 			containers[cs.ID] = true
 			for _, s := range cs.Services {
