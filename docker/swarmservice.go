@@ -233,7 +233,8 @@ func targetPorts(svc swarm.Service, md metadata) []servicePort {
 		}
 		sp := all[np]
 		sp.Port = np
-		if p.PublishMode != swarm.PortConfigPublishModeHost && p.PublishedPort != 0 && sp.published == 0 {
+		// A published port past 65535 (a malformed answer) is none.
+		if p.PublishMode != swarm.PortConfigPublishModeHost && p.PublishedPort != 0 && p.PublishedPort <= 65535 && sp.published == 0 {
 			sp.published = int(p.PublishedPort)
 		}
 		all[np] = sp
