@@ -173,30 +173,42 @@ func errString(err error) string {
 	return err.Error()
 }
 
+// PingTimeout bounds each ping. A ping that has not returned
+// pingGrace after it (a backend that does not heed its context) counts
+// as a failed one until it returns.
+const (
+	PingTimeout = 2 * time.Second
+	pingGrace   = 500 * time.Millisecond
+)
+
 // Run pings every backend now and every PingEvery until ctx is done, for
-// /ready and registrator_backend_up: run it only where something serves them.
+// /ready and registrator_backend_up: run it only where something serves
+// them. The backends are pinged at once, each on its own: one that hangs
+// holds up neither the others' pings nor their state, and is not pinged
+// again until its ping returns.
 func (m *Monitor) Run(ctx context.Context) {
 	tick := time.NewTicker(PingEvery)
 	defer tick.Stop()
+	var busyMu sync.Mutex
+	busy := map[string]bool{} // backends whose ping is under way
 	for {
 		m.mu.Lock()
 		bridges := slices.Clone(m.bridges)
 		m.mu.Unlock()
 		for _, n := range bridges {
-			pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-			err := n.b.Ping(pctx)
-			cancel()
-			if ctx.Err() != nil {
-				return
+			busyMu.Lock()
+			if busy[n.name] {
+				busyMu.Unlock()
+				continue
 			}
-			up, why := 1.0, ""
-			if err != nil {
-				up, why = 0, err.Error()
-			}
-			m.mu.Lock()
-			m.pingErr[n.name] = why
-			m.mu.Unlock()
-			m.set.GetOrCreateGauge(series("registrator_backend_up", "backend", n.name), nil).Set(up)
+			busy[n.name] = true
+			busyMu.Unlock()
+			go func() {
+				m.ping(ctx, n)
+				busyMu.Lock()
+				delete(busy, n.name)
+				busyMu.Unlock()
+			}()
 		}
 		select {
 		case <-ctx.Done():
@@ -204,6 +216,43 @@ func (m *Monitor) Run(ctx context.Context) {
 		case <-tick.C:
 		}
 	}
+}
+
+// ping pings one backend and records the answer; a ping that outlasts
+// PingTimeout and pingGrace is recorded as failed meanwhile.
+func (m *Monitor) ping(ctx context.Context, n named) {
+	pctx, cancel := context.WithTimeout(ctx, PingTimeout)
+	defer cancel()
+	var mu sync.Mutex
+	returned := false
+	overdue := time.AfterFunc(PingTimeout+pingGrace, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if !returned {
+			m.pinged(ctx, n.name, fmt.Errorf("no answer within %s", PingTimeout))
+		}
+	})
+	defer overdue.Stop()
+	err := n.b.Ping(pctx)
+	mu.Lock()
+	defer mu.Unlock()
+	returned = true
+	m.pinged(ctx, n.name, err)
+}
+
+// pinged records a ping's outcome, unless the monitor is stopping.
+func (m *Monitor) pinged(ctx context.Context, name string, err error) {
+	if ctx.Err() != nil {
+		return
+	}
+	up, why := 1.0, ""
+	if err != nil {
+		up, why = 0, err.Error()
+	}
+	m.mu.Lock()
+	m.pingErr[name] = why
+	m.mu.Unlock()
+	m.set.GetOrCreateGauge(series("registrator_backend_up", "backend", name), nil).Set(up)
 }
 
 // Ready reports whether the daemon is connected to Docker and to every

@@ -15,6 +15,8 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	"github.com/sirupsen/logrus"
+
+	"github.com/registrator/registrator/bridge"
 )
 
 func TestServerServesUntilItsContextEnds(t *testing.T) {
@@ -159,5 +161,64 @@ func TestMetricsParseWithTheirLabelsAndTypes(t *testing.T) {
 		if fams[name] == nil {
 			t.Errorf("no %s", name)
 		}
+	}
+}
+
+// stubBackend answers Ping with ping(ctx); it holds nothing.
+type stubBackend struct{ ping func(context.Context) error }
+
+func (s stubBackend) Services(context.Context) ([]bridge.Service, error) { return nil, nil }
+func (s stubBackend) Register(context.Context, bridge.Service) error     { return nil }
+func (s stubBackend) Deregister(context.Context, bridge.Service) error   { return nil }
+func (s stubBackend) Ping(ctx context.Context) error                     { return s.ping(ctx) }
+func (s stubBackend) Close() error                                       { return nil }
+
+// A backend whose ping hangs, heeding no context, holds up neither the
+// other backend's ping nor /ready, and is reported unreachable itself.
+func TestOneHungBackendHoldsUpNoOther(t *testing.T) {
+	log := logrus.New()
+	log.SetOutput(io.Discard)
+	release := make(chan struct{})
+	defer close(release)
+	hung := stubBackend{func(context.Context) error { <-release; return nil }}
+	fine := stubBackend{func(context.Context) error { return nil }}
+	m := New()
+	m.DockerConnected()
+	m.Add("hung://", bridge.New(nil, hung, bridge.Config{}, logrus.NewEntry(log))) // first: pinged first
+	m.Add("fine://", bridge.New(nil, fine, bridge.Config{}, logrus.NewEntry(log)))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go m.Run(ctx)
+
+	reasons := func() string {
+		done := make(chan []string, 1)
+		go func() { _, r := m.Ready(); done <- r }()
+		select {
+		case r := <-done:
+			return strings.Join(r, "; ")
+		case <-time.After(time.Second):
+			t.Fatal("Ready did not answer within a second")
+			return ""
+		}
+	}
+	deadline := time.Now().Add(time.Second)
+	for strings.Contains(reasons(), "fine://: not pinged yet") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the fine backend not pinged within a second while the other hangs: %s", reasons())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if r := reasons(); strings.Contains(r, "fine://: unreachable") {
+		t.Fatalf("the fine backend reported unreachable: %s", r)
+	}
+	deadline = time.Now().Add(PingTimeout + pingGrace + time.Second)
+	for !strings.Contains(reasons(), "hung://: unreachable: no answer within 2s") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the hung backend not reported unreachable in time: %s", reasons())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if r := reasons(); strings.Contains(r, "fine://") && !strings.Contains(r, "fine://: first full reconcile not done") {
+		t.Fatalf("the fine backend's state: %s", r)
 	}
 }
