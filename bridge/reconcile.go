@@ -17,7 +17,9 @@ import (
 // nothing unless both reads succeeded. It counts the entries it found
 // missing from the backend and the stale ones it found there.
 func (b *Bridge) reconcile(ctx context.Context) (missing, stale int, err error) {
-	list, err := b.src.List(ctx)
+	lctx, cancel := context.WithTimeout(ctx, b.cfg.Timeout)
+	list, err := b.src.List(lctx)
+	cancel()
 	if err != nil {
 		return 0, 0, fmt.Errorf("list containers: %w", err)
 	}

@@ -186,51 +186,69 @@ var discard = func() *logrus.Entry {
 // it): the same across restarts of the daemon, crashes and reboots, as an
 // owner mark must be.
 func (s *Engine) ID(ctx context.Context) (string, error) {
-	type version struct {
-		v   types.Version
-		err error
-	}
 	for attempt := 1; ; attempt++ {
-		// The version, which tells Podman from Docker, is asked for beside
-		// the ID: the daemon's start waits for both, and each takes the
-		// engine tens of milliseconds (Docker's /version runs runc and
-		// docker-init to read theirs). Unused when /info fails.
-		ver := make(chan version, 1)
-		go func() {
-			v, err := s.API.ServerVersion(ctx)
-			ver <- version{v, err}
-		}()
-		info, err := s.API.Info(ctx)
-		if err == nil && info.ID != "" {
-			s.mu.Lock()
-			s.hostName = info.Name
-			s.idInfo, s.idInfoAt = &info, time.Now()
-			s.mu.Unlock()
-			v := <-ver
-			if s.describe(v.v, v.err) {
-				kind := "podman"
-				if uid, rootless := s.rootless(ctx); rootless {
-					// One host may run rootful Podman and a rootless
-					// Podman per user: each needs a mark of its own.
-					// Versions before this one marked a rootless
-					// Podman's entries "podman@<host>": adopted.
-					kind = fmt.Sprintf("podman-rootless-%d", uid)
-					s.mu.Lock()
-					s.adopt = "podman@" + info.Name
-					s.mu.Unlock()
-				}
-				return kind + "@" + info.Name, nil
-			}
-			return info.ID, nil
-		}
+		id, err := s.id(ctx)
 		if err == nil {
-			err = errors.New("engine reported no ID")
+			return id, nil
 		}
 		s.log().WithField("error", err).Warn("waiting for the Docker engine")
 		if err := s.retry().Sleep(ctx, attempt); err != nil {
 			return "", err
 		}
 	}
+}
+
+// CallTimeout bounds each call to the engine that the bridge does not
+// bound itself (with its -timeout): those of the identity at start, the
+// clock before each subscription to the event stream, and whether the
+// node is a Swarm manager. An engine that accepts the connection and
+// never answers makes them fail, and be retried, instead of hanging.
+const CallTimeout = 10 * time.Second
+
+// id is one attempt of ID, bounded by CallTimeout.
+func (s *Engine) id(ctx context.Context) (string, error) {
+	type version struct {
+		v   types.Version
+		err error
+	}
+	ctx, cancel := context.WithTimeout(ctx, CallTimeout)
+	defer cancel()
+	// The version, which tells Podman from Docker, is asked for beside
+	// the ID: the daemon's start waits for both, and each takes the
+	// engine tens of milliseconds (Docker's /version runs runc and
+	// docker-init to read theirs). Unused when /info fails.
+	ver := make(chan version, 1)
+	go func() {
+		v, err := s.API.ServerVersion(ctx)
+		ver <- version{v, err}
+	}()
+	info, err := s.API.Info(ctx)
+	if err == nil && info.ID != "" {
+		s.mu.Lock()
+		s.hostName = info.Name
+		s.idInfo, s.idInfoAt = &info, time.Now()
+		s.mu.Unlock()
+		v := <-ver
+		if s.describe(v.v, v.err) {
+			kind := "podman"
+			if uid, rootless := s.rootless(ctx); rootless {
+				// One host may run rootful Podman and a rootless
+				// Podman per user: each needs a mark of its own.
+				// Versions before this one marked a rootless
+				// Podman's entries "podman@<host>": adopted.
+				kind = fmt.Sprintf("podman-rootless-%d", uid)
+				s.mu.Lock()
+				s.adopt = "podman@" + info.Name
+				s.mu.Unlock()
+			}
+			return kind + "@" + info.Name, nil
+		}
+		return info.ID, nil
+	}
+	if err == nil {
+		err = errors.New("engine reported no ID")
+	}
+	return "", err
 }
 
 // idInfoFresh is how old ID's /info may be for the first event

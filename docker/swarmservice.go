@@ -65,6 +65,8 @@ type SwarmServices struct {
 // Manager reports whether the engine is a Swarm manager, and the cluster's
 // ID if it is.
 func (s *SwarmServices) Manager(ctx context.Context) (cluster string, manager bool, err error) {
+	ctx, cancel := context.WithTimeout(ctx, CallTimeout)
+	defer cancel()
 	info, err := s.API.Info(ctx)
 	if err != nil {
 		return "", false, err

@@ -89,7 +89,9 @@ func (s *Engine) watchOnce(ctx context.Context, log *logrus.Entry, f filters.Arg
 	// then are replayed too: their syncs find nothing to do).
 	info := s.startInfo()
 	if info == nil {
-		i, err := s.API.Info(ctx)
+		ictx, cancel := context.WithTimeout(ctx, CallTimeout)
+		i, err := s.API.Info(ictx)
+		cancel()
 		if err != nil {
 			return err
 		}
