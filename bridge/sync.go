@@ -71,14 +71,14 @@ func (b *Bridge) sync(ctx context.Context, id string) error {
 			// Not a failure to retry with backoff: the entry is someone
 			// else's. Each full pass looks again, and registers the
 			// service once the holder is gone.
-			b.hold(log, id, s, held)
+			b.hold(log, id, c.Name, s, held)
 			continue
 		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("register %s: %w", s.ID, err))
 			continue
 		}
-		b.hold(log, id, s, nil)
+		b.hold(log, id, c.Name, s, nil)
 		s.Revision = s.Fingerprint()
 		b.record(id, s.ID, &s)
 		log.WithFields(logrus.Fields{"service": s.ID, "action": "register"}).Infof("registered %s at %s:%d", s.Name, s.Address, s.Port)
@@ -147,7 +147,7 @@ func (b *Bridge) record(container, serviceID string, s *Service) {
 // hold notes that the entry of container id's service s is held by someone
 // else (err), or no longer (nil). The first time it is held, a warning
 // names the container and the holder; Status shows it as Held.
-func (b *Bridge) hold(log *logrus.Entry, id string, s Service, err *HeldError) {
+func (b *Bridge) hold(log *logrus.Entry, id, name string, s Service, err *HeldError) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	key := heldKey{id, s.ID}
@@ -157,7 +157,7 @@ func (b *Bridge) hold(log *logrus.Entry, id string, s Service, err *HeldError) {
 	}
 	if _, was := b.held[key]; !was {
 		log.WithFields(logrus.Fields{"service": s.ID, "action": "register"}).Warnf(
-			"not registered: %v; the container's own entries are unaffected, and the service is registered once the entry is gone", err)
+			"container %s: not registered: %v; the container's other entries are unaffected, and this one is registered once the entry is gone", name, err)
 	}
 	if b.held == nil {
 		b.held = map[heldKey]string{}

@@ -97,7 +97,7 @@ func TestUntrustedMetadata(t *testing.T) {
 	clean(t)
 	const prefix = "/untrusted/"
 	watch := watchRegistries(t, prefix)
-	d := startDaemonURIs(t, []string{"consul://" + agent.Addr, etcdURI("/untrusted")}, "-useIpFromLabel", "e2e.address")
+	d := startDaemonURIs(t, []string{"consul://" + agent.Addr, etcdURI("/untrusted")}, "-useIpFromLabel", "e2e.address", "-resync", "1")
 
 	run(t, "--name", "scripted", "-p", "127.0.0.1::80", "-e", "SERVICE_NAME=scripted", "-e", "SERVICE_CHECK_SCRIPT=touch /tmp/owned", imgSvc, "80")
 	run(t, "--name", "slash-id", "-p", "127.0.0.1::80", "-e", "SERVICE_NAME=slashid", "-e", "SERVICE_ID=../../agent/self", imgSvc, "80")
