@@ -43,6 +43,10 @@ fuzz:
 	go test -run='^$$' -fuzz='^FuzzServices$$' -fuzztime=$(FUZZTIME) ./docker
 	go test -run='^$$' -fuzz='^FuzzSplitTags$$' -fuzztime=$(FUZZTIME) ./docker
 	go test -run='^$$' -fuzz='^FuzzObjects$$' -fuzztime=$(FUZZTIME) ./docker
+	go test -run='^$$' -fuzz='^FuzzEngineAnswers$$' -fuzztime=$(FUZZTIME) ./docker
+	go test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./registry/kv
+	go test -run='^$$' -fuzz='^FuzzZnode$$' -fuzztime=$(FUZZTIME) ./registry/zookeeper
+	go test -run='^$$' -fuzz='^FuzzRecord$$' -fuzztime=$(FUZZTIME) ./registry/skydns2
 	go test -run='^$$' -fuzz='^FuzzLabel$$' -fuzztime=$(FUZZTIME) ./registry/skydns2
 	go test -run='^$$' -fuzz='^FuzzOpen$$' -fuzztime=$(FUZZTIME) ./registry
 
