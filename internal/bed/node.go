@@ -2,15 +2,10 @@ package bed
 
 import (
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
-	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/registrator/registrator/internal/testproc"
 )
@@ -89,53 +84,6 @@ func (n *Node) WrapInside(dir, bin string) (string, error) {
 	}
 	script := "#!/bin/sh\n" + strings.Join(words, " ") + ` "$@"` + "\n"
 	return path, os.WriteFile(path, []byte(script), 0o755)
-}
-
-// Dial opens a TCP connection to addr from inside the node's network
-// namespace, as one of its programs would, and returns it to the test: a
-// socket belongs to the namespace it was made in, whichever thread uses
-// it later. d's Timeout and KeepAlive apply.
-func (n *Node) Dial(d net.Dialer, addr string) (net.Conn, error) {
-	type result struct {
-		c   net.Conn
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		// The namespace is the thread's: the thread stays this
-		// goroutine's while it is inside, and ends with it unless it
-		// gets back to this machine's namespace.
-		runtime.LockOSThread()
-		self, err := os.Open("/proc/thread-self/ns/net")
-		if err != nil {
-			runtime.UnlockOSThread()
-			done <- result{nil, err}
-			return
-		}
-		defer self.Close()
-		target, err := os.Open(nsPath(n.ns))
-		if err != nil {
-			runtime.UnlockOSThread()
-			done <- result{nil, err}
-			return
-		}
-		defer target.Close()
-		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-			runtime.UnlockOSThread()
-			done <- result{nil, fmt.Errorf("bed: enter %s: %w", n.ns, err)}
-			return
-		}
-		if d.Timeout == 0 {
-			d.Timeout = 10 * time.Second
-		}
-		c, err := d.Dial("tcp", addr)
-		if unix.Setns(int(self.Fd()), unix.CLONE_NEWNET) == nil {
-			runtime.UnlockOSThread()
-		}
-		done <- result{c, err}
-	}()
-	r := <-done
-	return r.c, r.err
 }
 
 // Close stops the node's processes and removes its namespace (and so its
