@@ -184,27 +184,31 @@ type Backend interface {
 
 // HeldError is what Register returns for an entry that someone else
 // holds: another container, another host, or a program that is not
-// registrator. Holder says who, for the operator.
+// registrator. Make one with NewHeldError.
 type HeldError struct {
 	ID     string // the service's ID
-	Holder string // "service vault registered without registrator's mark", "container 3f2a1b4c5d6e of this host", ...
+	Holder string // who holds it, for the operator: "host 4f2a…@node-2", "container 3f2a1b4c5d6e of this host", ...
+	Host   string // the other host's owner mark (or, under a shared -id, its name) when another host holds it; "" else
 }
 
 func (e *HeldError) Error() string {
 	return "entry " + e.ID + " is held by " + e.Holder + ": left as it is"
 }
 
-// Holder describes who holds an entry that carries the mark owner (""
-// for none) of the container, as a HeldError's Holder; self is this
-// daemon's owner mark.
-func Holder(owner, container, writer, self string) string {
+// NewHeldError is the HeldError for the entry id whose mark says owner (""
+// for none), container and writer (the host under -id, "" else); self is
+// this daemon's owner mark.
+func NewHeldError(id, owner, container, writer, self string) *HeldError {
+	e := &HeldError{ID: id}
 	switch {
 	case owner == "":
-		return "an entry without registrator's mark (written by hand or by another program)"
+		e.Holder = "an entry without registrator's mark (written by hand or by another program)"
 	case owner == self && writer != "":
-		return "container " + ShortID(container) + " of host " + writer
+		e.Holder, e.Host = "container "+ShortID(container)+" of host "+writer, writer
 	case owner == self:
-		return "container " + ShortID(container) + " of this host"
+		e.Holder = "container " + ShortID(container) + " of this host"
+	default:
+		e.Holder, e.Host = "host "+owner, owner
 	}
-	return "host " + owner
+	return e
 }

@@ -156,8 +156,14 @@ func (b *Bridge) hold(log *logrus.Entry, id, name string, s Service, err *HeldEr
 		return
 	}
 	if _, was := b.held[key]; !was {
-		log.WithFields(logrus.Fields{"service": s.ID, "action": "register"}).Warnf(
-			"container %s: not registered: %v; the container's other entries are unaffected, and this one is registered once the entry is gone", name, err)
+		log := log.WithFields(logrus.Fields{"service": s.ID, "action": "register"})
+		if err.Host != "" {
+			// Two hosts claim one service ID: the first keeps it, and a
+			// person must tell them apart.
+			log.Errorf("container %s: not registered: %v; this host is %s: two hosts claim service ID %s, give their services distinct IDs", name, err, b.cfg.Owner.String(), s.ID)
+		} else {
+			log.Warnf("container %s: not registered: %v; the container's other entries are unaffected, and this one is registered once the entry is gone", name, err)
+		}
 	}
 	if b.held == nil {
 		b.held = map[heldKey]string{}

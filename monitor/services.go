@@ -29,7 +29,8 @@ type Service struct {
 }
 
 // BackendState is a service's state in one backend: "in sync", "pending"
-// (queued or being written) or "failing" (retried; Error says why).
+// (queued or being written), "failing" (retried; Error says why) or "held"
+// (someone else holds the entry; Error says who).
 type BackendState struct {
 	State string `json:"state"`
 	Error string `json:"error,omitempty"`

@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"maps"
+	"net/http"
 	"os"
 	"slices"
 	"strings"
@@ -15,6 +17,7 @@ import (
 
 	"github.com/registrator/registrator/bridge"
 	"github.com/registrator/registrator/docker"
+	"github.com/registrator/registrator/monitor"
 )
 
 // explainCommand is `registrator explain [options] <container>`: what the
@@ -60,7 +63,43 @@ func explainCommand(args []string) int {
 		return 1
 	}
 	explain(os.Stdout, c, pod, cfg, o.selector)
+	if o.httpAddr != "" {
+		daemonSays(os.Stdout, o.httpAddr, c.ID)
+	}
 	return 0
+}
+
+// daemonSays prints what the daemon serving -http-addr on addr holds of
+// the container: each service's state in each backend, with who holds an
+// entry that is someone else's, or why a write fails.
+func daemonSays(w io.Writer, addr, id string) {
+	client := http.Client{Timeout: 3 * time.Second}
+	resp, err := client.Get("http://" + addr + "/v1/services")
+	if err != nil {
+		fmt.Fprintf(w, "  the daemon on %s: no answer (%v)\n", addr, err)
+		return
+	}
+	defer resp.Body.Close()
+	var all []monitor.Container
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(&all); err != nil {
+		fmt.Fprintf(w, "  the daemon on %s: /v1/services unreadable (%v)\n", addr, err)
+		return
+	}
+	i := slices.IndexFunc(all, func(c monitor.Container) bool { return c.ID == id })
+	if i < 0 {
+		fmt.Fprintf(w, "  the daemon on %s holds no service of this container\n", addr)
+		return
+	}
+	for _, s := range all[i].Services {
+		for _, backend := range slices.Sorted(maps.Keys(s.Backends)) {
+			st := s.Backends[backend]
+			line := fmt.Sprintf("  the daemon: %s in %s: %s", s.ID, backend, st.State)
+			if st.Error != "" {
+				line += ": " + st.Error
+			}
+			fmt.Fprintln(w, line)
+		}
+	}
 }
 
 // explain prints what a container yields and why.
