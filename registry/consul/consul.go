@@ -92,9 +92,12 @@ func Open(u *url.URL, o bridge.BackendOptions) (*Backend, error) {
 // KeepConnections sets up the HTTP client that api.NewClient left in cfg
 // for a local agent: no gzip, which would cost it and us CPU on every list
 // for nothing, and bridge.IdleConns connections kept open, also to a unix
-// socket (the library's client for one dials for every request).
+// socket (the library's client for one dials for every request). It also
+// sets the transport's backstop for an answer that never comes
+// (ResponseHeaderTimeout; see timeout.go).
 func KeepConnections(cfg *api.Config) {
 	if tr, ok := cfg.HttpClient.Transport.(*http.Transport); ok {
+		tr.ResponseHeaderTimeout = ResponseHeaderTimeout
 		tr.DisableCompression = true
 		tr.DisableKeepAlives = false
 		tr.MaxIdleConnsPerHost = max(tr.MaxIdleConnsPerHost, bridge.IdleConns)
@@ -169,20 +172,22 @@ func (b *Backend) Services(ctx context.Context) ([]bridge.Service, error) {
 	if !cur.Got() { // not through our transport: the client decoded it all
 		lean := make(map[string]listedService, len(m))
 		for id, s := range m {
-			lean[id] = listed(s)
+			if s != nil {
+				lean[id] = listed(s)
+			}
 		}
 		return servicesOf(lean), nil
 	}
 	if b.parsed != nil && bytes.Equal(cur.Bytes(), b.body[b.last].Bytes()) {
 		return slices.Clone(b.parsed), nil
 	}
-	var lean map[string]listedService
-	if err := json.Unmarshal(cur.Bytes(), &lean); err != nil {
+	parsed, err := decodeServices(cur.Bytes())
+	if err != nil {
 		b.parsed = nil
 		return nil, fmt.Errorf("consul: list services: %w", err)
 	}
 	b.last = 1 - b.last
-	b.parsed = servicesOf(lean)
+	b.parsed = parsed
 	return slices.Clone(b.parsed), nil
 }
 
@@ -200,6 +205,16 @@ type listedService struct {
 // listed is what Services reads of s.
 func listed(s *api.AgentService) listedService {
 	return listedService{ID: s.ID, Kind: string(s.Kind), Service: s.Service, Address: s.Address, Port: s.Port, Tags: s.Tags, Meta: s.Meta}
+}
+
+// decodeServices reads the agent's answer to /v1/agent/services: an object
+// of services by ID (null for none).
+func decodeServices(body []byte) ([]bridge.Service, error) {
+	var lean map[string]listedService
+	if err := json.Unmarshal(body, &lean); err != nil {
+		return nil, err
+	}
+	return servicesOf(lean), nil
 }
 
 func servicesOf(m map[string]listedService) []bridge.Service {

@@ -2,6 +2,7 @@ package consul
 
 import (
 	"context"
+	"flag"
 	"net/url"
 	"os"
 	"slices"
@@ -14,12 +15,17 @@ import (
 
 	"github.com/registrator/registrator/bridge"
 	"github.com/registrator/registrator/internal/consultest"
+	"github.com/registrator/registrator/internal/testkit"
 	"github.com/registrator/registrator/registry/registrytest"
 )
 
 var agent *consultest.Agent
 
 func TestMain(m *testing.M) {
+	flag.Parse()
+	if testkit.FuzzOnly() { // the fuzz targets need no server
+		os.Exit(m.Run())
+	}
 	a, err := consultest.Start()
 	if err != nil {
 		os.Stderr.WriteString("consul tests need a Consul binary: " + err.Error() + "\n")

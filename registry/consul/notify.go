@@ -67,7 +67,9 @@ func (b *Backend) Notify(ctx context.Context, lost func()) {
 			}
 			continue
 		}
-		_, meta, err := b.client.Agent().Service(id, (&api.QueryOptions{WaitHash: hash, WaitTime: 5 * time.Minute}).WithContext(ctx))
+		qctx, cancel := context.WithTimeout(ctx, BlockingTimeout(BlockingWait))
+		_, meta, err := b.client.Agent().Service(id, (&api.QueryOptions{WaitHash: hash, WaitTime: BlockingWait}).WithContext(qctx))
+		cancel()
 		switch {
 		case ctx.Err() != nil:
 			return

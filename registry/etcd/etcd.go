@@ -208,12 +208,18 @@ func (s *Store) ListSnapshot(ctx context.Context, prefixes ...string) ([][]kv.Pa
 	if err != nil {
 		return nil, "", err
 	}
+	if resp.Header == nil || len(resp.Responses) != len(prefixes) {
+		return nil, "", fmt.Errorf("list: an answer of %d parts to %d reads, header %v", len(resp.Responses), len(prefixes), resp.Header != nil)
+	}
 	out := make([][]kv.Pair, len(prefixes))
 	token := fmt.Sprintf("%x,%d", resp.Header.ClusterId, resp.Header.Revision)
 	for i, r := range resp.Responses {
-		kvs := r.GetResponseRange().Kvs
+		kvs := r.GetResponseRange().GetKvs()
 		token += "," + strconv.Itoa(len(kvs))
 		for _, e := range kvs {
+			if e == nil {
+				continue
+			}
 			var lease string
 			if e.Lease != 0 {
 				lease = strconv.FormatInt(e.Lease, 16)
@@ -248,7 +254,7 @@ func (s *Store) Unchanged(ctx context.Context, token string, prefixes ...string)
 		return false, err
 	}
 	resp, err := cli.Txn(ctx).If(cmps...).Then(ops...).Commit()
-	if err != nil || !resp.Succeeded {
+	if err != nil || !resp.Succeeded || resp.Header == nil || len(resp.Responses) != len(prefixes) {
 		return false, err
 	}
 	// Another cluster at the same address (one wiped and started again)
@@ -257,7 +263,7 @@ func (s *Store) Unchanged(ctx context.Context, token string, prefixes ...string)
 		return false, nil
 	}
 	for i, r := range resp.Responses {
-		if strconv.FormatInt(r.GetResponseRange().Count, 10) != f[i+2] {
+		if strconv.FormatInt(r.GetResponseRange().GetCount(), 10) != f[i+2] {
 			return false, nil
 		}
 	}
@@ -270,7 +276,7 @@ func (s *Store) Get(ctx context.Context, key string) ([]byte, bool, error) {
 		return nil, false, err
 	}
 	resp, err := cli.Get(ctx, key)
-	if err != nil || len(resp.Kvs) == 0 {
+	if err != nil || len(resp.Kvs) == 0 || resp.Kvs[0] == nil {
 		return nil, false, err
 	}
 	return resp.Kvs[0].Value, true, nil
@@ -312,6 +318,9 @@ func (s *Store) Grant(ctx context.Context, ttl time.Duration) (string, error) {
 	g, err := cli.Grant(ctx, int64(ttl/time.Second))
 	if err != nil {
 		return "", err
+	}
+	if g.ID == 0 {
+		return "", errors.New("grant: no lease in the answer")
 	}
 	return fmt.Sprintf("%x", int64(g.ID)), nil
 }
