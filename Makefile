@@ -47,6 +47,7 @@ fuzz:
 	go test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./registry/kv
 	go test -run='^$$' -fuzz='^FuzzZnode$$' -fuzztime=$(FUZZTIME) ./registry/zookeeper
 	go test -run='^$$' -fuzz='^FuzzRecord$$' -fuzztime=$(FUZZTIME) ./registry/skydns2
+	go test -run='^$$' -fuzz='^FuzzServices$$' -fuzztime=$(FUZZTIME) ./registry/consul
 	go test -run='^$$' -fuzz='^FuzzLabel$$' -fuzztime=$(FUZZTIME) ./registry/skydns2
 	go test -run='^$$' -fuzz='^FuzzOpen$$' -fuzztime=$(FUZZTIME) ./registry
 
