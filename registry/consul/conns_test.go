@@ -22,7 +22,11 @@ func TestParallelWritesKeepTheirConnections(t *testing.T) {
 		t.Run(fmt.Sprintf("unix=%v", unix), func(t *testing.T) {
 			srv := conntest.Start(t, unix, bridge.DefaultWorkers,
 				func(r *http.Request) bool { return r.URL.Path == "/v1/agent/service/register" },
-				http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+				http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					if r.Method == http.MethodGet { // Register reads the ID first: free
+						http.NotFound(w, r)
+					}
+				}))
 			uri := "consul://" + srv.Path()
 			if unix {
 				uri = "consul-unix://" + srv.Path()

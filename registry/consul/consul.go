@@ -50,8 +50,8 @@ type Backend struct {
 	parsed []bridge.Service  // the last list, decoded
 
 	ownMu   sync.Mutex
-	own     map[string]bool // IDs of the services this backend registered and has not deregistered since
-	ownWake chan struct{}   // buffer 1: own gained a service
+	own     map[string]string // IDs of the services this backend registered and has not deregistered since: for whom (writtenFor)
+	ownWake chan struct{}     // buffer 1: own gained a service
 }
 
 var (
@@ -86,7 +86,7 @@ func Open(u *url.URL, o bridge.BackendOptions) (*Backend, error) {
 		log = logrus.NewEntry(logrus.StandardLogger())
 	}
 	return &Backend{client: c, addr: addr, https: cfg.Scheme == "https", log: log,
-		own: map[string]bool{}, ownWake: make(chan struct{}, 1)}, nil
+		own: map[string]string{}, ownWake: make(chan struct{}, 1)}, nil
 }
 
 // KeepConnections sets up the HTTP client that api.NewClient left in cfg
@@ -249,8 +249,12 @@ func servicesOf(m map[string]listedService) []bridge.Service {
 	return out
 }
 
-// Register creates or replaces the service and its checks.
+// Register creates or replaces the service and its checks, unless the
+// agent holds a service of that ID that is someone else's (mayWrite).
 func (b *Backend) Register(ctx context.Context, s bridge.Service) error {
+	if err := b.mayWrite(ctx, s); err != nil {
+		return err
+	}
 	reg, notes := registration(s)
 	for _, n := range notes {
 		b.log.WithField("service", s.ID).Warn("consul: " + n)
@@ -259,7 +263,7 @@ func (b *Backend) Register(ctx context.Context, s bridge.Service) error {
 	if err := b.client.Agent().ServiceRegisterOpts(reg, opts); err != nil {
 		return fmt.Errorf("consul: register %s: %w", s.ID, err)
 	}
-	b.owned(s.ID, true)
+	b.owned(s, true)
 	if s.Draining {
 		err := b.client.Agent().EnableServiceMaintenanceOpts(s.ID, "registrator: the container is stopping", (&api.QueryOptions{}).WithContext(ctx))
 		if err != nil {
@@ -369,9 +373,13 @@ func registration(s bridge.Service) (*api.AgentServiceRegistration, []string) {
 	return reg, notes
 }
 
-// Deregister removes the service; one the agent does not know is not an error.
+// Deregister removes the service; one the agent does not know is not an
+// error, and one that is someone else's now is left as it is.
 func (b *Backend) Deregister(ctx context.Context, s bridge.Service) error {
-	b.owned(s.ID, false)
+	b.owned(s, false)
+	if held, err := b.held(ctx, s); err != nil || held != nil {
+		return err // someone else's now: nothing of ours is left to remove
+	}
 	err := b.client.Agent().ServiceDeregisterOpts(s.ID, (&api.QueryOptions{}).WithContext(ctx))
 	if answered(err, http.StatusNotFound) {
 		return nil

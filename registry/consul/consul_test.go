@@ -61,6 +61,18 @@ func TestContract(t *testing.T) {
 				t.Fatal(err)
 			}
 		},
+		WriteLegacy: func(t *testing.T, s bridge.Service) {
+			err := agent.Client().Agent().ServiceRegister(&api.AgentServiceRegistration{ID: s.ID, Name: s.Name, Address: s.Address, Port: s.Port, Tags: s.Tags})
+			if err != nil {
+				t.Fatal(err)
+			}
+		},
+		WriteForeign: func(t *testing.T, s bridge.Service) {
+			err := agent.Client().Agent().ServiceRegister(&api.AgentServiceRegistration{ID: s.ID, Name: s.Name, Address: "10.1.1.1", Port: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+		},
 	})
 }
 

@@ -12,21 +12,23 @@ import (
 	"github.com/registrator/registrator/bridge"
 )
 
-// owned notes that this backend registered (true) or deregistered the
-// service id.
-func (b *Backend) owned(id string, yes bool) {
+// owned notes that this backend registered s (yes) or deregistered it.
+func (b *Backend) owned(s bridge.Service, yes bool) {
 	b.ownMu.Lock()
 	defer b.ownMu.Unlock()
 	if !yes {
-		delete(b.own, id)
+		delete(b.own, s.ID)
 		return
 	}
-	b.own[id] = true
+	b.own[s.ID] = writtenFor(s)
 	select {
 	case b.ownWake <- struct{}{}:
 	default:
 	}
 }
+
+// writtenFor is whose entry a registration of s is: own's values.
+func writtenFor(s bridge.Service) string { return s.Owner + "\x00" + s.Container + "\x00" + s.Writer }
 
 // canary is one service this backend registered, "" if none; and a channel
 // that is signalled when one is registered.
@@ -39,10 +41,20 @@ func (b *Backend) canary() (string, <-chan struct{}) {
 	return slices.Min(slices.Collect(maps.Keys(b.own))), b.ownWake
 }
 
+// stillOwned reports whether this backend registered id, for anyone, and
+// has not deregistered it since.
 func (b *Backend) stillOwned(id string) bool {
 	b.ownMu.Lock()
 	defer b.ownMu.Unlock()
-	return b.own[id]
+	return b.own[id] != ""
+}
+
+// ownedAs reports whether this backend registered s's ID as s's, and has
+// not deregistered it since.
+func (b *Backend) ownedAs(s bridge.Service) bool {
+	b.ownMu.Lock()
+	defer b.ownMu.Unlock()
+	return b.own[s.ID] == writtenFor(s)
 }
 
 // Notify calls lost when the local agent may have lost our services: an
@@ -77,7 +89,7 @@ func (b *Backend) Notify(ctx context.Context, lost func()) {
 			hash = ""
 			if broken || b.stillOwned(id) {
 				broken = false
-				b.owned(id, false) // pick another; the reconcile registers it again
+				b.owned(bridge.Service{ID: id}, false) // pick another; the reconcile registers it again
 				lost()
 			}
 		case answered(err, http.StatusForbidden):
