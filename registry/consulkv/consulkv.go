@@ -14,6 +14,8 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -105,7 +107,7 @@ func (s *Store) List(ctx context.Context, prefixes ...string) ([][]kv.Pair, erro
 		// Results come in operation order; a tree's keys all start with its prefix.
 		for i, p := range prefixes {
 			if strings.HasPrefix(r.KV.Key, p) {
-				out[i] = append(out[i], kv.Pair{Key: r.KV.Key, Value: r.KV.Value, Lease: r.KV.Session})
+				out[i] = append(out[i], pairOf(r.KV))
 				break
 			}
 		}
@@ -113,25 +115,46 @@ func (s *Store) List(ctx context.Context, prefixes ...string) ([][]kv.Pair, erro
 	return out, nil
 }
 
-func (s *Store) Get(ctx context.Context, key string) ([]byte, bool, error) {
-	pair, _, err := s.client.KV().Get(key, (&api.QueryOptions{}).WithContext(ctx))
-	if err != nil || pair == nil {
-		return nil, false, err
-	}
-	return pair.Value, true, nil
+// pairOf is a key as Consul holds it: the session that holds it is its
+// lease, its modify index its revision.
+func pairOf(p *api.KVPair) kv.Pair {
+	return kv.Pair{Key: p.Key, Value: p.Value, Lease: p.Session, Rev: strconv.FormatUint(p.ModifyIndex, 10)}
 }
 
-// Commit writes puts with the lock verb, so that the session holds them.
+func (s *Store) Get(ctx context.Context, key string) (kv.Pair, bool, error) {
+	pair, _, err := s.client.KV().Get(key, (&api.QueryOptions{RequireConsistent: true}).WithContext(ctx))
+	if err != nil || pair == nil {
+		return kv.Pair{}, false, err
+	}
+	return pairOf(pair), true, nil
+}
+
+// Commit writes puts with the lock verb, so that the session holds them;
+// the ops' conditions go first, as checks of the same transaction.
 func (s *Store) Commit(ctx context.Context, lease string, ops []kv.Op) error {
-	txn := make(api.TxnOps, len(ops))
-	for i, op := range ops {
+	var txn api.TxnOps
+	for _, op := range ops {
+		switch {
+		case op.If == nil:
+		case op.If.Absent:
+			txn = append(txn, &api.TxnOp{KV: &api.KVTxnOp{Verb: api.KVCheckNotExists, Key: op.Key}})
+		default:
+			index, err := strconv.ParseUint(op.If.Rev, 10, 64)
+			if err != nil {
+				return fmt.Errorf("%s: not a modify index %q", op.Key, op.If.Rev)
+			}
+			txn = append(txn, &api.TxnOp{KV: &api.KVTxnOp{Verb: api.KVCheckIndex, Key: op.Key, Index: index}})
+		}
+	}
+	checks := len(txn)
+	for _, op := range ops {
 		switch {
 		case op.Delete:
-			txn[i] = &api.TxnOp{KV: &api.KVTxnOp{Verb: api.KVDelete, Key: op.Key}}
+			txn = append(txn, &api.TxnOp{KV: &api.KVTxnOp{Verb: api.KVDelete, Key: op.Key}})
 		case lease != "":
-			txn[i] = &api.TxnOp{KV: &api.KVTxnOp{Verb: api.KVLock, Key: op.Key, Value: op.Value, Session: lease}}
+			txn = append(txn, &api.TxnOp{KV: &api.KVTxnOp{Verb: api.KVLock, Key: op.Key, Value: op.Value, Session: lease}})
 		default:
-			txn[i] = &api.TxnOp{KV: &api.KVTxnOp{Verb: api.KVSet, Key: op.Key, Value: op.Value}}
+			txn = append(txn, &api.TxnOp{KV: &api.KVTxnOp{Verb: api.KVSet, Key: op.Key, Value: op.Value}})
 		}
 	}
 	ok, resp, _, err := s.client.Txn().Txn(txn, (&api.QueryOptions{}).WithContext(ctx))
@@ -139,6 +162,9 @@ func (s *Store) Commit(ctx context.Context, lease string, ops []kv.Op) error {
 		return err
 	}
 	if !ok {
+		if resp != nil && slices.ContainsFunc(resp.Errors, func(e *api.TxnError) bool { return e != nil && e.OpIndex < checks }) {
+			return kv.ErrConflict
+		}
 		err := txnError(resp)
 		if strings.Contains(err.Error(), "invalid session") {
 			return fmt.Errorf("%w: %v", kv.ErrLeaseLost, err)

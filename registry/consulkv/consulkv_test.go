@@ -3,6 +3,7 @@ package consulkv
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -64,6 +65,17 @@ func TestContract(t *testing.T) {
 		Reopen: func(t *testing.T) bridge.Backend { return open(t, uri, 0) },
 		WriteUnmarked: func(t *testing.T, id string) {
 			if _, err := agent.Client().KV().Put(&api.KVPair{Key: "services/other/" + id, Value: []byte("10.1.1.1:1")}, nil); err != nil {
+				t.Fatal(err)
+			}
+		},
+		WriteLegacy: func(t *testing.T, s bridge.Service) {
+			value := fmt.Sprintf("%s:%d", s.Address, s.Port)
+			if _, err := agent.Client().KV().Put(&api.KVPair{Key: "services/" + s.Name + "/" + s.ID, Value: []byte(value)}, nil); err != nil {
+				t.Fatal(err)
+			}
+		},
+		WriteForeign: func(t *testing.T, s bridge.Service) {
+			if _, err := agent.Client().KV().Put(&api.KVPair{Key: "services/" + s.Name + "/" + s.ID, Value: []byte("10.1.1.1:1")}, nil); err != nil {
 				t.Fatal(err)
 			}
 		},

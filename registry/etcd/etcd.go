@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -53,7 +54,7 @@ func Open(u *url.URL, o kv.Options) (*kv.Backend, error) {
 // and marks options) and hands the path and the remaining query options to
 // layout, which must remove the options it uses.
 func OpenLayout(u *url.URL, o kv.Options, layout func(path string, q url.Values) (kv.Layout, error)) (*kv.Backend, error) {
-	shown := u.Redacted()
+	shown := u.Scheme + "://" + u.Host + u.Path // registry.Display's form (that package imports this one): no user information
 	fail := func(format string, args ...any) (*kv.Backend, error) {
 		return nil, fmt.Errorf("%s: %s: %s", u.Scheme, shown, fmt.Sprintf(format, args...))
 	}
@@ -220,11 +221,7 @@ func (s *Store) ListSnapshot(ctx context.Context, prefixes ...string) ([][]kv.Pa
 			if e == nil {
 				continue
 			}
-			var lease string
-			if e.Lease != 0 {
-				lease = strconv.FormatInt(e.Lease, 16)
-			}
-			out[i] = append(out[i], kv.Pair{Key: string(e.Key), Value: e.Value, Lease: lease})
+			out[i] = append(out[i], pairOf(e))
 		}
 	}
 	return out, token, nil
@@ -270,16 +267,25 @@ func (s *Store) Unchanged(ctx context.Context, token string, prefixes ...string)
 	return true, nil
 }
 
-func (s *Store) Get(ctx context.Context, key string) ([]byte, bool, error) {
+// pairOf is a key as etcd holds it: its lease in hex, its mod revision.
+func pairOf(e *mvccpb.KeyValue) kv.Pair {
+	p := kv.Pair{Key: string(e.Key), Value: e.Value, Rev: strconv.FormatInt(e.ModRevision, 10)}
+	if e.Lease != 0 {
+		p.Lease = strconv.FormatInt(e.Lease, 16)
+	}
+	return p
+}
+
+func (s *Store) Get(ctx context.Context, key string) (kv.Pair, bool, error) {
 	cli, err := s.client(ctx)
 	if err != nil {
-		return nil, false, err
+		return kv.Pair{}, false, err
 	}
 	resp, err := cli.Get(ctx, key)
 	if err != nil || len(resp.Kvs) == 0 || resp.Kvs[0] == nil {
-		return nil, false, err
+		return kv.Pair{}, false, err
 	}
-	return resp.Kvs[0].Value, true, nil
+	return pairOf(resp.Kvs[0]), true, nil
 }
 
 func (s *Store) Commit(ctx context.Context, lease string, ops []kv.Op) error {
@@ -292,22 +298,39 @@ func (s *Store) Commit(ctx context.Context, lease string, ops []kv.Op) error {
 		opts = append(opts, clientv3.WithLease(id))
 	}
 	txn := make([]clientv3.Op, len(ops))
+	var cmps []clientv3.Cmp
 	for i, op := range ops {
 		if op.Delete {
 			txn[i] = clientv3.OpDelete(op.Key)
 		} else {
 			txn[i] = clientv3.OpPut(op.Key, string(op.Value), opts...)
 		}
+		switch {
+		case op.If == nil:
+		case op.If.Absent:
+			cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(op.Key), "=", 0))
+		default:
+			rev, err := strconv.ParseInt(op.If.Rev, 10, 64)
+			if err != nil {
+				return fmt.Errorf("%s: not a revision %q", op.Key, op.If.Rev)
+			}
+			cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(op.Key), "=", rev))
+		}
 	}
 	cli, err := s.client(ctx)
 	if err != nil {
 		return err
 	}
-	_, err = cli.Txn(ctx).Then(txn...).Commit()
-	if errors.Is(err, rpctypes.ErrLeaseNotFound) {
+	resp, err := cli.Txn(ctx).If(cmps...).Then(txn...).Commit()
+	switch {
+	case errors.Is(err, rpctypes.ErrLeaseNotFound):
 		return fmt.Errorf("%w: %v", kv.ErrLeaseLost, err)
+	case err != nil:
+		return err
+	case !resp.Succeeded:
+		return kv.ErrConflict
 	}
-	return err
+	return nil
 }
 
 func (s *Store) Grant(ctx context.Context, ttl time.Duration) (string, error) {

@@ -47,6 +47,10 @@ type Pair struct {
 	Key   string
 	Value []byte
 	Lease string // "" when the key is on no lease
+	// Rev names this version of the key: it changes at every write, and
+	// a key removed and written again does not get an old Rev back
+	// (etcd's mod revision, Consul's modify index, ZooKeeper's mzxid).
+	Rev string
 }
 
 // Op is one write of a transaction: a put on the lease, or a delete.
@@ -54,18 +58,34 @@ type Op struct {
 	Key    string
 	Value  []byte
 	Delete bool
+	// If, when set, is a condition on the key's state before the
+	// transaction: if it does not hold, Commit writes nothing and returns
+	// ErrConflict.
+	If *Cond
+}
+
+// Cond is what a key must be for an Op to apply: absent, or at a revision.
+type Cond struct {
+	Absent bool
+	Rev    string // when not Absent
 }
 
 // ErrLeaseLost is returned by Store.Commit when the lease no longer exists.
 var ErrLeaseLost = errors.New("lease lost")
+
+// ErrConflict is returned by Store.Commit when an Op's condition did not
+// hold: someone else wrote or removed the key since it was read.
+var ErrConflict = errors.New("the key changed since it was read")
 
 // Store is the server. Its methods may be called concurrently.
 type Store interface {
 	// List reads every key under each prefix in one consistent snapshot.
 	List(ctx context.Context, prefixes ...string) ([][]Pair, error)
 	// Get reads one key.
-	Get(ctx context.Context, key string) (value []byte, found bool, err error)
-	// Commit applies ops atomically, putting keys on lease.
+	Get(ctx context.Context, key string) (p Pair, found bool, err error)
+	// Commit applies ops atomically, putting keys on lease, if every
+	// Op's condition holds; else it writes nothing and returns
+	// ErrConflict.
 	Commit(ctx context.Context, lease string, ops []Op) error
 	// Grant creates a lease.
 	Grant(ctx context.Context, ttl time.Duration) (string, error)
@@ -308,7 +328,11 @@ func (b *Backend) setKeys(lease string, keys map[string]string) {
 }
 
 // Register writes the entry and its mark on the lease, removing the entry
-// of the same ID at another key (a service whose name changed).
+// of the same ID at another key (a service whose name changed). It writes
+// only over an entry that is s's (see claim), in the same transaction as
+// the check: another host's, another container's or another program's
+// entry at that key is left as it is, and Register returns a
+// *bridge.HeldError.
 func (b *Backend) Register(ctx context.Context, s bridge.Service) error {
 	key := b.layout.Key(s)
 	value, err := b.layout.Value(s)
@@ -325,18 +349,28 @@ func (b *Backend) Register(ctx context.Context, s bridge.Service) error {
 		if err != nil {
 			return fmt.Errorf("%s: register %s: %w", b.name, s.ID, err)
 		}
+		cond, err := b.claim(ctx, s, key, value)
+		if err != nil {
+			return err
+		}
 		var ops []Op
 		if old != "" && old != key {
-			ops = append(ops, Op{Key: old, Delete: true})
+			// The entry under its earlier name goes too, if it is still
+			// what this daemon wrote there.
+			if oc, err := b.claim(ctx, s, old, nil); err == nil {
+				ops = append(ops, Op{Key: old, Delete: true, If: oc})
+			}
 		}
-		ops = append(ops, Op{Key: key, Value: value}, Op{Key: b.markKey(s.Owner, s.ID), Value: m})
+		ops = append(ops, Op{Key: key, Value: value, If: cond}, Op{Key: b.markKey(s.Owner, s.ID), Value: m})
 		if s.Replaces != "" && s.Replaces != s.Owner { // an adopted entry: its earlier mark goes
 			ops = append(ops, Op{Key: b.markKey(s.Replaces, s.ID), Delete: true})
 		}
 		err = b.store.Commit(ctx, lease, ops)
-		if errors.Is(err, ErrLeaseLost) && attempt == 0 {
-			b.dropLease(lease, "lease not found")
-			continue
+		if (errors.Is(err, ErrLeaseLost) || errors.Is(err, ErrConflict)) && attempt == 0 {
+			if errors.Is(err, ErrLeaseLost) {
+				b.dropLease(lease, "lease not found")
+			}
+			continue // read again what the key holds now
 		}
 		if err != nil {
 			return fmt.Errorf("%s: register %s at %s: %w", b.name, s.ID, key, err)
@@ -350,7 +384,8 @@ func (b *Backend) Register(ctx context.Context, s bridge.Service) error {
 	}
 }
 
-// Deregister deletes the entry and, for an entry with an owner, its mark.
+// Deregister deletes the entry, if it is still s's (claim), and, for an
+// entry with an owner, its mark.
 func (b *Backend) Deregister(ctx context.Context, s bridge.Service) error {
 	key := b.layout.Key(s)
 	if s.Owner == b.owner {
@@ -360,12 +395,24 @@ func (b *Backend) Deregister(ctx context.Context, s bridge.Service) error {
 		}
 		b.mu.Unlock()
 	}
-	ops := []Op{{Key: key, Delete: true}}
+	var ops []Op
+	cond, err := b.claim(ctx, s, key, nil)
+	var held *bridge.HeldError
+	switch {
+	case errors.As(err, &held):
+		// Someone else's now: only the mark, which is ours, goes.
+	case err != nil:
+		return fmt.Errorf("%s: deregister %s at %s: %w", b.name, s.ID, key, err)
+	case !cond.Absent:
+		ops = append(ops, Op{Key: key, Delete: true, If: cond})
+	}
 	if s.Owner != "" {
 		ops = append(ops, Op{Key: b.markKey(s.Owner, s.ID), Delete: true})
 	}
-	if err := b.store.Commit(ctx, "", ops); err != nil {
-		return fmt.Errorf("%s: deregister %s at %s: %w", b.name, s.ID, key, err)
+	if len(ops) > 0 {
+		if err := b.store.Commit(ctx, "", ops); err != nil {
+			return fmt.Errorf("%s: deregister %s at %s: %w", b.name, s.ID, key, err)
+		}
 	}
 	if s.Owner == b.owner {
 		b.mu.Lock()
@@ -386,12 +433,12 @@ func (b *Backend) keyOf(ctx context.Context, owner, id string) (string, error) {
 			return key, nil
 		}
 	}
-	value, found, err := b.store.Get(ctx, b.markKey(owner, id))
+	p, found, err := b.store.Get(ctx, b.markKey(owner, id))
 	if err != nil || !found {
 		return "", err
 	}
 	var m mark
-	if json.Unmarshal(value, &m) != nil {
+	if json.Unmarshal(p.Value, &m) != nil {
 		return "", nil
 	}
 	return m.Key, nil

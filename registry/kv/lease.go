@@ -36,8 +36,8 @@ func (b *Backend) ensureLease(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("%s: read lease record: %w", b.name, err)
 	}
 	if found {
-		if alive, err := b.store.Alive(ctx, string(recorded)); err == nil && alive {
-			lease = string(recorded)
+		if alive, err := b.store.Alive(ctx, string(recorded.Value)); err == nil && alive {
+			lease = string(recorded.Value)
 			b.log.WithField("lease", lease).Info("adopted the lease of the previous run")
 		}
 	}

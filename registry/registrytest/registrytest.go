@@ -50,12 +50,12 @@ type Harness struct {
 	// (a key-value layout keeps no checks, for one). nil: all of it.
 	Stored func(bridge.Service) bridge.Service
 	// WriteLegacy writes s the way gliderlabs/registrator did: in the
-	// backend's layout, without an owner mark. nil for a backend whose
-	// ownership checks at write time are not built yet (Guarded false).
+	// backend's layout, without an owner mark.
 	WriteLegacy func(t *testing.T, s bridge.Service)
-	// Guarded says that the backend checks at write time that an entry is
-	// its own: the cases "... is neither written over nor removed" run.
-	Guarded bool
+	// WriteForeign writes, without an owner mark, another program's entry
+	// where s would go (its ID in Consul, its key in a key-value layout)
+	// that holds something else than s, under s's name.
+	WriteForeign func(t *testing.T, s bridge.Service)
 }
 
 // Run runs the contract.
@@ -264,54 +264,71 @@ func Run(t *testing.T, h Harness) {
 			t.Errorf("entry %s: listed %v, owner %q, port %d; want it as it was: owner %q, port %d", id, ok, got.Owner, got.Port, owner, port)
 		}
 	}
-	if h.Guarded {
-		t.Run("another program's entry of the same ID and name is neither written over nor removed", func(t *testing.T) {
-			b := h.Open(t)
-			h.WriteUnmarked(t, "vault")
-			s := svc("vault", "owner-a")
-			s.Name = "other"
-			held(t, b.Register(ctx(t), s), s.ID)
-			untouched(t, b, s.ID, "", 1)
-			if err := b.Deregister(ctx(t), s); err != nil {
-				t.Errorf("Deregister of an entry that is not ours: %v, want nil (nothing of ours to remove)", err)
+	foreignStays := func(t *testing.T, b bridge.Backend, s bridge.Service) {
+		t.Helper()
+		all, err := b.Services(ctx(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		unmarked := 0
+		for _, e := range all {
+			switch {
+			case e.Owner != "" && e.ID == s.ID:
+				t.Errorf("an entry of ours with ID %s: %+v", s.ID, e)
+			case e.Owner == "" && e.Name == s.Name:
+				unmarked++
 			}
-			untouched(t, b, s.ID, "", 1)
-		})
-
-		t.Run("another owner's entry is neither written over nor removed", func(t *testing.T) {
-			b := h.Open(t)
-			theirs := svc("theirs", "owner-b")
-			register(t, b, theirs)
-			s := theirs
-			s.Owner, s.Container, s.Port = "owner-a", "c0ffee-mine", theirs.Port+1
-			held(t, b.Register(ctx(t), s), s.ID)
-			if err := b.Deregister(ctx(t), s); err != nil {
-				t.Errorf("Deregister of another owner's entry: %v, want nil", err)
-			}
-			untouched(t, b, s.ID, "owner-b", theirs.Port)
-		})
-
-		t.Run("another container's entry of the same owner is not taken", func(t *testing.T) {
-			b := h.Open(t)
-			first := svc("shared", "owner-a")
-			register(t, b, first)
-			second := first
-			second.Container, second.Port = "c0ffee-second", first.Port+1
-			b2 := h.Reopen(t) // a backend that has not written it: it must ask the registry
-			held(t, b2.Register(ctx(t), second), second.ID)
-			untouched(t, b2, first.ID, "owner-a", first.Port)
-		})
-
-		t.Run("registrator's own unmarked entry of the same service is taken over in place", func(t *testing.T) {
-			b := h.Open(t)
-			s := svc("legacy", "owner-a")
-			h.WriteLegacy(t, s)
-			register(t, b, s)
-			if got, ok := find(t, b, s.ID); !ok || got.Owner != "owner-a" || got.Revision != s.Fingerprint() {
-				t.Errorf("after taking it over: listed %v, owner %q, revision %q; want owner-a, %q", ok, got.Owner, got.Revision, s.Fingerprint())
-			}
-		})
+		}
+		if unmarked != 1 {
+			t.Errorf("%d unmarked entries named %s, want the other program's one: %+v", unmarked, s.Name, all)
+		}
 	}
+
+	t.Run("another program's entry where the service goes is neither written over nor removed", func(t *testing.T) {
+		b := h.Open(t)
+		s := svc("vault", "owner-a")
+		h.WriteForeign(t, s)
+		held(t, b.Register(ctx(t), s), s.ID)
+		foreignStays(t, b, s)
+		if err := b.Deregister(ctx(t), s); err != nil {
+			t.Errorf("Deregister of an entry that is not ours: %v, want nil (nothing of ours to remove)", err)
+		}
+		foreignStays(t, b, s)
+	})
+
+	t.Run("another owner's entry is neither written over nor removed", func(t *testing.T) {
+		b := h.Open(t)
+		theirs := svc("theirs", "owner-b")
+		register(t, b, theirs)
+		s := theirs
+		s.Owner, s.Container = "owner-a", "c0ffee-mine"
+		held(t, b.Register(ctx(t), s), s.ID)
+		if err := b.Deregister(ctx(t), s); err != nil {
+			t.Errorf("Deregister of another owner's entry: %v, want nil", err)
+		}
+		untouched(t, b, s.ID, "owner-b", theirs.Port)
+	})
+
+	t.Run("another container's entry of the same owner is not taken", func(t *testing.T) {
+		b := h.Open(t)
+		first := svc("shared", "owner-a")
+		register(t, b, first)
+		second := first
+		second.Container = "c0ffee-second"
+		b2 := h.Reopen(t) // a backend that has not written it: it must ask the registry
+		held(t, b2.Register(ctx(t), second), second.ID)
+		untouched(t, b2, first.ID, "owner-a", first.Port)
+	})
+
+	t.Run("registrator's own unmarked entry of the same service is taken over in place", func(t *testing.T) {
+		b := h.Open(t)
+		s := svc("legacy", "owner-a")
+		h.WriteLegacy(t, s)
+		register(t, b, s)
+		if got, ok := find(t, b, s.ID); !ok || got.Owner != "owner-a" || got.Revision != s.Fingerprint() {
+			t.Errorf("after taking it over: listed %v, owner %q, revision %q; want owner-a, %q", ok, got.Owner, got.Revision, s.Fingerprint())
+		}
+	})
 
 	t.Run("checks are accepted", func(t *testing.T) {
 		b := h.Open(t)

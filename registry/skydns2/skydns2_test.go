@@ -67,6 +67,21 @@ func TestContract(t *testing.T) {
 				t.Fatal(err)
 			}
 		},
+		WriteLegacy: func(t *testing.T, s bridge.Service) {
+			l := Layout{prefix: "/skydns/local/skydns"}
+			value, err := l.Value(s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := server(t).Client().Put(ctx(t), l.Key(s), string(value)); err != nil {
+				t.Fatal(err)
+			}
+		},
+		WriteForeign: func(t *testing.T, s bridge.Service) {
+			if _, err := server(t).Client().Put(ctx(t), Layout{prefix: "/skydns/local/skydns"}.Key(s), `{"host":"10.1.1.1","port":1}`); err != nil {
+				t.Fatal(err)
+			}
+		},
 		Stored: func(s bridge.Service) bridge.Service {
 			s.Checks, s.Meta = nil, nil
 			return s

@@ -312,11 +312,7 @@ func (conn bounded) walk(dir string, out *[]kv.Pair) error {
 			return fmt.Errorf("read %s: %w", p, err)
 		}
 		if len(data) > 0 {
-			pair := kv.Pair{Key: p, Value: data}
-			if stat.EphemeralOwner != 0 {
-				pair.Lease = strconv.FormatInt(stat.EphemeralOwner, 16)
-			}
-			*out = append(*out, pair)
+			*out = append(*out, pairOf(p, data, stat))
 		}
 		if stat.NumChildren > 0 {
 			if err := conn.walk(p, out); err != nil {
@@ -327,20 +323,40 @@ func (conn bounded) walk(dir string, out *[]kv.Pair) error {
 	return nil
 }
 
-func (s *Store) Get(ctx context.Context, key string) ([]byte, bool, error) {
+// pairOf is a znode as the key-value backend reads it: the session that
+// owns an ephemeral node is its lease, its mzxid its revision.
+func pairOf(p string, data []byte, stat *zk.Stat) kv.Pair {
+	pair := kv.Pair{Key: p, Value: data}
+	if stat != nil {
+		pair.Rev = strconv.FormatInt(stat.Mzxid, 16)
+		if stat.EphemeralOwner != 0 {
+			pair.Lease = strconv.FormatInt(stat.EphemeralOwner, 16)
+		}
+	}
+	return pair
+}
+
+func (s *Store) Get(ctx context.Context, key string) (kv.Pair, bool, error) {
 	conn, err := s.bound(ctx)
 	if err != nil {
-		return nil, false, err
+		return kv.Pair{}, false, err
 	}
-	data, _, err := conn.Get(key)
+	data, stat, err := conn.Get(key)
 	if errors.Is(err, zk.ErrNoNode) {
-		return nil, false, nil
+		return kv.Pair{}, false, nil
 	}
-	return data, err == nil, err
+	if err != nil {
+		return kv.Pair{}, false, err
+	}
+	return pairOf(key, data, stat), true, nil
 }
 
 // Commit applies ops in order (ZooKeeper's multi cannot create-or-replace);
-// puts on a lease are ephemeral znodes of the current session.
+// puts on a lease are ephemeral znodes of the current session. An op's
+// condition is checked against the node's mzxid, and the write that
+// follows is bound to the version read with it: a node changed in between
+// is left alone (ErrConflict). An op that fails stops the ones after it;
+// those before it stay applied.
 func (s *Store) Commit(ctx context.Context, lease string, ops []kv.Op) error {
 	conn, err := s.bound(ctx)
 	if err != nil {
@@ -355,13 +371,29 @@ func (s *Store) Commit(ctx context.Context, lease string, ops []kv.Op) error {
 	}
 	for _, op := range ops {
 		var err error
-		if op.Delete {
-			err = conn.Delete(op.Key, -1)
-			if errors.Is(err, zk.ErrNoNode) {
+		switch {
+		case op.Delete && op.If != nil && op.If.Absent:
+		case op.Delete:
+			version := int32(-1)
+			if op.If != nil {
+				var stat *zk.Stat
+				if stat, err = at(conn, op.Key, op.If.Rev); err == nil {
+					version = stat.Version
+				}
+			}
+			if err == nil {
+				err = conn.Delete(op.Key, version)
+			}
+			if errors.Is(err, zk.ErrNoNode) && op.If == nil {
 				err = nil
 			}
-		} else {
+		case op.If != nil:
+			err = putIf(conn, op.Key, op.Value, flags, *op.If)
+		default:
 			err = put(conn, op.Key, op.Value, flags)
+		}
+		if errors.Is(err, zk.ErrBadVersion) || errors.Is(err, zk.ErrNodeExists) || op.If != nil && errors.Is(err, zk.ErrNoNode) {
+			return kv.ErrConflict
 		}
 		if errors.Is(err, zk.ErrSessionExpired) || errors.Is(err, zk.ErrSessionMoved) {
 			return fmt.Errorf("%w: %v", kv.ErrLeaseLost, err)
@@ -407,6 +439,45 @@ func put(conn bounded, p string, data []byte, flags int32) error {
 		}
 	}
 	return fmt.Errorf("put %s: it kept changing", p)
+}
+
+// at reads p's stat and checks that it is at revision rev (its mzxid).
+func at(conn bounded, p, rev string) (*zk.Stat, error) {
+	_, stat, err := conn.Get(p)
+	if err != nil {
+		return nil, err
+	}
+	if strconv.FormatInt(stat.Mzxid, 16) != rev {
+		return nil, kv.ErrConflict
+	}
+	return stat, nil
+}
+
+// putIf writes p only if it is as cond says: absent (created), or at
+// cond.Rev (set in place when it is of the right kind, else removed and
+// created again, each bound to the version read).
+func putIf(conn bounded, p string, data []byte, flags int32, cond kv.Cond) error {
+	if err := parents(conn, p); err != nil {
+		return err
+	}
+	acl := zk.WorldACL(zk.PermAll)
+	if cond.Absent {
+		_, err := conn.Create(p, data, flags, acl)
+		return err
+	}
+	stat, err := at(conn, p, cond.Rev)
+	if err != nil {
+		return err
+	}
+	if stat.EphemeralOwner == 0 && flags == 0 || stat.EphemeralOwner == conn.SessionID() && flags != 0 {
+		_, err = conn.Set(p, data, stat.Version)
+		return err
+	}
+	if err := conn.Delete(p, stat.Version); err != nil {
+		return err
+	}
+	_, err = conn.Create(p, data, flags, acl)
+	return err
 }
 
 // parents creates the persistent parents of p.

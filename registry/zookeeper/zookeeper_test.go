@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -72,6 +73,16 @@ func TestContract(t *testing.T) {
 			if _, err := c.Create("/services/other/"+id, []byte(`{"Name":"other","IP":"10.1.1.1","PublicPort":1}`), 0, zk.WorldACL(zk.PermAll)); err != nil {
 				t.Fatal(err)
 			}
+		},
+		WriteLegacy: func(t *testing.T, s bridge.Service) {
+			value, err := Layout{Base: "/services"}.Value(s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			createAll(t, Layout{Base: "/services"}.Key(s), value)
+		},
+		WriteForeign: func(t *testing.T, s bridge.Service) {
+			createAll(t, Layout{Base: "/services"}.Key(s), []byte(`{"Name":"`+s.Name+`","IP":"`+s.Address+`","PublicPort":`+strconv.Itoa(s.Port)+`,"Tags":["not-registrator"]}`))
 		},
 		Stored: func(s bridge.Service) bridge.Service {
 			s.Checks = nil
@@ -172,5 +183,20 @@ func TestCallsEndWithTheirContextOnAHungServer(t *testing.T) {
 		if took := time.Since(start); took > 2*time.Second {
 			t.Errorf("%s took %s, past its context's 300 ms", name, took)
 		}
+	}
+}
+
+// createAll creates the persistent node p with data, and its parents.
+func createAll(t *testing.T, p string, data []byte) {
+	t.Helper()
+	c := server.Conn()
+	parts := strings.Split(strings.TrimPrefix(p, "/"), "/")
+	for i := 1; i < len(parts); i++ {
+		if _, err := c.Create("/"+strings.Join(parts[:i], "/"), nil, 0, zk.WorldACL(zk.PermAll)); err != nil && err != zk.ErrNodeExists {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.Create(p, data, 0, zk.WorldACL(zk.PermAll)); err != nil {
+		t.Fatal(err)
 	}
 }
