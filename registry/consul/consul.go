@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"os"
@@ -65,10 +66,10 @@ var (
 func Open(u *url.URL, o bridge.BackendOptions) (*Backend, error) {
 	log := o.Log
 	if u.Scheme != "consul-unix" && u.Path != "" && u.Path != "/" {
-		return nil, fmt.Errorf("consul: %s: unexpected path %q: the consul backend takes no prefix", u.Redacted(), u.Path)
+		return nil, fmt.Errorf("consul: %s: unexpected path %q: the consul backend takes no prefix", shown(u), u.Path)
 	}
-	for k := range u.Query() {
-		return nil, fmt.Errorf("consul: %s: unknown option %q", u.Redacted(), k)
+	if q := u.Query(); len(q) > 0 { // the first in order, so that the message does not depend on map order
+		return nil, fmt.Errorf("consul: %s: unknown option %q", shown(u), slices.Sorted(maps.Keys(q))[0])
 	}
 	cfg, err := ClientConfig(u)
 	if err != nil {
@@ -88,6 +89,10 @@ func Open(u *url.URL, o bridge.BackendOptions) (*Backend, error) {
 	return &Backend{client: c, addr: addr, https: cfg.Scheme == "https", log: log,
 		own: map[string]string{}, ownWake: make(chan struct{}, 1)}, nil
 }
+
+// shown is how an error prints the URI: registry.Display's form (that
+// package imports this one), without user information.
+func shown(u *url.URL) string { return u.Scheme + "://" + u.Host + u.Path }
 
 // KeepConnections sets up the HTTP client that api.NewClient left in cfg
 // for a local agent: no gzip, which would cost it and us CPU on every list

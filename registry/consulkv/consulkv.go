@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
 	"slices"
 	"strconv"
@@ -39,7 +40,7 @@ const (
 // Open parses a consulkv:// URI.
 func Open(u *url.URL, o kv.Options) (*kv.Backend, error) {
 	fail := func(format string, args ...any) (*kv.Backend, error) {
-		return nil, fmt.Errorf("%s: %s: %s", u.Scheme, u.Redacted(), fmt.Sprintf(format, args...))
+		return nil, fmt.Errorf("%s: %s: %s", u.Scheme, u.Scheme+"://"+u.Host+u.Path, fmt.Sprintf(format, args...)) // without user information
 	}
 	prefix := strings.Trim(u.Path, "/")
 	if prefix == "" {
@@ -54,8 +55,8 @@ func Open(u *url.URL, o kv.Options) (*kv.Backend, error) {
 		}
 		q.Del("marks")
 	}
-	for k := range q {
-		return fail("unknown option %q", k)
+	if len(q) > 0 { // the first in order, so that the message does not depend on map order
+		return fail("unknown option %q", slices.Sorted(maps.Keys(q))[0])
 	}
 	if marks == prefix || strings.HasPrefix(marks, prefix+"/") {
 		return fail("marks %q must not be inside the prefix %q", marks, prefix)

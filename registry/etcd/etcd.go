@@ -10,9 +10,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -82,8 +84,8 @@ func OpenLayout(u *url.URL, o kv.Options, layout func(path string, q url.Values)
 	if err != nil {
 		return fail("%v", err)
 	}
-	for k := range q {
-		return fail("unknown option %q", k)
+	if len(q) > 0 { // the first in order, so that the message does not depend on map order
+		return fail("unknown option %q", slices.Sorted(maps.Keys(q))[0])
 	}
 
 	cfg := clientv3.Config{

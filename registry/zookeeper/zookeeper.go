@@ -14,9 +14,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/url"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -35,7 +37,7 @@ const DefaultMarks = "/registrator"
 // Open parses a zookeeper:// URI and starts connecting.
 func Open(u *url.URL, o kv.Options) (*kv.Backend, error) {
 	fail := func(format string, args ...any) (*kv.Backend, error) {
-		return nil, fmt.Errorf("%s: %s: %s", u.Scheme, u.Redacted(), fmt.Sprintf(format, args...))
+		return nil, fmt.Errorf("%s: %s: %s", u.Scheme, u.Scheme+"://"+u.Host+u.Path, fmt.Sprintf(format, args...)) // without user information
 	}
 	if u.Host == "" {
 		return fail("no host (e.g. zookeeper://127.0.0.1:2181/services)")
@@ -53,8 +55,8 @@ func Open(u *url.URL, o kv.Options) (*kv.Backend, error) {
 		}
 		q.Del("marks")
 	}
-	for k := range q {
-		return fail("unknown option %q", k)
+	if len(q) > 0 { // the first in order, so that the message does not depend on map order
+		return fail("unknown option %q", slices.Sorted(maps.Keys(q))[0])
 	}
 	if marks == base || strings.HasPrefix(marks, base+"/") {
 		return fail("marks %q must not be inside the base path %q", marks, base)
