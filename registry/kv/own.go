@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/registrator/registrator/bridge"
 )
@@ -85,8 +86,9 @@ func (b *Backend) heldBy(ctx context.Context, id string, p Pair) *bridge.HeldErr
 	prefix := b.marks + "/leases/"
 	if lists, err := b.store.List(ctx, prefix); err == nil && len(lists) == 1 {
 		for _, r := range lists[0] {
-			if string(r.Value) == p.Lease {
-				return &bridge.HeldError{ID: id, Holder: "host " + r.Key[len(prefix):], Host: r.Key[len(prefix):]}
+			host, under := strings.CutPrefix(r.Key, prefix) // a store may answer any key
+			if under && string(r.Value) == p.Lease {
+				return &bridge.HeldError{ID: id, Holder: "host " + host, Host: host}
 			}
 		}
 	}
