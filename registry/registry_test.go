@@ -21,6 +21,7 @@ func TestOpenErrors(t *testing.T) {
 		{"nosuch://h:1", `unknown registry scheme "nosuch" in nosuch://h:1`},
 		{"nosuch://bob:s3cret@h:1", `unknown registry scheme "nosuch" in nosuch://h:1`},
 		{"consul://h:1/prefix", "takes no prefix"},
+		{"etcd://bob:s3cret@127.0.0.1:1/x?bogus=1", `etcd: etcd://127.0.0.1:1/x: unknown option "bogus"`},
 		{"consul://bob:s3cret@h:1", "consul://h:1: a consul URI takes no user name or password (Consul's ACL token: CONSUL_HTTP_TOKEN"},
 		{"consulkv://bob:s3cret@h:1/p", "consulkv://h:1/p: a consulkv URI takes no user name or password"},
 		{"zookeeper://bob:s3cret@h:1/p", "zookeeper://h:1/p: a zookeeper URI takes no user name or password"},
@@ -186,7 +187,7 @@ func FuzzOpen(f *testing.F) {
 		"skydns2://h:1/skydns.local", "consulkv://h:1/p?marks=m", "zookeeper://h:1,h:2/base?marks=/m",
 		"etcd://h:1/p?marks=", "zookeeper://h:1/a//b", "skydns2://h:1/a..b", "consul://[::1]:8500", "::", "%",
 		"etcd://user:pa/ss@h:1/p", "etcd://user:12/ss@h:1/p", "etcd://user:12?ss@h:1/p", "etcd://user:12#ss@h:1/p",
-		"etcd://user:p@ss@h:1/p", "etcd://user:pa%2Fss@h:1/p", "etcd://user:pa%zz@h:1/p", "consul://user:pw@h:1",
+		"etcd://user:p@ss@h:1/p", "etcd://user:pa%2Fss@h:1/p?bogus=1", "etcd://user:pa%zz@h:1/p", "consul://user:pw@h:1",
 		"skydns2://user:12/ss@h:1/x?y", "zookeeper://u:p@h:1/b", "nosuch://u:p@h:1", "u:p@h:1", "etcd://u:p@[::1%25en0]:1/p",
 	} {
 		f.Add(s)
