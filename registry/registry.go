@@ -97,8 +97,13 @@ func Open(uri string, o bridge.BackendOptions) (bridge.Backend, error) {
 		return nil, fmt.Errorf("unknown registry scheme %q in %s (known: %s)", u.Scheme, Display(u), names())
 	}
 	if u.User != nil && !s.user {
-		// It would be ignored: refused, so that nobody believes it is sent.
-		return nil, fmt.Errorf("%s: a %s URI takes no user name or password (%s)", Display(u), s.Name, noUser(s.Name))
+		// registrator ignored it, and a run line that has one must keep
+		// starting: it is dropped, and the operator told where
+		// credentials go, without them.
+		if o.Log != nil {
+			o.Log.Warnf("%s: a %s URI takes no user name or password: the one given is ignored (%s)", Display(u), s.Name, noUser(s.Name))
+		}
+		u.User = nil
 	}
 	return s.open(u, o)
 }
