@@ -124,13 +124,14 @@ func watchKeys(t *testing.T, etcdKeys, consulKeys, zkNodes []string) *keyWatch {
 	return w
 }
 
-// Two hosts, emulated by two daemons with their own -id and container
-// filter on one engine: host B registers web under SERVICE_ID=shared;
-// then a container on host A claims the same ID and name (and, for
-// ZooKeeper, whose layout keys entries by address, B's address and port).
-// In etcd, Consul KV, skydns2 and ZooKeeper, B's entries are never
-// written over, not for a moment, nor removed when A's container goes;
-// A's daemon logs an error naming both hosts, once per backend.
+// Host B, a host of the bed with an engine of its own, registers web
+// under SERVICE_ID=shared; then a container on this host (A) claims the
+// same ID and name (and, for ZooKeeper, whose layout keys entries by
+// address, B's address and port: both daemons register published ports
+// at -ip 192.0.2.10). In etcd, Consul KV, skydns2 and ZooKeeper, B's
+// entries are never written over, not for a moment, nor removed when A's
+// container goes; A's daemon logs an error naming both hosts, once per
+// backend.
 func TestAnotherHostsEntryIsNotClaimed(t *testing.T) {
 	clean(t)
 	if _, err := agent.Client().KV().DeleteTree("claim/", nil); err != nil {
@@ -143,11 +144,12 @@ func TestAnotherHostsEntryIsNotClaimed(t *testing.T) {
 	keys := struct{ etcd, skydns, consul, zk string }{"/claim/web/shared", "/skydns/local/skydns/web/shared", "claim/web/shared", "/claim/web/" + hostPort}
 	watch := watchKeys(t, []string{keys.etcd, keys.skydns}, []string{keys.consul}, []string{keys.zk})
 
-	db := startDaemonURIs(t, uris, "-id", "host-b", "-ip", addr, "-container-filter", "label=e2e.host=b", "-resync", "1")
-	run(t, "--name", "b-web", "-l", "e2e.host=b", "-p", pub(p, "80"), "-e", "SERVICE_ID=shared", "-e", "SERVICE_NAME=web", imgSvc, "80")
+	b := bedHost(t, "claim-b")
+	db := startHostDaemon(t, b, uris, "-ip", addr, "-resync", "1")
+	hostDocker(t, b, "run", "-d", "--name", "web", "-p", pub(p, "80"), "-e", "SERVICE_ID=shared", "-e", "SERVICE_NAME=web", imgSvc, "80")
 	eventually(t, settle, func() error {
-		for key, v := range map[string][]string{keys.etcd: watch.values(keys.etcd), keys.skydns: watch.values(keys.skydns), keys.consul: watch.values(keys.consul), keys.zk: watch.values(keys.zk)} {
-			if len(v) < 2 {
+		for _, key := range []string{keys.etcd, keys.skydns, keys.consul, keys.zk} {
+			if v := watch.values(key); len(v) < 2 {
 				return fmt.Errorf("host B has not written %s yet", key)
 			}
 		}
@@ -155,19 +157,19 @@ func TestAnotherHostsEntryIsNotClaimed(t *testing.T) {
 	})
 	db.waitPasses(t, 2)
 
-	da := startDaemonURIs(t, uris, "-id", "host-a", "-ip", addr, "-container-filter", "label=e2e.host=a", "-resync", "1")
-	run(t, "--name", "a-claim", "-l", "e2e.host=a", "--net", "host", "--expose", strconv.Itoa(p), "-e", "SERVICE_ID=shared", "-e", "SERVICE_NAME=web", imgSvc, strconv.Itoa(freePort(t)))
+	da := startDaemonURIs(t, uris, "-ip", addr, "-resync", "1")
+	run(t, "--name", "a-claim", "-p", pub(p, "80"), "-e", "SERVICE_ID=shared", "-e", "SERVICE_NAME=web", imgSvc, "80")
 	for _, backend := range []string{"etcd://", "consulkv://", "skydns2://", "zookeeper://"} {
 		eventually(t, settle, func() error {
-			if da.lines("level=error", "a-claim", "held by host host-b", "this host is host-a", backend) == 0 {
-				return fmt.Errorf("host A's daemon has logged no error naming both hosts for %s", backend)
+			if da.lines("level=error", "a-claim", "is held by host ", "@claim-b", "this host is ", "@"+host, backend) == 0 {
+				return fmt.Errorf("this host's daemon has logged no error naming both hosts for %s", backend)
 			}
 			return nil
 		})
 	}
 	da.waitPasses(t, 3)
 	if n := da.lines("held by"); n != len(uris) {
-		t.Errorf("host A's daemon logged %d lines about held entries after 3 passes, want %d (one per backend)", n, len(uris))
+		t.Errorf("this host's daemon logged %d lines about held entries after 3 passes, want %d (one per backend)", n, len(uris))
 	}
 	docker(t, "rm", "-f", "a-claim")
 	da.waitPasses(t, 3)
