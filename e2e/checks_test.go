@@ -11,7 +11,7 @@ import (
 // the state the container deserves.
 func TestChecksReachPassingAndCritical(t *testing.T) {
 	clean(t)
-	startDaemon(t)
+	startDaemon(t, "-allow-script-checks") // the test agent has enable_script_checks
 	fast := []string{"-e", "SERVICE_CHECK_INTERVAL=1s", "-e", "SERVICE_CHECK_TIMEOUT=1s"}
 	cases := []struct {
 		name string

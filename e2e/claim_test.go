@@ -70,6 +70,7 @@ func watchKeys(t *testing.T, etcdKeys, consulKeys, zkNodes []string) *keyWatch {
 		started := make(chan struct{})
 		wg.Go(func() {
 			var index uint64
+			first := true
 			for ctx.Err() == nil {
 				p, meta, err := agent.Client().KV().Get(key, (&api.QueryOptions{WaitIndex: index, WaitTime: 10 * time.Second}).WithContext(ctx))
 				if err != nil {
@@ -81,8 +82,9 @@ func watchKeys(t *testing.T, etcdKeys, consulKeys, zkNodes []string) *keyWatch {
 				} else {
 					w.note(key, string(p.Value))
 				}
-				if index == 0 {
+				if first {
 					close(started)
+					first = false
 				}
 				index = meta.LastIndex
 			}

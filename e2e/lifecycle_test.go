@@ -216,7 +216,7 @@ func TestMisconfigurationExitsTwoWithOneLine(t *testing.T) {
 		{"unreachable registry", []string{"-retry-attempts", "2", "-retry-interval", "100", "consul://127.0.0.1:" + strconv.Itoa(closed)}, "cannot reach the registry after 3 attempt(s)"},
 		{"unreachable etcd", []string{"-retry-attempts", "1", "-retry-interval", "100", "etcd://127.0.0.1:" + strconv.Itoa(closed) + "/x"}, "cannot reach the registry after 2 attempt(s): etcd: http://127.0.0.1:" + strconv.Itoa(closed) + ": dial tcp"},
 		{"one of two registries unreachable", []string{"consul://" + agent.Addr, "etcd://127.0.0.1:" + strconv.Itoa(closed) + "/x"}, "etcd://127.0.0.1:" + strconv.Itoa(closed) + "/x: cannot reach the registry"},
-		{"etcd password not shown", []string{"etcd://user:s3cret@127.0.0.1:1/x?nope=1"}, `etcd://user:xxxxx@127.0.0.1:1/x?nope=1: unknown option "nope"`},
+		{"etcd password not shown", []string{"etcd://user:s3cret@127.0.0.1:1/x?nope=1"}, `etcd: etcd://127.0.0.1:1/x: unknown option "nope"`},
 		{"skydns2 without a domain", []string{"skydns2://127.0.0.1:1"}, "no domain"},
 		{"-ip names no interface", []string{"-ip", "nosuch0", "consul://127.0.0.1:1"}, `-ip "nosuch0": no network interface of that name`},
 		{"-container-filter status", []string{"-container-filter", "status=running", "consul://127.0.0.1:1"}, "status makes no sense"},

@@ -76,7 +76,7 @@ func TestExplainCommand(t *testing.T) {
 		fmt.Sprintf(`80/tcp: service "svc", ID %s, at 127.0.0.1:%s`, id("explained", "80"), port),
 		"check: tcp 127.0.0.1:" + port,
 		"9000/tcp: no service: exposed but not published",
-		`warning: SERVICE_80_CHECK_INTERVAL="banana"`,
+		"warning: SERVICE_80_CHECK_INTERVAL (6 bytes): not a positive duration",
 	} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("explain output lacks %q:\n%s", want, out)

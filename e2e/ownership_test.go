@@ -29,10 +29,11 @@ func watchService(t *testing.T, id string) *serviceWatch {
 	w := &serviceWatch{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	first := make(chan struct{})
+	started := make(chan struct{})
 	t.Cleanup(func() { cancel(); <-done })
 	go func() {
 		defer close(done)
+		first := started // closed after the first answer
 		hash := ""
 		for ctx.Err() == nil {
 			s, meta, err := agent.Client().Agent().Service(id, (&api.QueryOptions{WaitHash: hash, WaitTime: 10 * time.Second}).WithContext(ctx))
@@ -63,7 +64,7 @@ func watchService(t *testing.T, id string) *serviceWatch {
 			}
 		}
 	}()
-	<-first
+	<-started
 	return w
 }
 

@@ -31,6 +31,7 @@ func watchRegistries(t *testing.T, prefix string) *registryWatch {
 	ready := make(chan struct{}, 2)
 	wg.Go(func() {
 		var index uint64
+		first := true
 		for ctx.Err() == nil {
 			m, meta, err := agent.Client().Catalog().Services((&api.QueryOptions{WaitIndex: index, WaitTime: 10 * time.Second}).WithContext(ctx))
 			if err != nil {
@@ -42,8 +43,9 @@ func watchRegistries(t *testing.T, prefix string) *registryWatch {
 				w.names[name] = true
 			}
 			w.mu.Unlock()
-			if index == 0 {
+			if first {
 				ready <- struct{}{}
+				first = false
 			}
 			index = meta.LastIndex
 		}
