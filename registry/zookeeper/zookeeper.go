@@ -11,11 +11,9 @@ package zookeeper
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
-	"net"
 	"net/url"
 	"path"
 	"slices"
@@ -27,7 +25,6 @@ import (
 	"github.com/go-zookeeper/zk"
 	"github.com/sirupsen/logrus"
 
-	"github.com/registrator/registrator/bridge"
 	"github.com/registrator/registrator/registry/kv"
 )
 
@@ -188,98 +185,6 @@ func (s *Store) session() string {
 	}
 	return strconv.FormatInt(c.SessionID(), 16)
 }
-
-// maxInflight is how many requests may be under way at once. The client
-// holds a request while it has no connection, until it has one again, and
-// its calls take no context: a call whose context ends is left to finish
-// in the background (see bounded), and past this many, while a server
-// accepts connections and never answers, new ones fail at once instead of
-// piling up.
-const maxInflight = 64
-
-// bounded is the connection with every call bounded by a context.
-type bounded struct {
-	ctx  context.Context
-	conn *zk.Conn
-	s    *Store
-}
-
-// bound returns the connection, its calls bounded by ctx.
-func (s *Store) bound(ctx context.Context) (bounded, error) {
-	conn, err := s.Conn()
-	if err != nil {
-		return bounded{}, err
-	}
-	return bounded{ctx: ctx, conn: conn, s: s}, nil
-}
-
-// call runs f, a call of the client, and returns its results, or the
-// context's error as soon as it ends.
-func call[T any](c bounded, f func() (T, error)) (T, error) {
-	var zero T
-	if err := c.ctx.Err(); err != nil {
-		return zero, err
-	}
-	select {
-	case c.s.inflight <- struct{}{}:
-	default:
-		return zero, fmt.Errorf("%d requests to %s unanswered", maxInflight, strings.Join(c.s.servers, ","))
-	}
-	type result struct {
-		v   T
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		defer func() { <-c.s.inflight }()
-		v, err := f()
-		done <- result{v, err}
-	}()
-	select {
-	case r := <-done:
-		return r.v, r.err
-	case <-c.ctx.Done():
-		return zero, c.ctx.Err()
-	}
-}
-
-// node is a node's data or children and its stat.
-type node struct {
-	data     []byte
-	children []string
-	stat     *zk.Stat
-	exists   bool
-}
-
-func (c bounded) Children(p string) ([]string, *zk.Stat, error) {
-	n, err := call(c, func() (n node, err error) { n.children, n.stat, err = c.conn.Children(p); return })
-	return n.children, n.stat, err
-}
-
-func (c bounded) Get(p string) ([]byte, *zk.Stat, error) {
-	n, err := call(c, func() (n node, err error) { n.data, n.stat, err = c.conn.Get(p); return })
-	return n.data, n.stat, err
-}
-
-func (c bounded) Exists(p string) (bool, *zk.Stat, error) {
-	n, err := call(c, func() (n node, err error) { n.exists, n.stat, err = c.conn.Exists(p); return })
-	return n.exists, n.stat, err
-}
-
-func (c bounded) Create(p string, data []byte, flags int32, acl []zk.ACL) (string, error) {
-	return call(c, func() (string, error) { return c.conn.Create(p, data, flags, acl) })
-}
-
-func (c bounded) Set(p string, data []byte, version int32) (*zk.Stat, error) {
-	return call(c, func() (*zk.Stat, error) { return c.conn.Set(p, data, version) })
-}
-
-func (c bounded) Delete(p string, version int32) error {
-	_, err := call(c, func() (struct{}, error) { return struct{}{}, c.conn.Delete(p, version) })
-	return err
-}
-
-func (c bounded) SessionID() int64 { return c.conn.SessionID() }
 
 func (s *Store) List(ctx context.Context, prefixes ...string) ([][]kv.Pair, error) {
 	c, err := s.bound(ctx)
@@ -557,41 +462,4 @@ func (s *Store) Close() error {
 		s.conn.Close()
 	}
 	return nil
-}
-
-// Layout is registrator's: <base>/<name>/<ip>:<port> with a JSON body.
-type Layout struct{ Base string }
-
-// body is registrator's znode body.
-type body struct {
-	Name        string
-	IP          string
-	PublicPort  int
-	PrivatePort int
-	ContainerID string
-	Tags        []string
-	Attrs       map[string]string
-}
-
-func (l Layout) Prefix() string { return l.Base }
-
-func (l Layout) Key(s bridge.Service) string {
-	return l.Base + "/" + s.Name + "/" + net.JoinHostPort(s.Address, strconv.Itoa(s.Port))
-}
-
-func (l Layout) Value(s bridge.Service) ([]byte, error) {
-	return json.Marshal(body{Name: s.Name, IP: s.Address, PublicPort: s.Port, PrivatePort: s.ExposedPort,
-		ContainerID: s.Container, Tags: s.Tags, Attrs: s.Meta})
-}
-
-// Parse reads a znode back; the ID of a znode without our mark is its leaf.
-func (l Layout) Parse(key string, value []byte) (bridge.Service, bool) {
-	rest, ok := strings.CutPrefix(key, l.Base+"/")
-	name, leaf, ok2 := strings.Cut(rest, "/")
-	var b body
-	if !ok || !ok2 || name == "" || leaf == "" || strings.Contains(leaf, "/") || json.Unmarshal(value, &b) != nil {
-		return bridge.Service{}, false
-	}
-	return bridge.Service{ID: leaf, Name: name, Address: b.IP, Port: b.PublicPort, ExposedPort: b.PrivatePort,
-		Tags: b.Tags, Meta: b.Attrs}, true
 }
