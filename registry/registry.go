@@ -96,16 +96,19 @@ func Open(uri string, o bridge.BackendOptions) (bridge.Backend, error) {
 	if !ok {
 		return nil, fmt.Errorf("unknown registry scheme %q in %s (known: %s)", u.Scheme, Display(u), names())
 	}
-	if u.User != nil && !s.user {
-		// registrator ignored it, and a run line that has one must keep
-		// starting: it is dropped, and the operator told where
-		// credentials go, without them.
-		if o.Log != nil {
-			o.Log.Warnf("%s: a %s URI takes no user name or password: the one given is ignored (%s)", Display(u), s.Name, noUser(s.Name))
-		}
+	// registrator ignored user information where the adapter takes none,
+	// and a run line that has one must keep starting: it is dropped, and
+	// once the backend is open the operator is told where credentials go,
+	// without them.
+	dropped := u.User != nil && !s.user
+	if dropped {
 		u.User = nil
 	}
-	return s.open(u, o)
+	b, err := s.open(u, o)
+	if err == nil && dropped && o.Log != nil {
+		o.Log.Warnf("%s: a %s URI takes no user name or password: the one given is ignored (%s)", Display(u), s.Name, noUser(s.Name))
+	}
+	return b, err
 }
 
 // Parse parses a registry URI. It refuses one whose user information did
