@@ -11,7 +11,6 @@ import (
 
 	"github.com/go-zookeeper/zk"
 	"github.com/hashicorp/consul/api"
-	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // keyWatch records every value a few keys held, in etcd (a watch), Consul
@@ -45,51 +44,27 @@ func watchKeys(t *testing.T, etcdKeys, consulKeys, zkNodes []string) *keyWatch {
 	var wg sync.WaitGroup
 	t.Cleanup(func() { cancel(); wg.Wait() })
 	for _, key := range etcdKeys {
-		resp, err := etcdSrv.Client().Get(ctx, key)
-		if err != nil {
-			t.Fatal(err)
-		}
 		w.note(key, absent)
-		for _, kv := range resp.Kvs {
-			w.note(key, string(kv.Value))
-		}
-		ch := etcdSrv.Client().Watch(ctx, key, clientv3.WithRev(resp.Header.Revision+1))
-		wg.Go(func() {
-			for r := range ch {
-				for _, e := range r.Events {
-					if e.Type == clientv3.EventTypeDelete {
-						w.note(key, absent)
-					} else {
-						w.note(key, string(e.Kv.Value))
-					}
-				}
+		etcdWatch(t, key, false, func(key, value string, deleted bool) {
+			if deleted {
+				value = absent
 			}
+			w.note(key, value)
 		})
 	}
 	for _, key := range consulKeys {
-		started := make(chan struct{})
-		wg.Go(func() {
-			var index uint64
-			first := true
-			for ctx.Err() == nil {
-				p, meta, err := agent.Client().KV().Get(key, (&api.QueryOptions{WaitIndex: index, WaitTime: 10 * time.Second}).WithContext(ctx))
-				if err != nil {
-					time.Sleep(20 * time.Millisecond)
-					continue
-				}
-				if p == nil {
-					w.note(key, absent)
-				} else {
-					w.note(key, string(p.Value))
-				}
-				if first {
-					close(started)
-					first = false
-				}
-				index = meta.LastIndex
+		consulWatch(t, func(ctx context.Context, index uint64) (uint64, error) {
+			p, meta, err := agent.Client().KV().Get(key, (&api.QueryOptions{WaitIndex: index, WaitTime: 10 * time.Second}).WithContext(ctx))
+			if err != nil {
+				return index, err
 			}
+			if p == nil {
+				w.note(key, absent)
+			} else {
+				w.note(key, string(p.Value))
+			}
+			return meta.LastIndex, nil
 		})
-		<-started
 	}
 	for _, node := range zkNodes {
 		started := make(chan struct{})

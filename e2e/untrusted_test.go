@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/consul/api"
-	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // registryWatch records every service name Consul's catalog held and
@@ -25,49 +24,23 @@ type registryWatch struct {
 func watchRegistries(t *testing.T, prefix string) *registryWatch {
 	t.Helper()
 	w := &registryWatch{names: map[string]bool{}, keys: map[string]bool{}}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	t.Cleanup(func() { cancel(); wg.Wait() })
-	ready := make(chan struct{}, 2)
-	wg.Go(func() {
-		var index uint64
-		first := true
-		for ctx.Err() == nil {
-			m, meta, err := agent.Client().Catalog().Services((&api.QueryOptions{WaitIndex: index, WaitTime: 10 * time.Second}).WithContext(ctx))
-			if err != nil {
-				time.Sleep(50 * time.Millisecond)
-				continue
-			}
-			w.mu.Lock()
-			for name := range m {
-				w.names[name] = true
-			}
-			w.mu.Unlock()
-			if first {
-				ready <- struct{}{}
-				first = false
-			}
-			index = meta.LastIndex
+	consulWatch(t, func(ctx context.Context, index uint64) (uint64, error) {
+		m, meta, err := agent.Client().Catalog().Services((&api.QueryOptions{WaitIndex: index, WaitTime: 10 * time.Second}).WithContext(ctx))
+		if err != nil {
+			return index, err
 		}
-	})
-	resp, err := etcdSrv.Client().Get(ctx, prefix, clientv3.WithPrefix())
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, kv := range resp.Kvs {
-		w.keys[string(kv.Key)] = true
-	}
-	wch := etcdSrv.Client().Watch(ctx, prefix, clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision+1))
-	wg.Go(func() {
-		for r := range wch {
-			w.mu.Lock()
-			for _, e := range r.Events {
-				w.keys[string(e.Kv.Key)] = true
-			}
-			w.mu.Unlock()
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		for name := range m {
+			w.names[name] = true
 		}
+		return meta.LastIndex, nil
 	})
-	<-ready
+	etcdWatch(t, prefix, true, func(key, _ string, _ bool) {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		w.keys[key] = true
+	})
 	return w
 }
 
