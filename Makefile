@@ -37,19 +37,10 @@ check:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
 	go vet ./...
 
-## fuzz: each fuzz target for FUZZTIME (default 20s)
+## fuzz: each fuzz target for FUZZTIME (default 20s), by scripts/fuzz.sh (which runs a target once more when Go's coordinator fails it on its own deadline with no failing input)
 FUZZTIME ?= 20s
 fuzz:
-	go test -run='^$$' -fuzz='^FuzzServices$$' -fuzztime=$(FUZZTIME) ./docker
-	go test -run='^$$' -fuzz='^FuzzSplitTags$$' -fuzztime=$(FUZZTIME) ./docker
-	go test -run='^$$' -fuzz='^FuzzObjects$$' -fuzztime=$(FUZZTIME) ./docker
-	go test -run='^$$' -fuzz='^FuzzEngineAnswers$$' -fuzztime=$(FUZZTIME) ./docker
-	go test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./registry/kv
-	go test -run='^$$' -fuzz='^FuzzZnode$$' -fuzztime=$(FUZZTIME) ./registry/zookeeper
-	go test -run='^$$' -fuzz='^FuzzRecord$$' -fuzztime=$(FUZZTIME) ./registry/skydns2
-	go test -run='^$$' -fuzz='^FuzzServices$$' -fuzztime=$(FUZZTIME) ./registry/consul
-	go test -run='^$$' -fuzz='^FuzzLabel$$' -fuzztime=$(FUZZTIME) ./registry/skydns2
-	go test -run='^$$' -fuzz='^FuzzOpen$$' -fuzztime=$(FUZZTIME) ./registry
+	FUZZTIME=$(FUZZTIME) scripts/fuzz.sh
 
 ## soak: the churn-and-fault soak alone for SOAK_DURATION (default 5m; `make test` runs it for 60s); figures in docs/reliability.json. SOAK_SEED=n replays a run's choices
 SOAK_DURATION ?= 5m
