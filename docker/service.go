@@ -54,6 +54,9 @@ type Config struct {
 	MaxServices int
 }
 
+// maxServices is -max-services, DefaultMaxServices when unset.
+func (c Config) maxServices() int { return cmp.Or(c.MaxServices, DefaultMaxServices) }
+
 // Services derives the services of a running container, following the
 // compatibility contract. It never fails: each piece of metadata it cannot use
 // is skipped and reported in warnings, naming the key.
@@ -136,7 +139,7 @@ func explain(c container.InspectResponse, md metadata, cfg Config) (decisions []
 	}
 
 	name := strings.TrimPrefix(c.Name, "/")
-	limit := cmp.Or(cfg.MaxServices, DefaultMaxServices)
+	limit := cfg.maxServices()
 	yielded, cut := 0, 0
 	for _, p := range ports {
 		d := Decision{Port: string(p.exposed)}

@@ -343,7 +343,7 @@ func admit(out []bridge.Service, warnings []error, s bridge.Service, m portMetad
 	if why := refusal(s, m, cfg); why != "" {
 		return out, append(warnings, fmt.Errorf("service %s: port %d not registered: %s", svc, s.ExposedPort, why))
 	}
-	if limit := cmp.Or(cfg.MaxServices, DefaultMaxServices); len(out) >= limit {
+	if limit := cfg.maxServices(); len(out) >= limit {
 		return out, append(warnings, fmt.Errorf("service %s: entries past -max-services (%d) not registered", svc, limit))
 	}
 	return append(out, s), warnings
