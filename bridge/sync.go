@@ -98,7 +98,7 @@ func (b *Bridge) sync(ctx context.Context, id string) error {
 	defer b.mu.Unlock()
 	if gone && len(errs) == 0 {
 		delete(b.containers, id)
-		b.releaseHeld(id)
+		b.forgetHeld(id, nil)
 		return nil
 	}
 	k := b.containers[id]
@@ -107,11 +107,7 @@ func (b *Bridge) sync(ctx context.Context, id string) error {
 		b.containers[id] = k
 	}
 	k.name, k.services, k.serviceRevs = c.Name, desired, revs
-	for key := range b.held { // a service it no longer has is held no more
-		if key.container == id && !slices.ContainsFunc(desired, func(s Service) bool { return s.ID == key.service }) {
-			delete(b.held, key)
-		}
-	}
+	b.forgetHeld(id, desired)
 	if len(errs) > 0 {
 		err := errors.Join(errs...)
 		k.err = err.Error()
@@ -171,11 +167,13 @@ func (b *Bridge) hold(log *logrus.Entry, id, name string, s Service, err *HeldEr
 	b.held[key] = err.Holder
 }
 
-// releaseHeld forgets the held services of a container that is gone.
-func (b *Bridge) releaseHeld(id string) {
-	for k := range b.held {
-		if k.container == id {
-			delete(b.held, k)
+// forgetHeld forgets the held services of container id that are not
+// among desired: a service it no longer has is held no more (all of them
+// for a container that is gone). The caller holds b.mu.
+func (b *Bridge) forgetHeld(id string, desired []Service) {
+	for key := range b.held {
+		if key.container == id && !slices.ContainsFunc(desired, func(s Service) bool { return s.ID == key.service }) {
+			delete(b.held, key)
 		}
 	}
 }
